@@ -1,0 +1,46 @@
+// `megalodon` — one executable, one subcommand per concern.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+
+namespace {
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(const std::vector<std::string>&);
+};
+const Command kCommands[] = {
+    {"bench", "time forward+backward of Megalodon and the Transformer baseline (CPU or GPU)",
+     mgl::cli::bench_main},
+};
+
+void usage(FILE* out) {
+  std::fprintf(out, "usage: megalodon <command> [options]   (megalodon <command> --help for details)\n\ncommands:\n");
+  for (const auto& c : kCommands) std::fprintf(out, "  %-8s %s\n", c.name, c.summary);
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  std::vector<std::string> args(argv + 2, argv + argc);
+  for (const auto& c : kCommands) {
+    if (argv[1] == std::string(c.name)) {
+      try {
+        return c.run(args);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "megalodon %s: error: %s\n", c.name, e.what());
+        return 1;
+      }
+    }
+  }
+  std::fprintf(stderr, "megalodon: unknown command '%s'\n", argv[1]);
+  usage(stderr);
+  return 2;
+}

@@ -1,0 +1,110 @@
+// Model configuration: the fields of the official ModelConf (spec §5.1), the ablation switches
+// (spec §8), and the Transformer baseline's configuration. Plain structs: the harness fills
+// them from TOML, tests fill them directly.
+#pragma once
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace mgl {
+
+// An invalid configuration value. `key` is the dotted config key that is wrong.
+struct ConfigError : std::invalid_argument {
+  ConfigError(const std::string& key, const std::string& what);
+  std::string key;
+};
+
+// ---- ablation axes (spec §8); each changes exactly one axis ----
+enum class EmaKind { cema, ema };                   // complex EMA vs real EMA (θ≡0, real η)
+enum class NormKind { timestep, layer, group };     // the norm before the MEGA layer and the final norm
+enum class AttentionKind { normalized, plain };     // normalised shared z vs Mega's silu(z), 1/sqrt(d)
+enum class ResidualKind { two_hop, prenorm };       // FFN residual = block input vs the MEGA output
+enum class UpdateGate { none, mega };               // optional Mega update gate u (not a paper axis)
+enum class InitMode { he, gaussian, bert, xavier, none };
+
+const char* to_string(EmaKind);
+const char* to_string(NormKind);
+const char* to_string(AttentionKind);
+const char* to_string(ResidualKind);
+const char* to_string(UpdateGate);
+const char* to_string(InitMode);
+// Parse a switch value; throws ConfigError(key, "expected one of ...").
+EmaKind parse_ema(const std::string& key, const std::string& v);
+NormKind parse_norm(const std::string& key, const std::string& v);
+AttentionKind parse_attention(const std::string& key, const std::string& v);
+ResidualKind parse_residual(const std::string& key, const std::string& v);
+UpdateGate parse_update_gate(const std::string& key, const std::string& v);
+InitMode parse_init_mode(const std::string& key, const std::string& v);
+
+struct MegalodonConfig {
+  // ---- ModelConf (official defaults, spec §5.1) ----
+  int64_t num_layers = 8;
+  int64_t model_dim = 1024;       // D
+  int64_t z_dim = 256;            // Z (shared q/k representation)
+  int64_t value_dim = 2048;       // E
+  int64_t num_heads = 1;          // H
+  int64_t ffn_hidden_dim = 2048;  // F
+  int64_t cema_ndim = 16;         // N
+  int64_t chunk_size = 2048;      // C
+  int64_t vocab_size = -1;        // V (LM); -1: set from the tokenizer
+  int64_t output_size = -1;       // -1 means vocab_size
+  int64_t norm_num_groups = 32;   // G
+  bool norm_affine = true;
+  double norm_eps = 1e-5;
+  double rope_base = 10000.0;
+  double dropout = 0.0;
+  double hidden_dropout = 0.0;
+  double attention_dropout = 0.0;
+  bool swiglu = false;
+  bool rescale_nffn = false;
+  bool scale_emb = false;
+  bool share_emb = false;
+  InitMode init_mode = InitMode::he;
+  int64_t prior_count = 0;  // TimestepNorm prior count (official: 0)
+
+  // ---- ablation switches (spec §8) ----
+  EmaKind ema = EmaKind::cema;
+  bool ema_mega_exact = false;  // with ema=ema: add β, γ~N(0,1), ω~N(0,1) (shape D), silu(out)
+  NormKind norm = NormKind::timestep;
+  AttentionKind attention = AttentionKind::normalized;
+  bool plain_mega_init = false;  // with attention=plain: γ~N(0,0.02) applied without +1
+  ResidualKind residual = ResidualKind::two_hop;
+  UpdateGate update_gate = UpdateGate::none;
+
+  // ---- encoder form (classification): bidirectional CEMA (§1.8) + non-causal chunk attention.
+  bool causal = true;
+
+  int64_t z_head_dim() const { return z_dim / num_heads; }
+  int64_t v_head_dim() const { return value_dim / num_heads; }
+  int64_t out_size() const { return output_size > 0 ? output_size : vocab_size; }
+
+  // Throws ConfigError naming the offending key ("model.z_dim" etc. with the given prefix).
+  void validate(const std::string& prefix = "model") const;
+
+  // Official presets (ModelStore in megalodon/model/mega.py, spec §5.2).
+  static MegalodonConfig preset(const std::string& name);
+  static std::vector<std::string> preset_names();
+};
+
+// Llama-style decoder used as the comparison row: RMSNorm pre-norm, RoPE, SwiGLU, full causal
+// attention.
+struct TransformerConfig {
+  int64_t num_layers = 8;
+  int64_t model_dim = 1024;
+  int64_t num_heads = 16;
+  int64_t ffn_hidden_dim = 2816;
+  int64_t vocab_size = -1;
+  double norm_eps = 1e-5;
+  double rope_base = 10000.0;
+  double dropout = 0.0;
+  bool share_emb = false;
+
+  int64_t head_dim() const { return model_dim / num_heads; }
+  void validate(const std::string& prefix = "model") const;
+  // A baseline of matched width and depth for a Megalodon config: same D, layers, vocab; heads of
+  // size 64 (at least one); SwiGLU width chosen so that the per-layer parameter count is close.
+  static TransformerConfig matched(const MegalodonConfig& m);
+};
+
+}  // namespace mgl

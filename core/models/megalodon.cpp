@@ -1,0 +1,161 @@
+#include "core/models/megalodon.h"
+
+#include <cmath>
+
+#include "core/init.h"
+
+namespace mgl {
+
+using torch::Tensor;
+namespace F = torch::nn::functional;
+
+void MegalodonState::detach_() {
+  for (auto& l : layers) {
+    l.norm = l.norm.defined() ? l.norm.detach() : l.norm;
+    if (l.hx.defined()) l.hx = l.hx.detach();
+    if (l.k.defined()) l.k = l.k.detach(), l.v = l.v.detach();
+  }
+  if (final_norm.defined()) final_norm = final_norm.detach();
+}
+
+// ---- block ----------------------------------------------------------------------------------
+
+MegaBlockImpl::MegaBlockImpl(const MegalodonConfig& c, int64_t layer_id) : cfg(c) {
+  mega = register_module("mega", MovingAverageGatedAttention(c));
+  nffn = register_module("nffn", NormalizedFeedForwardNetwork(c, layer_id));
+}
+
+Tensor MegaBlockImpl::forward(const Tensor& x, MegaLayerState* state, const Tensor& padding_mask) {
+  Tensor y = mega(x, state, padding_mask);
+  // Two-hop (§4.2): the FFN's residual is the block input x, so h reaches the stream only
+  // through the FFN. Standard pre-norm adds the FFN to y instead.
+  return nffn(y, cfg.residual == ResidualKind::two_hop ? x : y);
+}
+
+// ---- output layer -------------------------------------------------------------------------
+
+MegaOutputLayerImpl::MegaOutputLayerImpl(const MegalodonConfig& c, Tensor embed_weight) : cfg(c) {
+  final_norm = register_module("final_norm", SequenceNorm(c.norm, c.model_dim, c.norm_num_groups, c.norm_eps,
+                                                          c.prior_count));
+  if (c.share_emb) {
+    tied_weight = embed_weight;
+  } else {
+    output = register_module("output",
+                             torch::nn::Linear(torch::nn::LinearOptions(c.model_dim, c.out_size()).bias(false)));
+    init_weight(output->weight, c.init_mode == InitMode::none ? InitMode::none : InitMode::gaussian, c.model_dim);
+  }
+}
+
+Tensor MegaOutputLayerImpl::forward(const Tensor& x, ops::NormState* state) {
+  Tensor h = final_norm(x, state);
+  Tensor logits = output ? output(h) : F::linear(h, tied_weight);
+  // Logits in fp32 (fp64 when the model runs in fp64, as the oracle tests do).
+  return logits.scalar_type() == torch::kFloat64 ? logits : logits.to(torch::kFloat32);
+}
+
+// ---- LM -------------------------------------------------------------------------------------
+
+MegalodonLMImpl::MegalodonLMImpl(const MegalodonConfig& c) : cfg(c) {
+  cfg.validate();
+  TORCH_CHECK(cfg.vocab_size > 0, "model.vocab_size must be set (> 0) for a language model");
+  TORCH_CHECK(cfg.causal, "a language model needs the causal form (model.causal = true)");
+  embed = register_module("embed", torch::nn::Embedding(cfg.vocab_size, cfg.model_dim));
+  init_weight(embed->weight, cfg.init_mode == InitMode::none ? InitMode::none : InitMode::gaussian, cfg.model_dim);
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < cfg.num_layers; ++i) {
+    blocks.emplace_back(cfg, i);
+    layers->push_back(blocks.back());
+  }
+  output = register_module("output", MegaOutputLayer(cfg, embed->weight));
+}
+
+std::unique_ptr<StreamState> MegalodonLMImpl::make_state(int64_t) const {
+  auto s = std::make_unique<MegalodonState>();
+  s->layers.resize(cfg.num_layers);  // undefined members = the initial state (prior, zero, empty)
+  return s;
+}
+
+Tensor MegalodonLMImpl::forward(const Tensor& tokens, StreamState* state, std::vector<Tensor>* layer_outputs) {
+  TORCH_CHECK(tokens.dim() == 2, "MegalodonLM: tokens must be B×L, got ", tokens.sizes());
+  MegalodonState* st = nullptr;
+  if (state) {
+    st = dynamic_cast<MegalodonState*>(state);
+    TORCH_CHECK(st && static_cast<int64_t>(st->layers.size()) == cfg.num_layers,
+                "MegalodonLM: the state was not made by this model");
+  }
+  Tensor x = embed(tokens);
+  if (cfg.scale_emb) x = x * std::sqrt(static_cast<double>(cfg.model_dim));
+  if (cfg.dropout > 0 && is_training()) x = F::dropout(x, F::DropoutFuncOptions().p(cfg.dropout).training(true));
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    x = blocks[i](x, st ? &st->layers[i] : nullptr, Tensor());
+    if (layer_outputs) layer_outputs->push_back(x);
+  }
+  Tensor logits = output(x, st ? &st->final_norm : nullptr);
+  if (st) st->position += tokens.size(1);
+  return logits;
+}
+
+double MegalodonLMImpl::flops_per_token(int64_t context) const {
+  const double D = cfg.model_dim, Z = cfg.z_dim, E = cfg.value_dim, Fh = cfg.ffn_hidden_dim;
+  const double mats = D * Z + 2 * D * E + D * D + E * D + (cfg.swiglu ? 3 : 2) * D * Fh;
+  // Average visible keys per query in causal chunked attention: (min(L, C) + 1) / 2.
+  const double ctx = (std::min<int64_t>(context, cfg.chunk_size) + 1) / 2.0;
+  const double attn = 2.0 * ctx * (Z + E);
+  return cfg.num_layers * (2.0 * mats + attn) + 2.0 * D * cfg.out_size();
+}
+
+// ---- classifier -----------------------------------------------------------------------------
+
+MegalodonClassifierImpl::MegalodonClassifierImpl(MegalodonConfig c, const ClassifierOptions& o)
+    : cfg(std::move(c)), options(o) {
+  cfg.causal = false;
+  cfg.validate();
+  TORCH_CHECK(o.num_classes >= 2, "classifier.num_classes must be >= 2");
+  const int64_t D = cfg.model_dim, hd = o.head_dim > 0 ? o.head_dim : 2 * D;
+  if (cfg.vocab_size > 0) {
+    embed = register_module("embed", torch::nn::Embedding(cfg.vocab_size, D));
+    init_weight(embed->weight, InitMode::gaussian, D);
+  } else {
+    input_proj = register_module("input_proj", torch::nn::Linear(o.input_dim, D));
+    init_linear(input_proj, cfg.init_mode);
+  }
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < cfg.num_layers; ++i) {
+    blocks.emplace_back(cfg, i);
+    layers->push_back(blocks.back());
+  }
+  final_norm = register_module("final_norm", SequenceNorm(cfg.norm, D, cfg.norm_num_groups, cfg.norm_eps,
+                                                          cfg.prior_count));
+  head_fc1 = register_module("head_fc1", torch::nn::Linear(D, hd));
+  head_fc2 = register_module("head_fc2", torch::nn::Linear(torch::nn::LinearOptions(hd, o.num_classes).bias(false)));
+  init_linear(head_fc1, cfg.init_mode);
+  init_linear(head_fc2, cfg.init_mode);
+}
+
+Tensor MegalodonClassifierImpl::encode(const Tensor& inputs, const Tensor& mask) {
+  Tensor x;
+  if (embed) {
+    TORCH_CHECK(inputs.dim() == 2, "classifier: token inputs must be B×L");
+    x = embed(inputs);
+  } else {
+    Tensor in = inputs.dim() == 2 ? inputs.unsqueeze(-1) : inputs;
+    TORCH_CHECK(in.dim() == 3 && in.size(2) == options.input_dim, "classifier: real inputs must be B×L×",
+                options.input_dim);
+    x = input_proj(in.to(input_proj->weight.scalar_type()));
+  }
+  if (cfg.dropout > 0 && is_training()) x = F::dropout(x, F::DropoutFuncOptions().p(cfg.dropout).training(true));
+  for (auto& b : blocks) x = b(x, nullptr, mask);
+  Tensor h = final_norm(x, nullptr, mask);
+  if (!mask.defined()) return h.mean(1);
+  Tensor valid = mask.logical_not().unsqueeze(-1).to(h.scalar_type());
+  return (h * valid).sum(1) / valid.sum(1).clamp_min(1.0);
+}
+
+Tensor MegalodonClassifierImpl::forward(const Tensor& inputs, const Tensor& mask) {
+  Tensor h = torch::gelu(head_fc1(encode(inputs, mask)));
+  if (options.head_dropout > 0 && is_training())
+    h = F::dropout(h, F::DropoutFuncOptions().p(options.head_dropout).training(true));
+  return head_fc2(h);
+}
+
+}  // namespace mgl

@@ -1,0 +1,85 @@
+// Megalodon models (spec §0, §4): the block, the causal LM and the classification encoder.
+#pragma once
+#include <torch/torch.h>
+
+#include "core/config.h"
+#include "core/models/lm.h"
+#include "core/modules/mega_layer.h"
+#include "core/modules/nffn.h"
+
+namespace mgl {
+
+// One block: the MEGA sub-layer then the NFFN with the two-hop residual (§4.2):
+//   y = x + h(x);  two_hop: x' = x + FFN(LN(y))   prenorm: x' = y + FFN(LN(y)).
+class MegaBlockImpl : public torch::nn::Module {
+ public:
+  MegaBlockImpl(const MegalodonConfig& cfg, int64_t layer_id);
+  torch::Tensor forward(const torch::Tensor& x, MegaLayerState* state = nullptr,
+                        const torch::Tensor& padding_mask = {});
+  MegalodonConfig cfg;
+  MovingAverageGatedAttention mega{nullptr};
+  NormalizedFeedForwardNetwork nffn{nullptr};
+};
+TORCH_MODULE(MegaBlock);
+
+// Final norm and head (MegaOutputLayer, §4.3): a TimestepNorm (or the ablation's norm), then a
+// bias-free projection to V, optionally tied to the embedding.
+class MegaOutputLayerImpl : public torch::nn::Module {
+ public:
+  MegaOutputLayerImpl(const MegalodonConfig& cfg, torch::Tensor embed_weight);
+  torch::Tensor forward(const torch::Tensor& x, ops::NormState* state = nullptr);
+  MegalodonConfig cfg;
+  SequenceNorm final_norm{nullptr};
+  torch::nn::Linear output{nullptr};  // absent when share_emb
+  torch::Tensor tied_weight;          // the embedding weight when share_emb (not re-registered)
+};
+TORCH_MODULE(MegaOutputLayer);
+
+class MegalodonLMImpl : public CausalLMImpl {
+ public:
+  explicit MegalodonLMImpl(const MegalodonConfig& cfg);
+  torch::Tensor forward(const torch::Tensor& tokens, StreamState* state = nullptr,
+                        std::vector<torch::Tensor>* layer_outputs = nullptr) override;
+  std::unique_ptr<StreamState> make_state(int64_t batch) const override;
+  std::string name() const override { return "megalodon"; }
+  double flops_per_token(int64_t context) const override;
+
+  MegalodonConfig cfg;
+  torch::nn::Embedding embed{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  std::vector<MegaBlock> blocks;  // typed views of `layers`
+  MegaOutputLayer output{nullptr};
+};
+
+struct ClassifierOptions {
+  int64_t num_classes = 2;
+  int64_t input_dim = 1;    // real-valued inputs: features per position (used when vocab_size <= 0)
+  int64_t head_dim = -1;    // hidden width of the head; -1 = 2·D (Mega's LRA heads)
+  double head_dropout = 0.0;
+};
+
+// Encoder for classification (§2.1 of the benchmarks doc): token embedding or a linear embedding of
+// real inputs, blocks in encoder form (bidirectional CEMA, non-causal chunk attention; by default
+// GroupNorm instead of TimestepNorm), a final norm, mean pooling over the valid positions and a
+// head Linear(D→2D) → GELU → Linear(2D→classes, no bias).
+class MegalodonClassifierImpl : public torch::nn::Module {
+ public:
+  // cfg.causal is forced to false. vocab_size > 0 selects a token embedding.
+  MegalodonClassifierImpl(MegalodonConfig cfg, const ClassifierOptions& options);
+  // inputs: B×L int64 tokens, or B×L (×input_dim) floats; padding_mask: B×L bool (true = pad).
+  torch::Tensor forward(const torch::Tensor& inputs, const torch::Tensor& padding_mask = {});
+  // The pooled representation (B×D) before the head, e.g. for two-document tasks.
+  torch::Tensor encode(const torch::Tensor& inputs, const torch::Tensor& padding_mask = {});
+
+  MegalodonConfig cfg;
+  ClassifierOptions options;
+  torch::nn::Embedding embed{nullptr};
+  torch::nn::Linear input_proj{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  std::vector<MegaBlock> blocks;
+  SequenceNorm final_norm{nullptr};
+  torch::nn::Linear head_fc1{nullptr}, head_fc2{nullptr};
+};
+TORCH_MODULE(MegalodonClassifier);
+
+}  // namespace mgl

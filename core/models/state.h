@@ -1,0 +1,39 @@
+// Streaming state (spec §7.1): what one call hands to the next so that a sequence of any length
+// is processed segment by segment in constant memory.
+#pragma once
+#include <torch/torch.h>
+
+#include <memory>
+#include <vector>
+
+#include "core/ops/timestep_norm.h"
+
+namespace mgl {
+
+// Base of every model's streaming state, so the LM interface can be shared.
+struct StreamState {
+  virtual ~StreamState() = default;
+  int64_t position = 0;  // tokens consumed so far
+};
+
+// Per MEGA layer: the TimestepNorm statistics, the EMA hidden state and the chunk-local KV cache.
+struct MegaLayerState {
+  ops::NormState norm;  // undefined until the first call (then the prior is used)
+  torch::Tensor hx;     // B×D×N (complex for CEMA, real for EMA); undefined = zero state
+  torch::Tensor k, v;   // B×n×H×d_z and B×n×H×d_v with n < C (post-RoPE keys); undefined = empty
+  int64_t cache_length() const { return k.defined() ? k.size(1) : 0; }
+};
+
+struct MegalodonState : StreamState {
+  std::vector<MegaLayerState> layers;
+  ops::NormState final_norm;
+  // Detach everything (truncated BPTT between segments), keeping the values.
+  void detach_();
+};
+
+// The Transformer baseline keeps its full KV cache (it is the non-constant-memory comparison).
+struct TransformerState : StreamState {
+  std::vector<torch::Tensor> k, v;  // per layer, B×n×H×d
+};
+
+}  // namespace mgl

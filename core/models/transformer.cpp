@@ -1,0 +1,127 @@
+#include "core/models/transformer.h"
+
+#include <cmath>
+
+#include "core/init.h"
+#include "core/ops/attention.h"
+
+namespace mgl {
+
+using torch::Tensor;
+namespace F = torch::nn::functional;
+
+namespace {
+torch::nn::Linear linear(int64_t in, int64_t out) {
+  torch::nn::Linear l(torch::nn::LinearOptions(in, out).bias(false));
+  init_weight(l->weight, InitMode::he);
+  return l;
+}
+Tensor drop(const Tensor& x, double p, bool train) {
+  return (p > 0 && train) ? F::dropout(x, F::DropoutFuncOptions().p(p).training(true)) : x;
+}
+}  // namespace
+
+TransformerAttentionImpl::TransformerAttentionImpl(const TransformerConfig& c) : cfg(c) {
+  const int64_t D = c.model_dim;
+  wq = register_module("wq", linear(D, D));
+  wk = register_module("wk", linear(D, D));
+  wv = register_module("wv", linear(D, D));
+  wo = register_module("wo", linear(D, D));
+}
+
+Tensor TransformerAttentionImpl::forward(const Tensor& x, int64_t start_pos, Tensor* k_cache, Tensor* v_cache) {
+  const int64_t B = x.size(0), L = x.size(1), H = cfg.num_heads, hd = cfg.head_dim();
+  Tensor pos = torch::arange(start_pos, start_pos + L, torch::TensorOptions().dtype(torch::kInt64).device(x.device()));
+  Tensor q = ops::apply_rope(wq(x).view({B, L, H, hd}), pos, cfg.rope_base);
+  Tensor k = ops::apply_rope(wk(x).view({B, L, H, hd}), pos, cfg.rope_base);
+  Tensor v = wv(x).view({B, L, H, hd});
+  if (k_cache) {
+    if (k_cache->defined()) {
+      k = torch::cat({*k_cache, k}, 1);
+      v = torch::cat({*v_cache, v}, 1);
+    }
+    *k_cache = k;
+    *v_cache = v;
+  }
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  Tensor o;
+#if TORCH_VERSION_MAJOR >= 2
+  // PyTorch 2.x: the fused SDPA kernels (flash / memory-efficient) when no cache is involved.
+  if (!k_cache || k.size(1) == L) {
+    o = at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), {},
+                                         is_training() ? cfg.dropout : 0.0, true)
+            .transpose(1, 2);
+  }
+#endif
+  if (!o.defined()) o = ops::cached_attention(q, k, v, scale, cfg.dropout, is_training());
+  return wo(o.reshape({B, L, H * hd}));
+}
+
+TransformerBlockImpl::TransformerBlockImpl(const TransformerConfig& c, int64_t) : cfg(c) {
+  attention_norm = register_module("attention_norm", RMSNorm(c.model_dim, true, c.norm_eps));
+  attention = register_module("attention", TransformerAttention(c));
+  ffn_norm = register_module("ffn_norm", RMSNorm(c.model_dim, true, c.norm_eps));
+  w1 = register_module("w1", linear(c.model_dim, c.ffn_hidden_dim));
+  w2 = register_module("w2", linear(c.ffn_hidden_dim, c.model_dim));
+  w3 = register_module("w3", linear(c.model_dim, c.ffn_hidden_dim));
+}
+
+Tensor TransformerBlockImpl::forward(const Tensor& x, int64_t start_pos, Tensor* k_cache, Tensor* v_cache) {
+  const bool train = is_training();
+  Tensor h = x + drop(attention(attention_norm(x), start_pos, k_cache, v_cache), cfg.dropout, train);
+  Tensor u = ffn_norm(h);
+  return h + drop(w2(torch::silu(w1(u)) * w3(u)), cfg.dropout, train);
+}
+
+TransformerLMImpl::TransformerLMImpl(const TransformerConfig& c) : cfg(c) {
+  cfg.validate();
+  TORCH_CHECK(cfg.vocab_size > 0, "model.vocab_size must be set (> 0) for a language model");
+  tok_embeddings = register_module("tok_embeddings", torch::nn::Embedding(cfg.vocab_size, cfg.model_dim));
+  init_weight(tok_embeddings->weight, InitMode::gaussian, cfg.model_dim);
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < cfg.num_layers; ++i) {
+    blocks.emplace_back(cfg, i);
+    layers->push_back(blocks.back());
+  }
+  norm = register_module("norm", RMSNorm(cfg.model_dim, true, cfg.norm_eps));
+  if (!cfg.share_emb) {
+    output = register_module("output",
+                             torch::nn::Linear(torch::nn::LinearOptions(cfg.model_dim, cfg.vocab_size).bias(false)));
+    init_weight(output->weight, InitMode::gaussian, cfg.model_dim);
+  }
+}
+
+std::unique_ptr<StreamState> TransformerLMImpl::make_state(int64_t) const {
+  auto s = std::make_unique<TransformerState>();
+  s->k.resize(cfg.num_layers);
+  s->v.resize(cfg.num_layers);
+  return s;
+}
+
+Tensor TransformerLMImpl::forward(const Tensor& tokens, StreamState* state, std::vector<Tensor>* layer_outputs) {
+  TORCH_CHECK(tokens.dim() == 2, "TransformerLM: tokens must be B×L, got ", tokens.sizes());
+  TransformerState* st = nullptr;
+  if (state) {
+    st = dynamic_cast<TransformerState*>(state);
+    TORCH_CHECK(st && static_cast<int64_t>(st->k.size()) == cfg.num_layers,
+                "TransformerLM: the state was not made by this model");
+  }
+  const int64_t start = st ? st->position : 0;
+  Tensor x = drop(tok_embeddings(tokens), cfg.dropout, is_training());
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    x = blocks[i](x, start, st ? &st->k[i] : nullptr, st ? &st->v[i] : nullptr);
+    if (layer_outputs) layer_outputs->push_back(x);
+  }
+  Tensor h = norm(x);
+  Tensor logits = output ? output(h) : F::linear(h, tok_embeddings->weight);
+  if (st) st->position += tokens.size(1);
+  return logits.scalar_type() == torch::kFloat64 ? logits : logits.to(torch::kFloat32);
+}
+
+double TransformerLMImpl::flops_per_token(int64_t context) const {
+  const double D = cfg.model_dim, Fh = cfg.ffn_hidden_dim;
+  const double ctx = (context + 1) / 2.0;
+  return cfg.num_layers * (2.0 * (4 * D * D + 3 * D * Fh) + 4.0 * ctx * D) + 2.0 * D * cfg.vocab_size;
+}
+
+}  // namespace mgl

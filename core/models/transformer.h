@@ -1,0 +1,52 @@
+// Llama-style Transformer baseline behind the same CausalLM interface: RMSNorm pre-norm, RoPE
+// (interleaved pairs, absolute positions), SwiGLU FFN, full causal softmax attention. It is the
+// comparison row of every table and benchmark.
+#pragma once
+#include <torch/torch.h>
+
+#include "core/config.h"
+#include "core/models/lm.h"
+#include "core/modules/norms.h"
+
+namespace mgl {
+
+class TransformerAttentionImpl : public torch::nn::Module {
+ public:
+  explicit TransformerAttentionImpl(const TransformerConfig& cfg);
+  // x: B×L×D; cache: this layer's K/V so far (B×n×H×d, updated in place) or null.
+  torch::Tensor forward(const torch::Tensor& x, int64_t start_pos, torch::Tensor* k_cache,
+                        torch::Tensor* v_cache);
+  TransformerConfig cfg;
+  torch::nn::Linear wq{nullptr}, wk{nullptr}, wv{nullptr}, wo{nullptr};
+};
+TORCH_MODULE(TransformerAttention);
+
+class TransformerBlockImpl : public torch::nn::Module {
+ public:
+  TransformerBlockImpl(const TransformerConfig& cfg, int64_t layer_id);
+  torch::Tensor forward(const torch::Tensor& x, int64_t start_pos, torch::Tensor* k_cache, torch::Tensor* v_cache);
+  TransformerConfig cfg;
+  RMSNorm attention_norm{nullptr}, ffn_norm{nullptr};
+  TransformerAttention attention{nullptr};
+  torch::nn::Linear w1{nullptr}, w2{nullptr}, w3{nullptr};  // feed_forward
+};
+TORCH_MODULE(TransformerBlock);
+
+class TransformerLMImpl : public CausalLMImpl {
+ public:
+  explicit TransformerLMImpl(const TransformerConfig& cfg);
+  torch::Tensor forward(const torch::Tensor& tokens, StreamState* state = nullptr,
+                        std::vector<torch::Tensor>* layer_outputs = nullptr) override;
+  std::unique_ptr<StreamState> make_state(int64_t batch) const override;
+  std::string name() const override { return "transformer"; }
+  double flops_per_token(int64_t context) const override;
+
+  TransformerConfig cfg;
+  torch::nn::Embedding tok_embeddings{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  std::vector<TransformerBlock> blocks;
+  RMSNorm norm{nullptr};
+  torch::nn::Linear output{nullptr};
+};
+
+}  // namespace mgl

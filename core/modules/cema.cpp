@@ -1,0 +1,117 @@
+#include "core/modules/cema.h"
+
+#include <cmath>
+
+#include "core/init.h"
+
+namespace mgl {
+
+using torch::Tensor;
+
+ComplexEMAImpl::ComplexEMAImpl(const ComplexEMAOptions& o) : options(o) {
+  const int64_t D = o.dim(), N = o.ndim(), K = o.bidirectional() ? 2 * D : D;
+  TORCH_CHECK(!(o.mega_exact() && o.kind() != EmaKind::ema), "mega_exact requires the real EMA");
+  scale = std::sqrt(1.0 / static_cast<double>(N));
+  const bool cema = o.kind() == EmaKind::cema;
+  if (o.mega_exact()) {
+    // Mega's registration order and names (fairseq MultiHeadEMA).
+    delta = register_parameter("delta", torch::empty({K, N, 1}));
+    alpha = register_parameter("alpha", torch::empty({K, N, 1}));
+    beta = register_parameter("beta", torch::empty({K, N, 1}));
+    gamma = register_parameter("gamma", torch::empty({K, N}));
+    omega = register_parameter("omega", torch::empty({D}));
+  } else {
+    alpha = register_parameter("alpha", torch::empty({K, N, 1}));
+    delta = register_parameter("delta", torch::empty({K, N, 1}));
+    if (cema) theta = register_parameter("theta", torch::empty({K, 1, 1}));
+    gamma = register_parameter("gamma", cema ? torch::empty({K, N, 2}) : torch::empty({K, N}));
+    omega = register_parameter("omega", torch::empty({D, 1}));
+  }
+  reset_parameters();
+}
+
+void ComplexEMAImpl::reset_parameters() {
+  torch::NoGradGuard g;
+  alpha.normal_(0.0, 0.2);
+  delta.normal_(0.0, 0.2);
+  if (options.mega_exact()) {
+    // β = [1, −1, 1, −1, …] + N(0, 0.02²); γ ~ N(0, 1); ω ~ N(0, 1).
+    auto signs = torch::ones({options.ndim()});
+    signs.index_put_({torch::indexing::Slice(1, torch::indexing::None, 2)}, -1.0);
+    beta.copy_(signs.view({1, -1, 1}).expand_as(beta) + torch::randn_like(beta) * 0.02);
+    gamma.normal_(0.0, 1.0);
+    omega.normal_(0.0, 1.0);
+    return;
+  }
+  if (theta.defined()) {
+    // §1.2: f_k = D^(−k/D), k = 1..D, randomly permuted across channels, θ = logit(f).
+    const int64_t K = theta.size(0);
+    const double Dg = static_cast<double>(options.dim());
+    auto k = torch::arange(1, K + 1, torch::kFloat64);
+    auto f = torch::exp(-k * std::log(Dg) / Dg);
+    f = f.index_select(0, torch::randperm(K));
+    theta.copy_(torch::log(f / (1.0 - f)).view({K, 1, 1}));
+    gamma.zero_();
+    gamma.select(2, 0).normal_(0.0, 1.0);  // re ~ N(0, 1), im = 0
+  } else {
+    gamma.normal_(0.0, 1.0);
+  }
+  trunc_normal_(omega, 0.25, -1.0, 1.0);
+}
+
+ops::EmaCoeffs ComplexEMAImpl::coeffs(int direction) const {
+  const int64_t D = options.dim();
+  TORCH_CHECK(direction == 0 || (direction == 1 && options.bidirectional()), "bad EMA direction");
+  auto rows = [&](const Tensor& t) {
+    Tensor r = options.bidirectional() ? t.narrow(0, direction * D, D) : t;
+    // Coefficients are always computed in at least fp32 (§1.3).
+    return r.scalar_type() == torch::kFloat64 ? r : r.to(torch::kFloat32);
+  };
+  Tensor a = torch::sigmoid(rows(alpha).squeeze(-1));  // D×N
+  Tensor dl = torch::sigmoid(rows(delta).squeeze(-1));
+  ops::EmaCoeffs c;
+  if (options.mega_exact()) {
+    // Mega: p = σ(delta)·β (input weight), q = 1 − σ(delta)·σ(alpha).
+    c.p = dl * rows(beta).squeeze(-1);
+    c.log_q = torch::log1p(-dl * a);
+    c.eta = rows(gamma) * scale;
+  } else if (options.kind() == EmaKind::ema) {
+    c.p = a;
+    c.log_q = torch::log1p(-a * dl);
+    c.eta = rows(gamma) * scale;
+  } else {
+    // q = (1 − σ(α)σ(δ))·e^{iθ_n},  θ_n = (n+1)·σ(theta)·2π/N  → log q = log|q| + iθ_n.
+    const int64_t N = options.ndim();
+    Tensor base = torch::sigmoid(rows(theta).squeeze(-1)) * (2.0 * M_PI / static_cast<double>(N));  // D×1
+    Tensor wavelets = torch::arange(1, N + 1, base.options());
+    Tensor angle = base * wavelets;                                                                // D×N
+    c.p = a;
+    c.log_q = torch::complex(torch::log1p(-a * dl), angle);
+    Tensor gm = rows(gamma);
+    c.eta = torch::complex(gm.select(2, 0), gm.select(2, 1)) * scale;
+  }
+  return c;
+}
+
+std::pair<Tensor, Tensor> ComplexEMAImpl::forward(const Tensor& x, const Tensor& h0, bool want_state) {
+  TORCH_CHECK(x.dim() == 3 && x.size(1) == options.dim(), "ComplexEMA: x must be B×", options.dim(),
+              "×L, got ", x.sizes());
+  const int64_t L = x.size(2);
+  ops::EmaCoeffs c = coeffs(0);
+  const auto cd = c.p.scalar_type();
+  Tensor xa = x.to(cd);
+  Tensor y;
+  if (options.bidirectional()) {
+    TORCH_CHECK(!h0.defined() && !want_state, "a bidirectional EMA has no carried state (encoder only)");
+    y = ops::bidirectional_fftconv(xa, ops::ema_kernel(c, L), ops::ema_kernel(coeffs(1), L));
+  } else {
+    y = ops::causal_fftconv(xa, ops::ema_kernel(c, L));
+    if (h0.defined()) y = y + ops::ema_bias(c, h0, L);
+  }
+  y = y + xa * omega.to(cd).view({1, -1, 1});
+  if (options.mega_exact()) y = torch::silu(y);
+  Tensor h = want_state ? ops::ema_hidden(xa, c, h0) : Tensor();
+  return {y.to(x.scalar_type()), h};
+}
+
+}  // namespace mgl

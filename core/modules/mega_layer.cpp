@@ -1,0 +1,133 @@
+#include "core/modules/mega_layer.h"
+
+#include <cmath>
+
+#include "core/init.h"
+#include "core/ops/attention.h"
+
+namespace mgl {
+
+using torch::Tensor;
+namespace F = torch::nn::functional;
+
+namespace {
+Tensor apply_dropout(const Tensor& x, double p, bool training) {
+  return (p > 0.0 && training) ? F::dropout(x, F::DropoutFuncOptions().p(p).training(true)) : x;
+}
+torch::nn::LinearOptions lin(int64_t in, int64_t out, bool bias = true) {
+  return torch::nn::LinearOptions(in, out).bias(bias);
+}
+}  // namespace
+
+MovingAverageGatedAttentionImpl::MovingAverageGatedAttentionImpl(const MegalodonConfig& c) : cfg(c) {
+  const int64_t D = c.model_dim, Z = c.z_dim, E = c.value_dim;
+  timenorm = register_module(sequence_norm_name(c.norm),
+                             SequenceNorm(c.norm, D, c.norm_num_groups, c.norm_eps, c.prior_count));
+  cema = register_module("cema", ComplexEMA(ComplexEMAOptions(D, c.cema_ndim)
+                                                .kind(c.ema)
+                                                .mega_exact(c.ema_mega_exact)
+                                                .bidirectional(!c.causal)));
+  rmsnorm = register_module("rmsnorm", RMSNorm(D, c.norm_affine, c.norm_eps));
+  znorm = register_module("znorm", RMSNorm(c.z_head_dim(), false, c.norm_eps));
+  wv = register_module("wv", torch::nn::Linear(lin(D, E)));
+  wz = register_module("wz", torch::nn::Linear(lin(D, Z)));
+  wr = register_module("wr", torch::nn::Linear(lin(D, E)));
+  wh1 = register_module("wh1", torch::nn::Linear(lin(D, D)));
+  wh2 = register_module("wh2", torch::nn::Linear(lin(E, D, false)));
+  if (c.update_gate == UpdateGate::mega) wu = register_module("wu", torch::nn::Linear(lin(D, D)));
+  gamma = register_parameter("gamma", torch::zeros({2, Z}));
+  beta = register_parameter("beta", torch::zeros({2, Z}));
+  reset_parameters();
+}
+
+void MovingAverageGatedAttentionImpl::reset_parameters() {
+  for (auto* l : {&wv, &wz, &wr, &wh1, &wh2}) init_linear(*l, cfg.init_mode);
+  if (wu) init_linear(wu, cfg.init_mode);
+  torch::NoGradGuard g;
+  beta.zero_();
+  if (cfg.plain_mega_init)
+    gamma.normal_(0.0, 0.02);  // Mega: q = z·γ + β with γ ~ N(0, 0.02²), no +1
+  else
+    gamma.zero_();
+}
+
+Tensor MovingAverageGatedAttentionImpl::attend(const Tensor& q, const Tensor& k, const Tensor& v,
+                                               MegaLayerState* state, const Tensor& padding_mask) {
+  const int64_t L = q.size(1), C = cfg.chunk_size;
+  const int64_t c = state ? state->cache_length() : 0;
+  const double scale = cfg.attention == AttentionKind::normalized ? 1.0 : 1.0 / std::sqrt(double(cfg.z_head_dim()));
+  const double p = cfg.attention_dropout;
+  // Chunk-local RoPE positions (§3.3): token i of this call sits at (cache + i) mod C.
+  Tensor pos = (torch::arange(L, torch::TensorOptions().dtype(torch::kInt64).device(q.device())) + c) % C;
+  Tensor qr = ops::apply_rope(q, pos, cfg.rope_base);
+  Tensor kr = ops::apply_rope(k, pos, cfg.rope_base);
+  if (!state)
+    return ops::chunked_attention(qr, kr, v, C, cfg.causal, scale, p, is_training(),
+                                  cfg.causal ? Tensor() : padding_mask);
+
+  TORCH_CHECK(cfg.causal, "streaming with a KV cache needs the causal (decoder) form");
+  // The first `first` tokens complete the chunk the cache belongs to; the rest start new chunks.
+  const int64_t first = std::min(L, C - c);
+  auto head = [&](const Tensor& t) { return t.narrow(1, 0, first); };
+  Tensor k1 = c ? torch::cat({state->k, head(kr)}, 1) : head(kr);
+  Tensor v1 = c ? torch::cat({state->v, head(v)}, 1) : head(v);
+  Tensor out = ops::cached_attention(head(qr), k1, v1, scale, p, is_training());
+  if (L > first) {
+    auto tail = [&](const Tensor& t) { return t.narrow(1, first, L - first); };
+    out = torch::cat({out, ops::chunked_attention(tail(qr), tail(kr), tail(v), C, true, scale, p, is_training())}, 1);
+  }
+  // The cache keeps the tokens of the current, unfinished chunk: empty at every boundary (§7.1).
+  const int64_t keep = (c + L) % C;
+  if (keep == 0) {
+    state->k = state->v = Tensor();
+  } else if (keep <= L) {
+    state->k = kr.narrow(1, L - keep, keep);
+    state->v = v.narrow(1, L - keep, keep);
+  } else {
+    state->k = k1;
+    state->v = v1;
+  }
+  return out;
+}
+
+Tensor MovingAverageGatedAttentionImpl::forward(const Tensor& x, MegaLayerState* state, const Tensor& padding_mask) {
+  TORCH_CHECK(x.dim() == 3 && x.size(2) == cfg.model_dim, "MEGA layer: x must be B×L×", cfg.model_dim,
+              ", got ", x.sizes());
+  const int64_t B = x.size(0), L = x.size(1), H = cfg.num_heads, dz = cfg.z_head_dim(), dv = cfg.v_head_dim();
+  const bool train = is_training();
+
+  Tensor xt = timenorm(x, state ? &state->norm : nullptr, padding_mask);
+  Tensor xe = padding_mask.defined() ? xt.masked_fill(padding_mask.unsqueeze(-1), 0.0) : xt;
+  auto [xc, hx] = cema(xe.transpose(1, 2), state ? state->hx : Tensor(), state != nullptr);
+  if (state) state->hx = hx;
+  Tensor mx = apply_dropout(rmsnorm(xc.transpose(1, 2)), cfg.hidden_dropout, train);
+
+  // Shared representation z → q, k (§3.2; the plain variant is §8.3).
+  Tensor z = wz(mx);
+  Tensor q, k;
+  if (cfg.attention == AttentionKind::normalized) {
+    Tensor zn = znorm(z.view({B, L, H, dz})).view({B, L, H * dz});
+    const double s = 1.0 / std::sqrt(static_cast<double>(dz));
+    q = zn * ((gamma[0] + 1.0) * s) + beta[0];
+    k = zn * ((gamma[1] + 1.0) * s) + beta[1];
+  } else {
+    z = torch::silu(z);
+    const double one = cfg.plain_mega_init ? 0.0 : 1.0;
+    q = z * (gamma[0] + one) + beta[0];
+    k = z * (gamma[1] + one) + beta[1];
+  }
+  Tensor v = torch::silu(wv(xt));  // from the norm output, not the EMA output (§3.5)
+  Tensor r = torch::silu(wr(mx));
+  Tensor o = attend(q.view({B, L, H, dz}), k.view({B, L, H, dz}), v.view({B, L, H, dv}), state, padding_mask)
+                 .reshape({B, L, H * dv});
+
+  Tensor hidden = wh1(mx) + wh2(apply_dropout(o * r, cfg.hidden_dropout, train));
+  if (cfg.update_gate == UpdateGate::mega) {
+    // Mega (§8.5): u = σ(W_u mx + b), h = silu(·), y = x + u ⊙ (h − x).
+    Tensor u = torch::sigmoid(wu(mx));
+    return x + u * (apply_dropout(torch::silu(hidden), cfg.dropout, train) - x);
+  }
+  return x + apply_dropout(hidden, cfg.dropout, train);
+}
+
+}  // namespace mgl

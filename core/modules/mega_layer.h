@@ -1,0 +1,39 @@
+// The MEGA sub-layer of a Megalodon block (MovingAverageGatedAttention, spec §0, §3): timestep
+// norm → CEMA → RMSNorm → shared normalised z → RoPE → chunked attention → gates.
+#pragma once
+#include <torch/torch.h>
+
+#include "core/config.h"
+#include "core/models/state.h"
+#include "core/modules/cema.h"
+#include "core/modules/norms.h"
+
+namespace mgl {
+
+class MovingAverageGatedAttentionImpl : public torch::nn::Module {
+ public:
+  explicit MovingAverageGatedAttentionImpl(const MegalodonConfig& cfg);
+  void reset_parameters();
+
+  // x: B×L×D (any L). state: carried streaming state of this layer (updated in place) or null for
+  // a stand-alone segment. padding_mask: B×L bool (true = padded), encoder use.
+  // Returns y = x + h (or the Mega update-gate form), B×L×D.
+  torch::Tensor forward(const torch::Tensor& x, MegaLayerState* state = nullptr,
+                        const torch::Tensor& padding_mask = {});
+
+  // The attention part alone on already projected inputs, exposed for tests: q, k B×L×H×d_z
+  // (before RoPE), v B×L×H×d_v; handles RoPE positions, the cache and chunking.
+  torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                       MegaLayerState* state, const torch::Tensor& padding_mask);
+
+  MegalodonConfig cfg;
+  SequenceNorm timenorm{nullptr};
+  ComplexEMA cema{nullptr};
+  RMSNorm rmsnorm{nullptr}, znorm{nullptr};
+  torch::nn::Linear wv{nullptr}, wz{nullptr}, wr{nullptr}, wh1{nullptr}, wh2{nullptr};
+  torch::nn::Linear wu{nullptr};  // update gate (update_gate = mega only)
+  torch::Tensor gamma, beta;      // 2×Z: q/k affine
+};
+TORCH_MODULE(MovingAverageGatedAttention);
+
+}  // namespace mgl

@@ -1,0 +1,84 @@
+#include "core/modules/norms.h"
+
+#include "core/ops/norms.h"
+
+namespace mgl {
+
+using torch::Tensor;
+
+RMSNormImpl::RMSNormImpl(int64_t dim, bool affine, double eps_) : eps(eps_) {
+  if (affine) weight = register_parameter("weight", torch::zeros({dim}));
+}
+Tensor RMSNormImpl::forward(const Tensor& x) {
+  return ops::rms_norm(x, weight.defined() ? weight + 1.0 : Tensor(), eps);
+}
+
+LayerNormImpl::LayerNormImpl(int64_t dim, bool affine, double eps_) : eps(eps_) {
+  if (affine) {
+    weight = register_parameter("weight", torch::zeros({dim}));
+    bias = register_parameter("bias", torch::zeros({dim}));
+  }
+}
+Tensor LayerNormImpl::forward(const Tensor& x) {
+  return ops::layer_norm(x, weight.defined() ? weight + 1.0 : Tensor(), bias, eps);
+}
+
+const char* sequence_norm_name(NormKind kind) {
+  switch (kind) {
+    case NormKind::timestep: return "timenorm";
+    case NormKind::layer: return "layernorm";
+    case NormKind::group: return "groupnorm";
+  }
+  return "norm";
+}
+
+SequenceNormImpl::SequenceNormImpl(NormKind kind_, int64_t dim, int64_t G, double eps_, int64_t prior, bool affine)
+    : kind(kind_), num_groups(G), eps(eps_) {
+  TORCH_CHECK(dim % G == 0, "SequenceNorm: num_groups=", G, " must divide dim=", dim);
+  if (kind == NormKind::timestep) {
+    prior_count = register_buffer("prior_count", torch::tensor(prior, torch::kInt64));
+    if (prior > 0) {
+      prior_mean = register_parameter("prior_mean", torch::zeros({G}));
+      prior_logv = register_parameter("prior_logv", torch::zeros({G}));
+    } else {
+      prior_mean = register_buffer("prior_mean", torch::zeros({G}));
+      prior_logv = register_buffer("prior_logv", torch::zeros({G}));
+    }
+  }
+  // The official modules always have weight and bias (TimestepNorm has no affine switch).
+  if (affine || kind == NormKind::timestep) {
+    weight = register_parameter("weight", torch::zeros({dim}));
+    bias = register_parameter("bias", torch::zeros({dim}));
+  }
+}
+
+ops::NormState SequenceNormImpl::initial_state(int64_t B, const torch::Device& device) const {
+  TORCH_CHECK(kind == NormKind::timestep, "only a timestep norm has a carried state");
+  const auto sd = prior_mean.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  ops::NormState s;
+  // Module::to(dtype) also converts integer buffers: read the count back as int64.
+  s.count = prior_count.to(device, torch::kInt64).expand({B}).clone();
+  s.mean = prior_mean.to(device, sd).unsqueeze(0).expand({B, num_groups});
+  s.var = prior_logv.to(device, sd).exp().unsqueeze(0).expand({B, num_groups});
+  return s;
+}
+
+Tensor SequenceNormImpl::forward(const Tensor& x, ops::NormState* state, const Tensor& padding_mask) {
+  Tensor w = weight.defined() ? weight + 1.0 : torch::ones({x.size(-1)}, x.options());
+  Tensor b = bias.defined() ? bias : torch::zeros({x.size(-1)}, x.options());
+  switch (kind) {
+    case NormKind::timestep: {
+      ops::NormState prev = (state && state->defined()) ? *state : initial_state(x.size(0), x.device());
+      auto out = ops::timestep_norm(x, num_groups, w, b, prev, padding_mask, eps);
+      if (state) *state = out.state;
+      return out.y;
+    }
+    case NormKind::layer:
+      return ops::layer_norm(x, w, b, eps);
+    case NormKind::group:
+      return ops::group_norm_per_token(x, num_groups, w, b, eps);
+  }
+  return x;
+}
+
+}  // namespace mgl

@@ -1,0 +1,54 @@
+// Norm modules with the official (weight + 1) parameterisation; weights start at 0.
+#pragma once
+#include <torch/torch.h>
+
+#include "core/config.h"
+#include "core/ops/timestep_norm.h"
+
+namespace mgl {
+
+// RMSNorm (§3.1): `weight` stores w − 1; no parameters when affine = false (the per-head znorm).
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(int64_t dim, bool affine, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight;
+  double eps;
+};
+TORCH_MODULE(RMSNorm);
+
+// LayerNorm (§4.1): affine weight (stored w − 1) and bias.
+class LayerNormImpl : public torch::nn::Module {
+ public:
+  LayerNormImpl(int64_t dim, bool affine, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight, bias;
+  double eps;
+};
+TORCH_MODULE(LayerNorm);
+
+// The norm that feeds the MEGA layer and the final norm, switched by the `norm` ablation (§8.2):
+//   timestep: causal TimestepNorm with carried state (§2) — parameters weight, bias, prior_*;
+//   layer:    per-token LayerNorm(D);
+//   group:    per-token GroupNorm(G) (= TimestepNorm with statistics reset every token).
+// One class so the parameters keep their official names (weight, bias, prior_count, ...).
+class SequenceNormImpl : public torch::nn::Module {
+ public:
+  SequenceNormImpl(NormKind kind, int64_t dim, int64_t num_groups, double eps, int64_t prior_count = 0,
+                   bool affine = true);
+  // state: the carried TimestepNorm state, updated in place (ignored by layer/group; may be null).
+  torch::Tensor forward(const torch::Tensor& x, ops::NormState* state = nullptr,
+                        const torch::Tensor& padding_mask = {});
+  // The state before any token: (prior_count, prior_mean, exp(prior_logv)) expanded over B.
+  ops::NormState initial_state(int64_t batch, const torch::Device& device) const;
+  NormKind kind;
+  int64_t num_groups;
+  double eps;
+  torch::Tensor weight, bias, prior_count, prior_mean, prior_logv;
+};
+TORCH_MODULE(SequenceNorm);
+
+// Module name used for a SequenceNorm of a kind ("timenorm" as in the official state dict).
+const char* sequence_norm_name(NormKind kind);
+
+}  // namespace mgl

@@ -1,0 +1,100 @@
+#include "core/ops/attention.h"
+
+#include <limits>
+
+namespace mgl::ops {
+
+using torch::Tensor;
+namespace F = torch::nn::functional;
+
+namespace {
+torch::Dtype acc_dtype(const Tensor& x) {
+  return x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+}
+// B×L×H×d → B×H×L×d and back.
+Tensor heads_first(const Tensor& x) { return x.permute({0, 2, 1, 3}); }
+}  // namespace
+
+Tensor apply_rope(const Tensor& x, const Tensor& positions, double base) {
+  TORCH_CHECK(x.dim() == 4 && x.size(3) % 2 == 0, "apply_rope: x must be B×L×H×d with d even, got ", x.sizes());
+  TORCH_CHECK(positions.dim() == 1 && positions.size(0) == x.size(1), "apply_rope: need one position per token");
+  const auto ad = acc_dtype(x);
+  const int64_t d = x.size(3), half = d / 2;
+  auto opts = torch::TensorOptions().dtype(torch::kFloat64).device(x.device());
+  // inv_freq_i = base^(−2i/d); angles in fp64 then cast, so large positions keep their accuracy.
+  Tensor inv_freq = torch::pow(base, torch::arange(0, d, 2, opts) / static_cast<double>(d)).reciprocal();
+  Tensor ang = torch::outer(positions.to(torch::kFloat64), inv_freq);                   // L×d/2
+  Tensor cos = ang.cos().to(ad).view({1, -1, 1, half});
+  Tensor sin = ang.sin().to(ad).view({1, -1, 1, half});
+  Tensor xp = x.to(ad).unflatten(3, {half, 2});                                          // B×L×H×d/2×2
+  Tensor re = xp.select(4, 0), im = xp.select(4, 1);
+  Tensor out = torch::stack({re * cos - im * sin, re * sin + im * cos}, 4).flatten(3);
+  return out.to(x.scalar_type());
+}
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, double scale,
+                 double dropout, bool training) {
+  const auto ad = acc_dtype(q);
+  Tensor logits = torch::matmul(q.to(ad), k.to(ad).transpose(-1, -2));
+  if (scale != 1.0) logits = logits * scale;
+  Tensor dead;  // rows with no visible key
+  if (mask.defined()) {
+    logits = logits.masked_fill(mask, -std::numeric_limits<double>::infinity());
+    dead = mask.all(-1, true);
+    // A fully masked row would be softmax of −inf everywhere (NaN): give it finite logits, then
+    // zero its probabilities, so forward and backward stay finite.
+    logits = logits.masked_fill(dead, 0.0);
+  }
+  Tensor probs = torch::softmax(logits, -1);
+  if (dead.defined()) probs = probs.masked_fill(dead, 0.0);
+  probs = probs.to(v.scalar_type());
+  if (dropout > 0.0 && training) probs = F::dropout(probs, F::DropoutFuncOptions().p(dropout).training(true));
+  return torch::matmul(probs, v);
+}
+
+Tensor chunked_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t chunk, bool causal,
+                         double scale, double dropout, bool training, const Tensor& key_padding_mask) {
+  TORCH_CHECK(q.dim() == 4 && k.sizes() == q.sizes() && v.dim() == 4 && v.size(1) == q.size(1),
+              "chunked_attention: q, k must be B×L×H×d and v B×L×H×dv, got ", q.sizes(), k.sizes(), v.sizes());
+  TORCH_CHECK(chunk >= 1, "chunked_attention: chunk must be >= 1");
+  const int64_t B = q.size(0), L = q.size(1), H = q.size(2);
+  const int64_t C = std::min(chunk, L);
+  const int64_t nc = (L + C - 1) / C, pad = nc * C - L;
+  auto to_chunks = [&](const Tensor& x) {  // B×L×H×d → B×nc×H×C×d
+    Tensor xp = pad ? torch::constant_pad_nd(x, {0, 0, 0, 0, 0, pad}) : x;
+    return xp.view({B, nc, C, H, x.size(3)}).permute({0, 1, 3, 2, 4});
+  };
+  auto bool_opts = torch::TensorOptions().dtype(torch::kBool).device(q.device());
+  Tensor mask;
+  if (causal) mask = torch::ones({C, C}, bool_opts).triu(1);
+  // Padded keys of the last chunk must be hidden from real queries unless causality already does.
+  Tensor keymask;
+  if (key_padding_mask.defined()) {
+    TORCH_CHECK(key_padding_mask.sizes() == torch::IntArrayRef({B, L}), "chunked_attention: key_padding_mask must be B×L");
+    keymask = key_padding_mask;
+  }
+  if (pad && !causal) {
+    Tensor base = keymask.defined() ? keymask : torch::zeros({B, L}, bool_opts);
+    keymask = base;
+  }
+  if (keymask.defined()) {
+    Tensor km = torch::constant_pad_nd(keymask.to(torch::kUInt8), {0, pad}, 1).to(torch::kBool);
+    km = km.view({B, nc, 1, 1, C});
+    mask = mask.defined() ? torch::logical_or(mask, km) : km;
+  }
+  Tensor out = attention(to_chunks(q), to_chunks(k), to_chunks(v), mask, scale, dropout, training);
+  out = out.permute({0, 1, 3, 2, 4}).reshape({B, nc * C, H, v.size(3)});
+  return pad ? out.narrow(1, 0, L) : out;
+}
+
+Tensor cached_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, double dropout,
+                        bool training) {
+  const int64_t Lq = q.size(1), Lk = k.size(1);
+  TORCH_CHECK(Lk >= Lq, "cached_attention: fewer keys than queries");
+  auto bool_opts = torch::TensorOptions().dtype(torch::kBool).device(q.device());
+  Tensor mask = Lq > 1 ? torch::ones({Lq, Lk}, bool_opts).triu(Lk - Lq + 1) : Tensor();
+  Tensor out = attention(heads_first(q), heads_first(k), heads_first(v), mask, scale, dropout, training);
+  return heads_first(out);
+}
+
+}  // namespace mgl::ops

@@ -1,0 +1,33 @@
+// Reference (LibTorch) attention ops: interleaved RoPE with chunk-local positions and
+// block-diagonal chunked softmax attention (spec §3.3–§3.4).
+#pragma once
+#include <torch/torch.h>
+
+namespace mgl::ops {
+
+// Rotary embedding, LLaMA-style interleaved pairs (x_2i, x_2i+1) as one complex number rotated by
+// pos·base^(−2i/d) (§3.3). x: B×L×H×d (d even); positions: L (int64). Computed in fp32 (fp64
+// for fp64 inputs), returned in x's dtype.
+torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& positions, double base);
+
+// softmax(scale·q kᵀ, masked) v over the last two dims. q: …×Lq×d, k: …×Lk×d, v: …×Lk×dv;
+// mask: bool broadcastable to …×Lq×Lk, true = may NOT attend (undefined = none). Logits and
+// softmax in fp32 (fp64 for fp64); a row with every key masked outputs zeros. Attention dropout
+// is standard inverted dropout on the probabilities (the official non-fused path).
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const torch::Tensor& mask, double scale, double dropout, bool training);
+
+// Block-diagonal chunked attention (§3.4): tokens attend only inside their chunk of `chunk`
+// tokens (chunk m = [mC, (m+1)C)), causally or not. q, k: B×L×H×d, v: B×L×H×dv; L need not be
+// a multiple of C (the last chunk is partial). key_padding_mask: B×L bool (true = padded key) or
+// undefined. Returns B×L×H×dv.
+torch::Tensor chunked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                int64_t chunk, bool causal, double scale, double dropout, bool training,
+                                const torch::Tensor& key_padding_mask = {});
+
+// Causal attention of Lq new queries on Lk ≥ Lq keys of which the last Lq are the new tokens
+// (a KV cache in front): row i sees keys j ≤ i + (Lk − Lq) (bottom-right aligned). B×L×H×d.
+torch::Tensor cached_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                               double scale, double dropout, bool training);
+
+}  // namespace mgl::ops

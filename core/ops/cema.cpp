@@ -1,0 +1,125 @@
+#include "core/ops/cema.h"
+
+#include <cmath>
+
+namespace mgl::ops {
+namespace {
+
+using torch::Tensor;
+
+// The real dtype matching the coefficients (float for complex64, double for complex128).
+torch::Dtype real_dtype(const EmaCoeffs& c) { return c.p.scalar_type(); }
+
+// exp(log_q ⊗ e) for a vector of exponents e (real, length K): D×N×K.
+// The product j·log q is formed in fp64 and only the result is rounded: in fp32 the phase j·θ
+// would carry an absolute error of j·θ·ε (≈ 4e-4 rad at j = 1000), which is what limits the
+// official fp32 kernels at long L. With the √L blocking there are only O(D·N·√L) powers, so the
+// fp64 exponentials cost nothing measurable.
+Tensor powers(const Tensor& log_q, const Tensor& exponents) {
+  const auto wide = log_q.is_complex() ? torch::kComplexDouble : torch::kFloat64;
+  return torch::exp(log_q.to(wide).unsqueeze(-1) * exponents.to(torch::kFloat64)).to(log_q.scalar_type());
+}
+
+// Block length T ≈ √L and number of blocks A = ⌈L/T⌉.
+std::pair<int64_t, int64_t> blocking(int64_t L) {
+  int64_t T = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(L)))));
+  return {T, (L + T - 1) / T};
+}
+
+Tensor real_part(const Tensor& t) { return t.is_complex() ? torch::real(t) : t; }
+
+Tensor arange(int64_t n, const EmaCoeffs& c) {
+  return torch::arange(n, torch::TensorOptions().dtype(real_dtype(c)).device(c.p.device()));
+}
+
+void check_coeffs(const EmaCoeffs& c) {
+  TORCH_CHECK(c.p.dim() == 2 && c.log_q.sizes() == c.p.sizes() && c.eta.sizes() == c.p.sizes(),
+              "EMA coefficients must all be D×N, got p ", c.p.sizes(), ", log_q ", c.log_q.sizes(), ", eta ",
+              c.eta.sizes());
+  TORCH_CHECK(c.is_complex() == c.eta.is_complex(), "log_q and eta must both be complex or both real");
+}
+
+}  // namespace
+
+int64_t fft_size(int64_t L) {
+  TORCH_CHECK(L >= 1, "fft_size: L must be >= 1, got ", L);
+  int64_t n = 1;
+  while (n < L) n <<= 1;
+  return n;
+}
+
+Tensor ema_kernel(const EmaCoeffs& c, int64_t L) {
+  check_coeffs(c);
+  TORCH_CHECK(L >= 1, "ema_kernel: L must be >= 1, got ", L);
+  const auto [T, A] = blocking(L);
+  const int64_t D = c.dim();
+  Tensor inner = powers(c.log_q, arange(T, c));                               // D×N×T : q^b
+  Tensor outer = (c.p * c.eta).unsqueeze(-1) * powers(c.log_q, arange(A, c) * static_cast<double>(T));
+  // D×A×N @ D×N×T → D×A×T, then flatten the (a, b) grid to j = aT + b.
+  Tensor k = torch::matmul(outer.transpose(1, 2), inner).reshape({D, A * T}).narrow(1, 0, L);
+  return real_part(k).contiguous();
+}
+
+Tensor ema_bias(const EmaCoeffs& c, const Tensor& h0, int64_t L) {
+  check_coeffs(c);
+  TORCH_CHECK(h0.dim() == 3 && h0.size(1) == c.dim() && h0.size(2) == c.ndim(), "ema_bias: h0 must be B×",
+              c.dim(), "×", c.ndim(), ", got ", h0.sizes());
+  const auto [T, A] = blocking(L);
+  const int64_t B = h0.size(0), D = c.dim();
+  Tensor inner = powers(c.log_q, arange(T, c));                                       // D×N×T
+  Tensor outer = (c.eta * h0).unsqueeze(-1) *                                          // B×D×N×A
+                 powers(c.log_q, arange(A, c) * static_cast<double>(T) + 1.0);
+  Tensor bias = torch::matmul(outer.transpose(-1, -2), inner);                          // B×D×A×T
+  return real_part(bias.reshape({B, D, A * T}).narrow(2, 0, L)).contiguous();
+}
+
+Tensor ema_hidden(const Tensor& x, const EmaCoeffs& c, const Tensor& h0) {
+  check_coeffs(c);
+  TORCH_CHECK(x.dim() == 3 && x.size(1) == c.dim(), "ema_hidden: x must be B×", c.dim(), "×L, got ",
+              x.sizes());
+  const int64_t B = x.size(0), D = c.dim(), L = x.size(2);
+  const auto [T, A] = blocking(L);
+  // Left-pad to A·T so that the last input sits at the end of the last block; index i of the
+  // padded sequence then has power q^(A·T−1−i) = q^((A−1−a)T) · q^(T−1−b).
+  Tensor xp = torch::constant_pad_nd(x.to(c.eta.scalar_type()), {A * T - L, 0});
+  Tensor xr = xp.reshape({B, D, A, T});
+  Tensor within = powers(c.log_q, arange(T, c).flip(0)).transpose(1, 2);              // D×T×N
+  Tensor across = powers(c.log_q, arange(A, c).flip(0) * static_cast<double>(T));      // D×N×A
+  Tensor partial = torch::matmul(xr, within);                                          // B×D×A×N
+  Tensor h = c.p * (partial * across.transpose(1, 2)).sum(2);                          // B×D×N
+  if (h0.defined()) h = h + powers(c.log_q, torch::full({1}, static_cast<double>(L), c.p.options())).squeeze(-1) * h0;
+  return h;
+}
+
+Tensor causal_fftconv(const Tensor& x, const Tensor& k) {
+  TORCH_CHECK(x.dim() == 3 && k.dim() == 2 && k.size(0) == x.size(1) && k.size(1) == x.size(2),
+              "causal_fftconv: x must be B×D×L and k D×L, got ", x.sizes(), " and ", k.sizes());
+  const int64_t L = x.size(2), n = 2 * fft_size(L);
+  const auto cd = (x.scalar_type() == torch::kFloat64 || k.scalar_type() == torch::kFloat64) ? torch::kFloat64
+                                                                                           : torch::kFloat32;
+  Tensor xf = torch::fft::rfft(x.to(cd), n, -1);
+  Tensor kf = torch::fft::rfft(k.to(cd), n, -1);
+  Tensor y = torch::fft::irfft(xf * kf, n, -1).narrow(-1, 0, L);
+  return y.to(x.scalar_type());
+}
+
+Tensor bidirectional_fftconv(const Tensor& x, const Tensor& k_fwd, const Tensor& k_bwd) {
+  return causal_fftconv(x, k_fwd) + causal_fftconv(x.flip(-1), k_bwd).flip(-1);
+}
+
+std::pair<Tensor, Tensor> ema_recurrence(const Tensor& x, const EmaCoeffs& c, const Tensor& h0) {
+  check_coeffs(c);
+  const int64_t B = x.size(0), D = c.dim(), N = c.ndim(), L = x.size(2);
+  Tensor q = torch::exp(c.log_q);
+  Tensor h = h0.defined() ? h0 : torch::zeros({B, D, N}, c.eta.options());
+  std::vector<Tensor> ys;
+  ys.reserve(L);
+  Tensor xs = x.to(c.eta.scalar_type());
+  for (int64_t t = 0; t < L; ++t) {
+    h = c.p * xs.select(2, t).unsqueeze(-1) + q * h;
+    ys.push_back(real_part((c.eta * h).sum(-1)));
+  }
+  return {torch::stack(ys, 2), h};
+}
+
+}  // namespace mgl::ops
