@@ -73,10 +73,7 @@ Tensor chunked_attention(const Tensor& q, const Tensor& k, const Tensor& v, int6
     TORCH_CHECK(key_padding_mask.sizes() == torch::IntArrayRef({B, L}), "chunked_attention: key_padding_mask must be B×L");
     keymask = key_padding_mask;
   }
-  if (pad && !causal) {
-    Tensor base = keymask.defined() ? keymask : torch::zeros({B, L}, bool_opts);
-    keymask = base;
-  }
+  if (pad && !causal && !keymask.defined()) keymask = torch::zeros({B, L}, bool_opts);
   if (keymask.defined()) {
     Tensor km = torch::constant_pad_nd(keymask.to(torch::kUInt8), {0, pad}, 1).to(torch::kBool);
     km = km.view({B, nc, 1, 1, C});
