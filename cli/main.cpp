@@ -29,7 +29,7 @@ void usage(FILE* out) {
 int main(int argc, char** argv) {
   // LibTorch on the CPU allocates and frees large temporaries every step; with glibc's defaults
   // they go back to the kernel and are page-faulted in again each time. Keeping freed memory in
-  // the heap measured +43% tokens/s for Megalodon forward+backward at 4K tokens on 2 cores.
+  // the heap measured +21% tokens/s for Megalodon forward+backward at 4K tokens on 2 cores.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);   // glibc's maximum; also stops the dynamic threshold
   mallopt(M_TRIM_THRESHOLD, 0x7fffffff);
   mallopt(M_TOP_PAD, 1 << 30);
