@@ -2,6 +2,8 @@
 #pragma once
 #include <torch/torch.h>
 #include <fmt/format.h>
+// Header-only and heavy; shared by the harness (precompiling it is a compile-speed matter only).
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <functional>

@@ -1,0 +1,86 @@
+// The seam between the trainer and a task (style.md: dataset → task adapter → model → trainer).
+//
+// A task adapter binds a data set to an input encoding, a model with its head, a loss and metrics.
+// The trainer knows only this interface: it asks for split sizes and batches (from loader threads),
+// calls `step` for the loss and the metric sums, and `finalize` to turn sums into metrics. Adding a
+// task is one source file with a class deriving from Task (or ClassificationTask) and an
+// MGL_REGISTER_TASK line, plus one config under configs/task/.
+#pragma once
+#include <torch/torch.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "harness/config.h"
+#include "harness/registry.h"
+
+namespace mgl::harness {
+
+enum class Split { train, val, test };
+const char* to_string(Split);
+
+struct Batch {
+  torch::Tensor inputs;              // B×L token ids, or B×L(×F) real values
+  torch::Tensor mask;                // B×L bool, true = padding; undefined when nothing is padded
+  torch::Tensor targets;             // B class labels (or B×L token targets)
+  std::vector<torch::Tensor> extra;  // task-specific inputs (e.g. Retrieval's second document)
+  int64_t examples = 0;
+  int64_t tokens = 0;  // sequence positions in the batch (for tokens/s)
+  Batch to(const torch::Device& device) const;
+};
+
+// Additive sums over batches (e.g. "loss_sum", "correct", "count"); Task::finalize turns them into
+// metrics. Sums, not means, so that evaluation over uneven batches is exact.
+struct MetricSums {
+  std::map<std::string, double> sum;
+  void add(const std::string& name, double v) { sum[name] += v; }
+  void merge(const MetricSums& o) {
+    for (const auto& [k, v] : o.sum) sum[k] += v;
+  }
+};
+
+struct StepOutput {
+  torch::Tensor loss;  // scalar, mean over the batch, differentiable in training
+  MetricSums sums;
+};
+
+class Task {
+ public:
+  virtual ~Task() = default;
+  // Examples in a split (0: the split does not exist).
+  virtual int64_t size(Split split) const = 0;
+  // Collates the examples at `indices`. Called concurrently from loader threads: must not modify
+  // the task. `seed` is unique per batch for augmentations that need randomness.
+  virtual Batch make_batch(Split split, const std::vector<int64_t>& indices, uint64_t seed) const = 0;
+  // Builds the model (called once, after the global seed is set, before training).
+  virtual std::shared_ptr<torch::nn::Module> build_model() = 0;
+  virtual std::shared_ptr<torch::nn::Module> model() const = 0;
+  // Forward pass, loss and metric sums for one batch already on the model's device.
+  virtual StepOutput step(const Batch& batch, bool training) = 0;
+  // Metrics from the sums of a whole split (keys without the split prefix, e.g. "accuracy", "loss").
+  virtual std::map<std::string, double> finalize(const MetricSums& sums) const = 0;
+  // Model FLOPs per example (forward+backward) for MFU; 0 if unknown.
+  virtual double train_flops_per_example() const { return 0; }
+  // One line for tables and run records: what data, how much of it, how encoded.
+  virtual std::string describe() const = 0;
+};
+
+struct TaskEntry {
+  std::string summary;
+  // The task's own keys (under `task.`), added to the schema when `task.name` selects it.
+  std::function<void(Schema&)> schema;
+  std::function<std::unique_ptr<Task>(const Config&)> create;
+};
+Registry<TaskEntry>& task_registry();
+
+}  // namespace mgl::harness
+
+#define MGL_CONCAT_INNER(a, b) a##b
+#define MGL_CONCAT(a, b) MGL_CONCAT_INNER(a, b)
+// Registers a task adapter: MGL_REGISTER_TASK("name", "summary", schema_fn, create_fn).
+#define MGL_REGISTER_TASK(name, summary, schema_fn, create_fn)                                      \
+  static const bool MGL_CONCAT(mgl_task_registered_, __LINE__) = ::mgl::harness::task_registry().add( \
+      name, ::mgl::harness::TaskEntry{summary, schema_fn, create_fn})

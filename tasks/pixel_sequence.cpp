@@ -1,0 +1,139 @@
+// Pixel-sequence image classification (LRA Image style, paper-benchmarks §2.2): each grey image is
+// raster-scanned to a sequence of scalar pixels, normalised as (p/255 − mean)/std and embedded as
+// real numbers. Sources: IDX files (MNIST / Fashion-MNIST, Debian `dataset-fashion-mnist`).
+//
+// Validation split (Mega's rule for CIFAR-10): a random permutation of the training set from a
+// CPU generator seeded with `task.split_seed` (torch.randperm, as torch.utils.data.random_split
+// draws it); the first N − val_size indices train, the last val_size validate.
+#include <fmt/format.h>
+
+#include "datasets/idx.h"
+#include "harness/task.h"
+#include "tasks/classification.h"
+
+namespace mgl::tasks {
+namespace {
+
+using harness::Batch;
+using harness::Config;
+using harness::ConfigError;
+using harness::Split;
+namespace fs = std::filesystem;
+
+struct ImageSet {
+  torch::Tensor images;  // N×H×W uint8
+  torch::Tensor labels;  // N int64
+};
+
+ImageSet read_idx_pair(const fs::path& images, const fs::path& labels, int64_t num_classes) {
+  ImageSet s;
+  s.images = datasets::read_idx_u8(images);
+  torch::Tensor l = datasets::read_idx_u8(labels);
+  if (s.images.dim() != 3) throw std::runtime_error(fmt::format("{}: expected N×H×W images, got {} dims", images.string(), s.images.dim()));
+  if (l.dim() != 1) throw std::runtime_error(fmt::format("{}: expected a 1-D label file", labels.string()));
+  if (l.size(0) != s.images.size(0))
+    throw std::runtime_error(fmt::format("{} has {} labels but {} has {} images", labels.string(), l.size(0),
+                                         images.string(), s.images.size(0)));
+  s.labels = l.to(torch::kInt64);
+  const int64_t mx = s.labels.max().item<int64_t>();
+  if (mx >= num_classes)
+    throw std::runtime_error(fmt::format("{}: label {} is out of range for task.num_classes = {}", labels.string(), mx,
+                                         num_classes));
+  return s;
+}
+
+class PixelSequenceTask final : public ClassificationTask {
+ public:
+  PixelSequenceTask(const Config& cfg, int64_t seq_len)
+      : ClassificationTask(cfg, cfg.get_int("task.num_classes"), 1, -1, seq_len) {}
+
+  static std::unique_ptr<harness::Task> create(const Config& cfg) {
+    const int64_t classes = cfg.get_int("task.num_classes");
+    const fs::path root = cfg.get_string("task.root");
+    if (!fs::is_directory(root))
+      throw ConfigError(cfg.origin("task.root"), "task.root",
+                        fmt::format("'{}' is not a directory (Fashion-MNIST: apt-get install dataset-fashion-mnist)",
+                                    root.string()));
+    ImageSet train = read_idx_pair(root / cfg.get_string("task.train_images"), root / cfg.get_string("task.train_labels"), classes);
+    ImageSet test = read_idx_pair(root / cfg.get_string("task.test_images"), root / cfg.get_string("task.test_labels"), classes);
+    const int64_t pad = cfg.get_int("task.pad");
+    if (pad < 0) throw ConfigError(cfg.origin("task.pad"), "task.pad", "must be >= 0");
+    const int64_t H = train.images.size(1) + 2 * pad, W = train.images.size(2) + 2 * pad;
+    auto t = std::make_unique<PixelSequenceTask>(cfg, H * W);
+    t->pad_ = pad;
+    t->mean_ = cfg.get_float("task.mean");
+    t->std_ = cfg.get_float("task.std");
+    if (t->std_ <= 0) throw ConfigError(cfg.origin("task.std"), "task.std", "must be > 0");
+    t->source_ = root.string();
+
+    const int64_t N = train.images.size(0), val = cfg.get_int("task.val_size");
+    if (val < 0 || val >= N)
+      throw ConfigError(cfg.origin("task.val_size"), "task.val_size", fmt::format("must be in [0, {})", N));
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(cfg.get_int("task.split_seed")));
+    torch::Tensor perm = torch::randperm(N, gen, torch::kInt64);
+    auto limit = [&](torch::Tensor idx, const char* key) {
+      const int64_t n = cfg.get_int(key);
+      return n >= 0 && n < idx.size(0) ? idx.slice(0, 0, n) : idx;
+    };
+    torch::Tensor tr = limit(perm.slice(0, 0, N - val), "task.train_limit");
+    torch::Tensor va = limit(perm.slice(0, N - val, N), "task.val_limit");
+    torch::Tensor te = limit(torch::arange(test.images.size(0)), "task.test_limit");
+    t->split_[0] = {train.images.index_select(0, tr), train.labels.index_select(0, tr)};
+    t->split_[1] = {train.images.index_select(0, va), train.labels.index_select(0, va)};
+    t->split_[2] = {test.images.index_select(0, te), test.labels.index_select(0, te)};
+    return t;
+  }
+
+  int64_t size(Split s) const override { return split_[int(s)].images.defined() ? split_[int(s)].images.size(0) : 0; }
+
+  Batch make_batch(Split s, const std::vector<int64_t>& indices, uint64_t) const override {
+    const ImageSet& set = split_[int(s)];
+    torch::Tensor idx = torch::tensor(indices, torch::kInt64);
+    torch::Tensor img = set.images.index_select(0, idx).to(torch::kFloat32).div_(255.0).sub_(mean_).div_(std_);
+    // Padding is black pixels (value 0 before normalisation), as zero-padding the image would give.
+    if (pad_ > 0)
+      img = torch::constant_pad_nd(img, {pad_, pad_, pad_, pad_}, (0.0 - mean_) / std_);
+    Batch b;
+    b.inputs = img.reshape({img.size(0), -1});
+    b.targets = set.labels.index_select(0, idx);
+    b.examples = img.size(0);
+    b.tokens = b.inputs.numel();
+    return b;
+  }
+
+  std::string describe() const override {
+    return fmt::format("{}: {}×{} grey pixels{} as a {}-long sequence; {} train / {} val / {} test", source_,
+                       split_[0].images.size(1), split_[0].images.size(2),
+                       pad_ ? fmt::format(" zero-padded by {}", pad_) : "", seq_len_, size(Split::train),
+                       size(Split::val), size(Split::test));
+  }
+
+ private:
+  ImageSet split_[3];
+  int64_t pad_ = 0;
+  double mean_ = 0.5, std_ = 0.5;
+  std::string source_;
+};
+
+void schema(harness::Schema& s) {
+  s.add_string("task.root", "/usr/share/datasets/fashion-mnist", "directory with the IDX files");
+  s.add_string("task.train_images", "train-images-idx3-ubyte.gz", "training images (IDX, optionally gzipped)");
+  s.add_string("task.train_labels", "train-labels-idx1-ubyte.gz", "training labels");
+  s.add_string("task.test_images", "t10k-images-idx3-ubyte.gz", "test images");
+  s.add_string("task.test_labels", "t10k-labels-idx1-ubyte.gz", "test labels");
+  s.add_int("task.num_classes", 10, "classes");
+  s.add_int("task.pad", 0, "zero padding on each side (2 turns 28×28 into LRA Image's 1,024 pixels)");
+  s.add_float("task.mean", 0.5, "pixel normalisation: (p/255 − mean)/std");
+  s.add_float("task.std", 0.5, "pixel normalisation std");
+  s.add_int("task.val_size", 5000, "validation examples held out of the training set");
+  s.add_int("task.split_seed", 42, "seed of the train/validation permutation (Mega: 42)");
+  s.add_int("task.train_limit", -1, "use only the first N training examples of the split; -1 = all");
+  s.add_int("task.val_limit", -1, "use only the first N validation examples; -1 = all");
+  s.add_int("task.test_limit", -1, "use only the first N test examples (file order); -1 = all");
+}
+
+MGL_REGISTER_TASK("pixel_sequence", "grey images as pixel sequences (Fashion-MNIST / MNIST IDX files)", schema,
+                  [](const Config& cfg) { return PixelSequenceTask::create(cfg); });
+
+}  // namespace
+}  // namespace mgl::tasks
