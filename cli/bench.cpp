@@ -276,4 +276,7 @@ int bench_main(const std::vector<std::string>& args) {
   return 0;
 }
 
+static const Command kBench{"bench", "time forward+backward of Megalodon and the Transformer baseline (CPU or GPU)",
+                           bench_main};
+
 }  // namespace mgl::cli

@@ -9,20 +9,29 @@
 
 #include "cli/commands.h"
 
-namespace {
-struct Command {
-  const char* name;
-  const char* summary;
-  int (*run)(const std::vector<std::string>&);
-};
-const Command kCommands[] = {
-    {"bench", "time forward+backward of Megalodon and the Transformer baseline (CPU or GPU)",
-     mgl::cli::bench_main},
-};
+#include <algorithm>
 
+namespace mgl::cli {
+namespace {
+std::vector<const Command*>& registry() {
+  static std::vector<const Command*> r;
+  return r;
+}
+}  // namespace
+Command::Command(const char* n, const char* s, CommandFn r) : name(n), summary(s), run(r) {
+  registry().push_back(this);
+}
+std::vector<const Command*> commands() {
+  auto out = registry();
+  std::sort(out.begin(), out.end(), [](const Command* a, const Command* b) { return std::strcmp(a->name, b->name) < 0; });
+  return out;
+}
+}  // namespace mgl::cli
+
+namespace {
 void usage(FILE* out) {
   std::fprintf(out, "usage: megalodon <command> [options]   (megalodon <command> --help for details)\n\ncommands:\n");
-  for (const auto& c : kCommands) std::fprintf(out, "  %-8s %s\n", c.name, c.summary);
+  for (const auto* c : mgl::cli::commands()) std::fprintf(out, "  %-8s %s\n", c->name, c->summary);
 }
 }  // namespace
 
@@ -38,12 +47,12 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   std::vector<std::string> args(argv + 2, argv + argc);
-  for (const auto& c : kCommands) {
-    if (argv[1] == std::string(c.name)) {
+  for (const auto* c : mgl::cli::commands()) {
+    if (argv[1] == std::string(c->name)) {
       try {
-        return c.run(args);
+        return c->run(args);
       } catch (const std::exception& e) {
-        std::fprintf(stderr, "megalodon %s: error: %s\n", c.name, e.what());
+        std::fprintf(stderr, "megalodon %s: error: %s\n", c->name, e.what());
         return 1;
       }
     }
