@@ -58,9 +58,23 @@ class PixelSequenceTask final : public ClassificationTask {
     ImageSet test = read_idx_pair(root / cfg.get_string("task.test_images"), root / cfg.get_string("task.test_labels"), classes);
     const int64_t pad = cfg.get_int("task.pad");
     if (pad < 0) throw ConfigError(cfg.origin("task.pad"), "task.pad", "must be >= 0");
+    const int64_t down = cfg.get_int("task.downsample");
+    if (down < 1 || train.images.size(1) % down || train.images.size(2) % down)
+      throw ConfigError(cfg.origin("task.downsample"), "task.downsample",
+                        fmt::format("must be a positive divisor of the image size {}×{}", train.images.size(1),
+                                    train.images.size(2)));
+    if (down > 1) {
+      // Box-filter (area) downsampling, rounded back to bytes: a shorter sequence of the same image.
+      auto shrink = [&](torch::Tensor img) {
+        return torch::avg_pool2d(img.to(torch::kFloat32).unsqueeze(1), down).squeeze(1).round().to(torch::kUInt8);
+      };
+      train.images = shrink(train.images);
+      test.images = shrink(test.images);
+    }
     const int64_t H = train.images.size(1) + 2 * pad, W = train.images.size(2) + 2 * pad;
     auto t = std::make_unique<PixelSequenceTask>(cfg, H * W);
     t->pad_ = pad;
+    t->down_ = down;
     t->mean_ = cfg.get_float("task.mean");
     t->std_ = cfg.get_float("task.std");
     if (t->std_ <= 0) throw ConfigError(cfg.origin("task.std"), "task.std", "must be > 0");
@@ -102,15 +116,16 @@ class PixelSequenceTask final : public ClassificationTask {
   }
 
   std::string describe() const override {
-    return fmt::format("{}: {}×{} grey pixels{} as a {}-long sequence; {} train / {} val / {} test", source_,
+    return fmt::format("{}: {}×{} grey pixels{}{} as a {}-long sequence; {} train / {} val / {} test", source_,
                        split_[0].images.size(1), split_[0].images.size(2),
+                       down_ > 1 ? fmt::format(" (box-downsampled ×{})", down_) : "",
                        pad_ ? fmt::format(" zero-padded by {}", pad_) : "", seq_len_, size(Split::train),
                        size(Split::val), size(Split::test));
   }
 
  private:
   ImageSet split_[3];
-  int64_t pad_ = 0;
+  int64_t pad_ = 0, down_ = 1;
   double mean_ = 0.5, std_ = 0.5;
   std::string source_;
 };
@@ -122,6 +137,7 @@ void schema(harness::Schema& s) {
   s.add_string("task.test_images", "t10k-images-idx3-ubyte.gz", "test images");
   s.add_string("task.test_labels", "t10k-labels-idx1-ubyte.gz", "test labels");
   s.add_int("task.num_classes", 10, "classes");
+  s.add_int("task.downsample", 1, "box-filter downsampling factor (2: 28×28 → 14×14, a 196-pixel sequence)");
   s.add_int("task.pad", 0, "zero padding on each side (2 turns 28×28 into LRA Image's 1,024 pixels)");
   s.add_float("task.mean", 0.5, "pixel normalisation: (p/255 − mean)/std");
   s.add_float("task.std", 0.5, "pixel normalisation std");

@@ -97,6 +97,10 @@ std::pair<Tensor, Tensor> ComplexEMAImpl::forward(const Tensor& x, const Tensor&
   TORCH_CHECK(x.dim() == 3 && x.size(1) == options.dim(), "ComplexEMA: x must be B×", options.dim(),
               "×L, got ", x.sizes());
   const int64_t L = x.size(2);
+  // Under bf16 autocast the EMA still runs in its coefficients' precision (fp32 or fp64): the
+  // complex powers q^j lose all accuracy in 8 mantissa bits. Autocast is switched off here and
+  // the result is cast back to the input's dtype.
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   ops::EmaCoeffs c = coeffs(0);
   const auto cd = c.p.scalar_type();
   Tensor xa = x.to(cd);

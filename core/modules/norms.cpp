@@ -63,7 +63,13 @@ ops::NormState SequenceNormImpl::initial_state(int64_t B, const torch::Device& d
   return s;
 }
 
-Tensor SequenceNormImpl::forward(const Tensor& x, ops::NormState* state, const Tensor& padding_mask) {
+Tensor SequenceNormImpl::forward(const Tensor& x_in, ops::NormState* state, const Tensor& padding_mask) {
+  // Norm statistics are computed in fp32 even under bf16 autocast (the carried timestep-norm
+  // state is fp32 by construction); the output returns in the input's dtype.
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+  const bool low = x_in.scalar_type() == torch::kBFloat16 || x_in.scalar_type() == torch::kHalf;
+  Tensor x = low ? x_in.to(torch::kFloat32) : x_in;
+  auto back = [&](const Tensor& y) { return low ? y.to(x_in.scalar_type()) : y; };
   Tensor w = weight.defined() ? weight + 1.0 : torch::ones({x.size(-1)}, x.options());
   Tensor b = bias.defined() ? bias : torch::zeros({x.size(-1)}, x.options());
   switch (kind) {
@@ -71,14 +77,14 @@ Tensor SequenceNormImpl::forward(const Tensor& x, ops::NormState* state, const T
       ops::NormState prev = (state && state->defined()) ? *state : initial_state(x.size(0), x.device());
       auto out = ops::timestep_norm(x, num_groups, w, b, prev, padding_mask, eps);
       if (state) *state = out.state;
-      return out.y;
+      return back(out.y);
     }
     case NormKind::layer:
-      return ops::layer_norm(x, w, b, eps);
+      return back(ops::layer_norm(x, w, b, eps));
     case NormKind::group:
-      return ops::group_norm_per_token(x, num_groups, w, b, eps);
+      return back(ops::group_norm_per_token(x, num_groups, w, b, eps));
   }
-  return x;
+  return x_in;
 }
 
 }  // namespace mgl

@@ -1,0 +1,39 @@
+// The training loop: optimizer steps with warm-up schedules, clipping and accumulation; periodic
+// evaluation with best-checkpoint selection and early stopping; atomic, resumable checkpoints
+// (model, optimizer, schedule position, data position, RNG); a step line and metrics.jsonl.
+//
+// Run directory (see README "Run directories"):
+//   config.toml     the resolved configuration     run.json      seed, git, versions, device
+//   metrics.jsonl   one JSON object per log line    final.json    written when the run finishes
+//   checkpoints/step_<N>.pt, best.pt                 (torch archives; atomic temp + rename)
+#pragma once
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "harness/config.h"
+
+namespace mgl::harness {
+
+std::filesystem::path run_directory(const Config& cfg);
+
+struct TrainOptions {
+  bool resume = false;       // continue from the latest checkpoint in the run directory
+  std::string command_line;  // recorded in run.json
+};
+
+struct TrainResult {
+  std::filesystem::path run_dir;
+  int64_t steps = 0;
+  bool early_stopped = false;
+  std::map<std::string, double> metrics;  // "val/accuracy", "test/loss", ...
+};
+
+TrainResult train(const Config& cfg, const TrainOptions& options);
+
+// Evaluates a run's best (or latest) checkpoint on a split; used by `megalodon eval`.
+std::map<std::string, double> evaluate_run(const std::filesystem::path& run_dir, const std::string& split,
+                                           const std::string& which, const std::vector<std::string>& overrides);
+
+}  // namespace mgl::harness
