@@ -132,7 +132,8 @@ MegalodonClassifierImpl::MegalodonClassifierImpl(MegalodonConfig c, const Classi
   init_linear(head_fc2, cfg.init_mode);
 }
 
-Tensor MegalodonClassifierImpl::encode(const Tensor& inputs, const Tensor& mask) {
+Tensor MegalodonClassifierImpl::encode(const Tensor& inputs, const Tensor& mask,
+                                       std::vector<Tensor>* layer_outputs) {
   Tensor x;
   if (embed) {
     TORCH_CHECK(inputs.dim() == 2, "classifier: token inputs must be B×L");
@@ -144,15 +145,19 @@ Tensor MegalodonClassifierImpl::encode(const Tensor& inputs, const Tensor& mask)
     x = input_proj(in.to(input_proj->weight.scalar_type()));
   }
   if (cfg.dropout > 0 && is_training()) x = F::dropout(x, F::DropoutFuncOptions().p(cfg.dropout).training(true));
-  for (auto& b : blocks) x = b(x, nullptr, mask);
+  for (auto& b : blocks) {
+    x = b(x, nullptr, mask);
+    if (layer_outputs) layer_outputs->push_back(x);
+  }
   Tensor h = final_norm(x, nullptr, mask);
   if (!mask.defined()) return h.mean(1);
   Tensor valid = mask.logical_not().unsqueeze(-1).to(h.scalar_type());
   return (h * valid).sum(1) / valid.sum(1).clamp_min(1.0);
 }
 
-Tensor MegalodonClassifierImpl::forward(const Tensor& inputs, const Tensor& mask) {
-  Tensor h = torch::gelu(head_fc1(encode(inputs, mask)));
+Tensor MegalodonClassifierImpl::forward(const Tensor& inputs, const Tensor& mask,
+                                        std::vector<Tensor>* layer_outputs) {
+  Tensor h = torch::gelu(head_fc1(encode(inputs, mask, layer_outputs)));
   if (options.head_dropout > 0 && is_training())
     h = F::dropout(h, F::DropoutFuncOptions().p(options.head_dropout).training(true));
   return head_fc2(h);

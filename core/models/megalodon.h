@@ -67,9 +67,12 @@ class MegalodonClassifierImpl : public torch::nn::Module {
   // cfg.causal is forced to false. vocab_size > 0 selects a token embedding.
   MegalodonClassifierImpl(MegalodonConfig cfg, const ClassifierOptions& options);
   // inputs: B×L int64 tokens, or B×L (×input_dim) floats; padding_mask: B×L bool (true = pad).
-  torch::Tensor forward(const torch::Tensor& inputs, const torch::Tensor& padding_mask = {});
+  // If layer_outputs is given, it receives each block's output (B×L×D), as the LM's does.
+  torch::Tensor forward(const torch::Tensor& inputs, const torch::Tensor& padding_mask = {},
+                        std::vector<torch::Tensor>* layer_outputs = nullptr);
   // The pooled representation (B×D) before the head, e.g. for two-document tasks.
-  torch::Tensor encode(const torch::Tensor& inputs, const torch::Tensor& padding_mask = {});
+  torch::Tensor encode(const torch::Tensor& inputs, const torch::Tensor& padding_mask = {},
+                       std::vector<torch::Tensor>* layer_outputs = nullptr);
 
   MegalodonConfig cfg;
   ClassifierOptions options;
