@@ -84,8 +84,33 @@ int eval_main(const std::vector<std::string>& args) {
   return 0;
 }
 
+const char* kExportHelp = R"(usage: megalodon export <run_dir> --out DIR [--checkpoint best|latest|PATH]
+
+Writes the run's checkpoint as DIR/model.safetensors (official parameter names) and DIR/config.json
+(architecture and model configuration), the interchange format `megalodon forward` and PyTorch
+code read.
+)";
+
+int export_main(const std::vector<std::string>& args) {
+  auto p = parse_args(args, {"--out", "--checkpoint"}, {"--help"});
+  if (p.flag("--help")) {
+    std::fputs(kExportHelp, stdout);
+    return 0;
+  }
+  if (p.positional.size() != 1 || p.option("--out").empty()) {
+    std::fputs(kExportHelp, stderr);
+    return 2;
+  }
+  const std::string arch =
+      harness::export_run(p.positional[0], p.option("--checkpoint", "best"), p.option("--out"), p.overrides);
+  std::printf("wrote %s/model.safetensors and %s/config.json (%s)\n", p.option("--out").c_str(),
+              p.option("--out").c_str(), arch.c_str());
+  return 0;
+}
+
 const Command kTrain{"train", "train one run of an experiment (TOML config + key=value overrides)", train_main};
 const Command kEval{"eval", "evaluate a run's best or latest checkpoint on a split", eval_main};
+const Command kExport{"export", "write a run's checkpoint as safetensors + config.json", export_main};
 
 }  // namespace
 }  // namespace mgl::cli

@@ -577,6 +577,17 @@ Config ConfigLoader::compose(const fs::path& experiment_file, const LoadOptions&
     throw ConfigError(experiment_file.string(), "", "no such experiment file");
   cfg.experiment_file = experiment_file;
   cfg.experiment_name = experiment_file.stem().string();
+  // Under an `experiments/` folder the name keeps its sub-folders: experiments/ablations/norm.toml
+  // is "ablations/norm", so its runs go to <run.root>/ablations/norm/.
+  {
+    const fs::path abs = fs::absolute(experiment_file).lexically_normal();
+    for (fs::path d = abs.parent_path(); d.has_relative_path(); d = d.parent_path()) {
+      if (d.filename() == "experiments") {
+        cfg.experiment_name = abs.lexically_relative(d).replace_extension().string();
+        break;
+      }
+    }
+  }
   cfg.config_root = options.config_root.empty() ? find_config_root(experiment_file) : options.config_root;
 
   Composer c;

@@ -18,13 +18,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string safe_name(std::string s) {
-  for (char& c : s)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == '=' || c == ','))
-      c = '_';
-  return s;
-}
-
 // Splits a list value of the grid into one override value per element.
 std::vector<std::string> grid_values(const std::string& key, const Value& v) {
   std::vector<std::string> out;
@@ -85,9 +78,10 @@ SweepPlan plan_sweep(const fs::path& experiment_file, const std::vector<std::str
     for (const auto& [suffix, grid] : combos) {
       std::vector<std::string> o = set;
       o.insert(o.end(), grid.begin(), grid.end());
-      const std::string full = safe_name(suffix.empty() ? name : (named.size() == 1 && name == "default" ? suffix : name + "," + suffix));
+      const std::string full =
+          suffix.empty() ? name : (named.size() == 1 && name == "default" ? suffix : name + "," + suffix);
       for (const auto& existing : plan.variants)
-        if (existing.first == full) throw ConfigError(experiment_file.string(), "sweep.variant", "duplicate variant name '" + full + "'");
+        if (slug(existing.first) == slug(full)) throw ConfigError(experiment_file.string(), "sweep.variant", "variant names '" + existing.first + "' and '" + full + "' are the same directory name");
       plan.variants.emplace_back(full, o);
     }
 
@@ -96,7 +90,7 @@ SweepPlan plan_sweep(const fs::path& experiment_file, const std::vector<std::str
       SweepRun r;
       r.variant = name;
       r.seed = seed;
-      r.dir = plan.sweep_dir / name / fmt::format("seed{}", seed);
+      r.dir = plan.sweep_dir / slug(name) / fmt::format("seed{}", seed);
       r.overrides = overrides;
       r.overrides.insert(r.overrides.end(), set.begin(), set.end());
       r.overrides.push_back("run.variant=" + name);
@@ -127,7 +121,7 @@ SweepPlan plan_sweep(const fs::path& experiment_file, const std::vector<std::str
 SweepSummary run_sweep(const SweepPlan& plan, const SweepOptions& options) {
   SweepSummary summary;
   const int64_t jobs = std::max<int64_t>(1, options.jobs > 0 ? options.jobs : plan.jobs);
-  fs::create_directories(plan.sweep_dir);
+  if (!options.dry_run) fs::create_directories(plan.sweep_dir);
   const fs::path sweep_file = plan.sweep_dir / "sweep.json";
 
   json doc;
@@ -145,7 +139,7 @@ SweepSummary run_sweep(const SweepPlan& plan, const SweepOptions& options) {
     doc["runs"].push_back(e);
   }
   auto save = [&] { write_json_atomic(sweep_file, doc); };
-  save();
+  if (!options.dry_run) save();
 
   if (options.dry_run) {
     for (size_t i = 0; i < plan.runs.size(); ++i) {

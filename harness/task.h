@@ -10,11 +10,13 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "harness/config.h"
+#include "harness/io/weights.h"
 #include "harness/registry.h"
 
 namespace mgl::harness {
@@ -66,6 +68,9 @@ class Task {
   virtual double train_flops_per_example() const { return 0; }
   // One line for tables and run records: what data, how much of it, how encoded.
   virtual std::string describe() const = 0;
+  // The architecture and configuration of build_model()'s model, for exporting its weights as
+  // safetensors + config.json (`megalodon export`); nullopt when the model has no such spec.
+  virtual std::optional<ModelSpec> model_spec() const { return std::nullopt; }
 };
 
 struct TaskEntry {

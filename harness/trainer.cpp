@@ -318,7 +318,7 @@ void check_precision(const Config& cfg, const torch::Device& device) {
 fs::path run_directory(const Config& cfg) {
   const std::string dir = cfg.get_string("run.dir");
   if (!dir.empty()) return dir;
-  return fs::path(cfg.get_string("run.root")) / cfg.experiment_name / cfg.get_string("run.variant") /
+  return fs::path(cfg.get_string("run.root")) / cfg.experiment_name / slug(cfg.get_string("run.variant")) /
          fmt::format("seed{}", cfg.get_int("seed"));
 }
 
@@ -554,19 +554,26 @@ TrainResult train(const Config& cfg, const TrainOptions& o) {
   return result;
 }
 
-std::map<std::string, double> evaluate_run(const fs::path& run_dir, const std::string& split, const std::string& which,
-                                           const std::vector<std::string>& overrides) {
+namespace {
+
+// A finished or interrupted run, rebuilt from its directory: the resolved config, the task and
+// the model with the chosen checkpoint loaded.
+struct LoadedRun {
+  Config cfg;
+  std::unique_ptr<Task> task;
+  std::shared_ptr<torch::nn::Module> model;
+};
+
+LoadedRun load_run(const fs::path& run_dir, const std::string& which, const std::vector<std::string>& overrides) {
   const fs::path cfg_file = run_dir / "config.toml";
-  if (!fs::exists(cfg_file)) throw std::runtime_error(fmt::format("{}: no config.toml (not a run directory)", run_dir.string()));
+  if (!fs::exists(cfg_file))
+    throw std::runtime_error(fmt::format("{}: no config.toml (not a run directory)", run_dir.string()));
   LoadOptions lo;
   lo.overrides = overrides;
   lo.config_root = run_dir;  // the resolved config has no defaults list
-  Config cfg = ConfigLoader::load(cfg_file, lo, experiment_schema);
-  if (cfg.get_int("run.threads") > 0) torch::set_num_threads(static_cast<int>(cfg.get_int("run.threads")));
-  const torch::Device device = pick_device(cfg);
-  Split s = split == "train" ? Split::train : split == "val" ? Split::val : split == "test" ? Split::test
-                                                                                             : throw std::invalid_argument(
-                                                                                                   "split must be train, val or test");
+  LoadedRun r;
+  r.cfg = ConfigLoader::load(cfg_file, lo, experiment_schema);
+  if (r.cfg.get_int("run.threads") > 0) torch::set_num_threads(static_cast<int>(r.cfg.get_int("run.threads")));
   fs::path ckpt;
   if (which == "best") {
     ckpt = run_dir / "best.pt";
@@ -578,14 +585,39 @@ std::map<std::string, double> evaluate_run(const fs::path& run_dir, const std::s
   }
   if (ckpt.empty() || !fs::exists(ckpt))
     throw std::runtime_error(fmt::format("{}: no '{}' checkpoint", run_dir.string(), which));
-  torch::manual_seed(static_cast<uint64_t>(cfg.get_int("seed")));
-  auto task = task_registry().at(cfg.get_string("task.name"), "task.name").create(cfg);
-  auto model = task->build_model();
-  load_checkpoint(ckpt, *model, nullptr);
-  model->to(device);
+  torch::manual_seed(static_cast<uint64_t>(r.cfg.get_int("seed")));
+  r.task = task_registry().at(r.cfg.get_string("task.name"), "task.name").create(r.cfg);
+  r.model = r.task->build_model();
+  load_checkpoint(ckpt, *r.model, nullptr);
+  return r;
+}
+
+}  // namespace
+
+std::map<std::string, double> evaluate_run(const fs::path& run_dir, const std::string& split, const std::string& which,
+                                           const std::vector<std::string>& overrides) {
+  Split s;
+  if (split == "train") s = Split::train;
+  else if (split == "val") s = Split::val;
+  else if (split == "test") s = Split::test;
+  else throw std::invalid_argument("--split must be train, val or test");
+  LoadedRun r = load_run(run_dir, which, overrides);
+  const torch::Device device = pick_device(r.cfg);
+  r.model->to(device);
   std::map<std::string, double> out;
-  for (const auto& [k, v] : evaluate(*task, s, cfg, device, *model)) out[split + "/" + k] = v;
+  for (const auto& [k, v] : evaluate(*r.task, s, r.cfg, device, *r.model)) out[split + "/" + k] = v;
   return out;
+}
+
+std::string export_run(const fs::path& run_dir, const std::string& which, const fs::path& out,
+                       const std::vector<std::string>& overrides) {
+  LoadedRun r = load_run(run_dir, which, overrides);
+  auto spec = r.task->model_spec();
+  if (!spec)
+    throw std::runtime_error(fmt::format("task '{}' does not describe its model for export",
+                                         r.cfg.get_string("task.name")));
+  export_weights(*r.model, *spec, out);
+  return spec->architecture;
 }
 
 }  // namespace mgl::harness

@@ -36,4 +36,9 @@ TrainResult train(const Config& cfg, const TrainOptions& options);
 std::map<std::string, double> evaluate_run(const std::filesystem::path& run_dir, const std::string& split,
                                            const std::string& which, const std::vector<std::string>& overrides);
 
+// Writes a run's best (or latest) checkpoint as `<out>/model.safetensors` + `<out>/config.json`
+// (official parameter names; see harness/io/weights.h). Returns the spec's architecture.
+std::string export_run(const std::filesystem::path& run_dir, const std::string& which, const std::filesystem::path& out,
+                       const std::vector<std::string>& overrides);
+
 }  // namespace mgl::harness

@@ -7,8 +7,9 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libtorch-dev            # LibTorch 1.13 (CPU)
   libopenblas0-pthread    # fast CPU BLAS: libtorch otherwise uses the reference BLAS (see README)
-  libfmt-dev libtomlplusplus-dev nlohmann-json3-dev catch2
+  libfmt-dev libtomlplusplus-dev nlohmann-json3-dev catch2 zlib1g-dev
   libopencv-dev libsndfile1-dev
+  dataset-fashion-mnist   # real data for the quickstart (IDX files in /usr/share/datasets/fashion-mnist)
 )
 
 missing=()

@@ -47,6 +47,14 @@ std::map<std::string, double> ClassificationTask::finalize(const harness::Metric
   return {{"loss", get("loss_sum") / n}, {"accuracy", get("correct") / n}};
 }
 
+std::optional<harness::ModelSpec> ClassificationTask::model_spec() const {
+  harness::ModelSpec spec;
+  spec.architecture = "megalodon_classifier";
+  spec.model = model_cfg_;
+  spec.classifier = options_;
+  return spec;
+}
+
 double ClassificationTask::train_flops_per_example() const {
   // 6 FLOPs per weight per position (forward + backward matmuls), plus attention scores and
   // values within a chunk (non-causal: every key of the chunk).

@@ -19,6 +19,7 @@ class ClassificationTask : public harness::Task {
   harness::StepOutput step(const harness::Batch& batch, bool training) override;
   std::map<std::string, double> finalize(const harness::MetricSums& sums) const override;
   double train_flops_per_example() const override;
+  std::optional<harness::ModelSpec> model_spec() const override;
 
  protected:
   MegalodonConfig model_cfg_;

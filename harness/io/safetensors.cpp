@@ -1,5 +1,7 @@
 #include "harness/io/safetensors.h"
 
+#include "harness/util/files.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -52,58 +54,6 @@ std::string known_dtypes() {
   return s;
 }
 
-// Writes `<path>.tmp` and renames it over `path` on commit(); an uncommitted file is removed.
-class AtomicWriter {
- public:
-  explicit AtomicWriter(fs::path path) : path_(std::move(path)), tmp_(path_.string() + ".tmp") {
-    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw std::runtime_error(fmt::format("cannot create '{}': {}", tmp_, std::strerror(errno)));
-  }
-  AtomicWriter(const AtomicWriter&) = delete;
-  AtomicWriter& operator=(const AtomicWriter&) = delete;
-  ~AtomicWriter() {
-    if (fd_ >= 0) {
-      ::close(fd_);
-      ::unlink(tmp_.c_str());
-    }
-  }
-  void write(const void* data, size_t n) {
-    const char* p = static_cast<const char*>(data);
-    while (n > 0) {
-      const ssize_t w = ::write(fd_, p, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) throw std::runtime_error(fmt::format("cannot write '{}': {}", tmp_, std::strerror(errno)));
-      p += w;
-      n -= static_cast<size_t>(w);
-    }
-  }
-  void commit() {
-    if (::fsync(fd_) != 0) throw std::runtime_error(fmt::format("cannot fsync '{}': {}", tmp_, std::strerror(errno)));
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) {
-      ::unlink(tmp_.c_str());
-      throw std::runtime_error(fmt::format("cannot close '{}': {}", tmp_, std::strerror(errno)));
-    }
-    if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
-      const int err = errno;
-      ::unlink(tmp_.c_str());
-      throw std::runtime_error(fmt::format("cannot rename '{}' to '{}': {}", tmp_, path_.string(), std::strerror(err)));
-    }
-    // The rename itself is durable only once the directory entry is on disk.
-    const fs::path dir = path_.has_parent_path() ? path_.parent_path() : fs::path(".");
-    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
-    }
-  }
-
- private:
-  fs::path path_;
-  std::string tmp_;
-  int fd_ = -1;
-};
 
 std::string shape_str(const std::vector<int64_t>& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 
@@ -114,12 +64,6 @@ const char* safetensors_dtype_name(torch::ScalarType t) {
     if (d.type == t) return d.name;
   throw std::invalid_argument(fmt::format("dtype {} has no safetensors equivalent (supported: {})",
                                           c10::toString(t), known_dtypes()));
-}
-
-void write_file_atomic(const fs::path& path, const std::string& bytes) {
-  AtomicWriter w(path);
-  w.write(bytes.data(), bytes.size());
-  w.commit();
 }
 
 void save_safetensors(const fs::path& path, const std::map<std::string, Tensor>& tensors,

@@ -34,10 +34,6 @@ struct SafetensorsFile {
 // whose message names the file and, where there is one, the tensor.
 SafetensorsFile load_safetensors(const std::filesystem::path& path);
 
-// Writes `bytes` to `path` atomically: `<path>.tmp`, fsync, rename over `path`, fsync the directory.
-// Readers see the old file or the new one, never a partial one.
-void write_file_atomic(const std::filesystem::path& path, const std::string& bytes);
-
 // "F32", "BF16", ... for a torch dtype the format supports; throws std::invalid_argument otherwise.
 const char* safetensors_dtype_name(torch::ScalarType t);
 

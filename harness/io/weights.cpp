@@ -11,6 +11,7 @@
 #include "harness/config.h"
 #include "harness/io/safetensors.h"
 #include "harness/model_config.h"
+#include "harness/util/files.h"
 
 namespace mgl::harness {
 

@@ -309,3 +309,17 @@ set = ["task.train_images=missing.idx"]
   CHECK(std::filesystem::last_write_time(d / "runs/sweep/full/seed1/final.json") == t_before);
   CHECK(mgl::harness::read_file(d / "runs/sweep/ema/seed2/log.txt").find("resumed at step") != std::string::npos);
 }
+
+TEST_CASE("early stopping ends a run after `patience` evaluations without improvement", "[trainer]") {
+  TempDir d("early");
+  // lr = 0: the validation accuracy never improves after the first evaluation.
+  write_text(d / "toy.toml", std::string("[task]\nname = \"toy_sign_test\"\n") + kToyModel +
+                                 "steps = 100\neval_every = 5\npatience = 2\n");
+  Config cfg = load_experiment(d / "toy.toml", {"run.dir=" + (d / "run").string(), "optim.lr=0.0"});
+  auto r = mgl::harness::train(cfg, {});
+  CHECK(r.early_stopped);
+  CHECK(r.steps == 15);  // evaluations at 5 (best), 10 and 15 (no improvement)
+  json fin = mgl::harness::read_json(d / "run/final.json");
+  CHECK(fin["best_step"] == 5);
+  CHECK(fin["early_stopped"] == true);
+}
