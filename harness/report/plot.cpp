@@ -3,10 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <stdexcept>
 
-#include "harness/report/atomic_file.h"
+#include "harness/util/files.h"
 
 #ifdef MEGALODON_HAS_VISION
 #include <opencv2/core.hpp>
@@ -44,12 +45,20 @@ cv::Scalar bgr(size_t i) {
   return cv::Scalar(c[2], c[1], c[0]);
 }
 
-// Hershey fonts cover printable ASCII only; anything else would be drawn as '?' glyphs anyway.
-std::string ascii(const std::string& s) {
+// Hershey fonts cover printable ASCII only: the symbols our variant names use are spelled out,
+// anything else becomes one '?' per UTF-8 sequence.
+std::string ascii(const std::string& in) {
+  static const std::pair<const char*, const char*> kSpell[] = {
+      {"\u2192", "->"}, {"\u00d7", "x"}, {"\u2261", "=="}, {"\u03b8", "theta"}, {"\u03b3", "gamma"},
+      {"\u03b7", "eta"}, {"\u00b1", "+/-"}, {"\u2013", "-"}, {"\u2014", "-"}, {"\u00b2", "^2"}};
+  std::string s = in;
+  for (const auto& [from, to] : kSpell)
+    for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + std::strlen(to)))
+      s.replace(pos, std::strlen(from), to);
   std::string out;
   for (unsigned char c : s) {
     if (c >= 0x20 && c < 0x7f) out += static_cast<char>(c);
-    else if (c >= 0xc0 || c < 0x80) out += '?';  // one '?' per UTF-8 sequence, not per byte
+    else if (c >= 0xc0 || c < 0x80) out += '?';
   }
   return out;
 }
@@ -219,7 +228,7 @@ void write_line_plot(const LinePlot& plot, const std::filesystem::path& png) {
 
   std::vector<uchar> bytes;
   if (!cv::imencode(".png", img, bytes)) throw std::runtime_error(fmt::format("{}: PNG encoding failed", png.string()));
-  write_file_atomic(png, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  write_file_atomic(png, std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 #endif  // MEGALODON_HAS_VISION

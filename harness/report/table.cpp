@@ -12,7 +12,7 @@
 #include <type_traits>
 
 #include "harness/config.h"
-#include "harness/report/atomic_file.h"
+#include "harness/util/files.h"
 #include "harness/report/paper_tables.h"
 #include "harness/report/plot.h"
 
@@ -25,22 +25,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string read_text(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw ConfigError(file.string(), "", "cannot open file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-json read_json(const fs::path& file) {
-  const std::string text = read_text(file);
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw ConfigError(file.string(), "", fmt::format("invalid JSON: {}", e.what()));
-  }
-}
 
 // Typed field access whose errors say which file and key, rather than nlohmann's bare type_error.
 // `path` is the key as a user would look for it ("runs[2].seed").
@@ -88,7 +72,7 @@ std::pair<std::string, std::string> split_curve(const std::string& curve) {
 }  // namespace
 
 MetricsLog read_metrics_log(const fs::path& file) {
-  const std::string text = read_text(file);
+  const std::string text = read_file(file);
   std::vector<std::string> lines;
   {
     std::istringstream ss(text);
