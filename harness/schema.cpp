@@ -70,6 +70,7 @@ Schema base_schema() {
   s.add_strings("table.metrics", {"test/accuracy"}, "final metrics shown as columns (split/metric)");
   s.add_strings("table.labels", {}, "column labels (default: the metric names)");
   s.add_float("table.scale", 1.0, "multiply metrics (100 for percentages)");
+  s.add_floats("table.scales", {}, "per-metric multipliers, overriding table.scale (e.g. [100, 1])");
   s.add_string("table.paper", "", "paper table printed as reference rows",
                {"", "lra", "speech", "imagenet", "wikitext103", "pg19"});
   s.add_strings("table.paper_columns", {}, "paper column for each metric (\"\" = none)");

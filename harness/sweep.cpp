@@ -110,6 +110,7 @@ SweepPlan plan_sweep(const fs::path& experiment_file, const std::vector<std::str
   t["metrics"] = base.get_strings("table.metrics");
   t["labels"] = base.get_strings("table.labels");
   t["scale"] = base.get_float("table.scale");
+  t["scales"] = base.get_floats("table.scales");
   t["paper"] = base.get_string("table.paper");
   t["paper_columns"] = base.get_strings("table.paper_columns");
   t["curves"] = base.get_strings("table.curves");

@@ -148,10 +148,16 @@ void write_line_plot(const LinePlot& plot, const std::filesystem::path& png) {
   y0 -= ypad, y1 += ypad;
 
   // Layout: the legend sits in its own right-hand column so that it never hides a line.
-  const double legend_scale = 0.45;
+  // Long labels shrink the legend font rather than being cut off at the image edge.
+  double legend_scale = 0.45;
   int legend_w = 0;
   for (const auto& s : plot.series) legend_w = std::max(legend_w, text_size(ascii(s.label), legend_scale).width);
-  legend_w = std::min(legend_w + 48, W / 3);
+  const int max_legend = static_cast<int>(W * 0.42) - 48;
+  if (legend_w > max_legend) {
+    legend_scale *= double(max_legend) / legend_w;
+    legend_w = max_legend;
+  }
+  legend_w += 48;
   const int left = 84, top = 48, bottom = 56, right = legend_w + 16;
   const cv::Rect area(left, top, W - left - right, H - top - bottom);
   auto px = [&](double x) { return area.x + static_cast<int>(std::lround((x - x0) / (x1 - x0) * area.width)); };

@@ -138,10 +138,15 @@ SweepResults load_sweep(const fs::path& sweep_dir) {
   t.metrics = field<std::vector<std::string>>(spec, "metrics", file, "table.metrics", {});
   t.labels = field<std::vector<std::string>>(spec, "labels", file, "table.labels", {});
   t.scale = field<double>(spec, "scale", file, "table.scale", 1.0);
+  t.scales = field<std::vector<double>>(spec, "scales", file, "table.scales", {});
   t.paper = field<std::string>(spec, "paper", file, "table.paper", "");
   t.paper_columns = field<std::vector<std::string>>(spec, "paper_columns", file, "table.paper_columns", {});
   t.curves = field<std::vector<std::string>>(spec, "curves", file, "table.curves", {});
   t.notes = field<std::string>(spec, "notes", file, "table.notes", "");
+  if (!t.scales.empty() && t.scales.size() != t.metrics.size())
+    throw ConfigError(file.string(), "table.scales",
+                      fmt::format("has {} entries for {} metrics (empty means: table.scale for all)", t.scales.size(),
+                                  t.metrics.size()));
   if (!t.labels.empty() && t.labels.size() != t.metrics.size())
     throw ConfigError(file.string(), "table.labels",
                       fmt::format("has {} entries for {} metrics (empty means: use the metric names)", t.labels.size(),
@@ -421,7 +426,10 @@ std::string render_markdown(const SweepResults& s, const std::vector<VariantSumm
   md += fmt::format("- Git revision: {}\n",
                     revisions.empty() ? std::string("unknown") : fmt::format("{}", fmt::join(revisions, ", ")));
   if (!torch.empty()) md += fmt::format("- LibTorch: {}\n", fmt::join(torch, ", "));
-  if (t.scale != 1.0) md += fmt::format("- Metric values are multiplied by {}; ± is the sample standard deviation over seeds.\n", t.scale);
+  if (!t.scales.empty())
+    md += fmt::format("- Metric values are multiplied by {} (per column); ± is the sample standard deviation over seeds.\n",
+                      fmt::join(t.scales, ", "));
+  else if (t.scale != 1.0) md += fmt::format("- Metric values are multiplied by {}; ± is the sample standard deviation over seeds.\n", t.scale);
   else md += "- ± is the sample standard deviation over seeds.\n";
   md += "\n";
 
@@ -436,12 +444,12 @@ std::string render_markdown(const SweepResults& s, const std::vector<VariantSumm
   std::vector<int> decimals;
   for (size_t m = 0; m < t.metrics.size(); ++m) {
     std::vector<double> column;
-    for (const auto& v : summary) column.push_back(v.metrics[m].mean * t.scale);
+    for (const auto& v : summary) column.push_back(v.metrics[m].mean * t.scale_of(m));
     decimals.push_back(column_decimals(column));
   }
   for (const auto& v : summary) {
     std::vector<std::string> row{v.name};
-    for (size_t m = 0; m < t.metrics.size(); ++m) row.push_back(format_stat(v.metrics[m], t.scale, decimals[m], v.finished));
+    for (size_t m = 0; m < t.metrics.size(); ++m) row.push_back(format_stat(v.metrics[m], t.scale_of(m), decimals[m], v.finished));
     row.push_back(fmt::format("{}/{}", v.finished, v.runs));
     row.push_back(v.finished ? format_seconds(v.train_seconds.mean) : "–");
     row.push_back(format_parameters(v));
@@ -498,9 +506,9 @@ std::string render_csv(const SweepResults& s, const std::vector<VariantSummary>&
   emit(header);
   for (const auto& v : summary) {
     std::vector<std::string> row{v.name, "ours", std::to_string(v.finished)};
-    for (const auto& st : v.metrics) {
-      row.push_back(csv_number(st.mean * t.scale));
-      row.push_back(csv_number(st.std * std::abs(t.scale)));
+    for (size_t m = 0; m < v.metrics.size(); ++m) {
+      row.push_back(csv_number(v.metrics[m].mean * t.scale_of(m)));
+      row.push_back(csv_number(v.metrics[m].std * std::abs(t.scale_of(m))));
     }
     emit(row);
   }

@@ -34,6 +34,8 @@ struct TableSpec {
   std::vector<std::string> metrics;        // final.json metric names, e.g. "test/accuracy"
   std::vector<std::string> labels;         // column headers; empty = the metric names
   double scale = 1.0;                      // applied to every metric value shown (100 for %)
+  std::vector<double> scales;              // per metric, overriding `scale` when not empty
+  double scale_of(size_t metric) const { return scales.empty() ? scale : scales.at(metric); }
   std::string paper;                       // paper_table id, or ""
   std::vector<std::string> paper_columns;  // per metric: the paper column it compares to, "" none
   std::vector<std::string> curves;         // "split/key" series to plot
