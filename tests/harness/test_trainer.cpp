@@ -10,9 +10,11 @@
 
 #include <chrono>
 #include <fstream>
+#include <numeric>
 #include <thread>
 
 #include "datasets/idx.h"
+#include "harness/io/weights.h"
 #include "harness/schema.h"
 #include "harness/sweep.h"
 #include "harness/trainer.h"
@@ -174,6 +176,24 @@ TEST_CASE("a task adapter registered from a test file alone trains through the h
   CHECK(n == 2);
   // A finished run directory is not silently overwritten.
   CHECK_THROWS_WITH(mgl::harness::train(cfg, {}), Catch::Contains("--resume"));
+
+  // `megalodon eval` and `megalodon export` on the run: the exported safetensors weights, imported
+  // into a model built from the exported config.json alone, score what the best checkpoint scores.
+  auto ev = mgl::harness::evaluate_run(d / "run", "val", "best", {});
+  CHECK(ev.at("val/accuracy") == Approx(r.metrics.at("val/accuracy")));
+  CHECK(mgl::harness::export_run(d / "run", "best", d / "export", {}) == "megalodon_classifier");
+  auto spec = mgl::harness::read_model_spec(d / "export/config.json");
+  auto model = mgl::harness::build_model(spec);
+  mgl::harness::import_weights(*model, d / "export/model.safetensors");
+  model->eval();
+  ToySignTask data(cfg);
+  std::vector<int64_t> all(data.size(mgl::harness::Split::val));
+  std::iota(all.begin(), all.end(), 0);
+  auto batch = data.make_batch(mgl::harness::Split::val, all, 0);
+  torch::NoGradGuard no_grad;
+  auto logits = std::dynamic_pointer_cast<mgl::MegalodonClassifierImpl>(model)->forward(batch.inputs);
+  const double acc = logits.argmax(-1).eq(batch.targets).to(torch::kFloat64).mean().item<double>();
+  CHECK(acc == Approx(ev.at("val/accuracy")));
 }
 
 TEST_CASE("the same seed gives identical losses; the worker count does not change them", "[trainer]") {
