@@ -59,9 +59,10 @@ struct ClassifierOptions {
 };
 
 // Encoder for classification (§2.1 of the benchmarks doc): token embedding or a linear embedding of
-// real inputs, blocks in encoder form (bidirectional CEMA, non-causal chunk attention; by default
-// GroupNorm instead of TimestepNorm), a final norm, mean pooling over the valid positions and a
-// head Linear(D→2D) → GELU → Linear(2D→classes, no bias).
+// real inputs, blocks in encoder form (bidirectional CEMA, non-causal chunk attention; the norm is
+// cfg.norm — the paper replaces TimestepNorm by Group Norm for classification, which a config
+// selects with norm = "group"), a final norm, mean pooling over the valid positions and a head
+// Linear(D→2D) → GELU → Linear(2D→classes, no bias).
 class MegalodonClassifierImpl : public torch::nn::Module {
  public:
   // cfg.causal is forced to false. vocab_size > 0 selects a token embedding.
