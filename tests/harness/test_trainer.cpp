@@ -108,6 +108,12 @@ int run_cli(const std::vector<std::string>& args, const std::filesystem::path& l
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+#ifdef MEGALODON_HAS_ZLIB
+const std::string kGz = ".gz";  // the training files gzipped, as Debian ships Fashion-MNIST
+#else
+const std::string kGz = "";
+#endif
+
 // A small image-classification data set in the real IDX layout: 8×8 images whose brightest
 // quadrant is the class.
 void write_quadrant_idx(const std::filesystem::path& dir, int64_t n_train, int64_t n_test) {
@@ -124,8 +130,8 @@ void write_quadrant_idx(const std::filesystem::path& dir, int64_t n_train, int64
   std::filesystem::create_directories(dir);
   auto [xt, yt] = make(n_train, 1);
   auto [xs, ys] = make(n_test, 2);
-  mgl::datasets::write_idx_u8(dir / "train-images.idx.gz", xt);
-  mgl::datasets::write_idx_u8(dir / "train-labels.idx.gz", yt);
+  mgl::datasets::write_idx_u8(dir / ("train-images.idx" + kGz), xt);
+  mgl::datasets::write_idx_u8(dir / ("train-labels.idx" + kGz), yt);
   mgl::datasets::write_idx_u8(dir / "test-images.idx", xs);
   mgl::datasets::write_idx_u8(dir / "test-labels.idx", ys);
 }
@@ -135,8 +141,8 @@ std::string quadrant_experiment(const std::filesystem::path& data) {
 [task]
 name = "pixel_sequence"
 root = "{}"
-train_images = "train-images.idx.gz"
-train_labels = "train-labels.idx.gz"
+train_images = "train-images.idx{}"
+train_labels = "train-labels.idx{}"
 test_images = "test-images.idx"
 test_labels = "test-labels.idx"
 num_classes = 4
@@ -144,7 +150,7 @@ mean = 0.3
 std = 0.3
 val_size = 64
 {})",
-                     data.string(), kToyModel);
+                     data.string(), kGz, kGz, kToyModel);
 }
 
 }  // namespace
