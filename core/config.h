@@ -17,7 +17,9 @@ struct ConfigError : std::invalid_argument {
 
 // ---- ablation axes (spec §8); each changes exactly one axis ----
 enum class EmaKind { cema, ema };                   // complex EMA vs real EMA (θ≡0, real η)
-enum class NormKind { timestep, layer, group };     // the norm before the MEGA layer and the final norm
+// The norm before the MEGA layer and the final norm. `sequence` is the non-causal GroupNorm over the
+// whole sequence (official `group_sequence_norm`, spec §2.6): the classification encoder's norm.
+enum class NormKind { timestep, layer, group, sequence };
 enum class AttentionKind { normalized, plain };     // normalised shared z vs Mega's silu(z), 1/sqrt(d)
 enum class ResidualKind { two_hop, prenorm };       // FFN residual = block input vs the MEGA output
 enum class UpdateGate { none, mega };               // optional Mega update gate u (not a paper axis)

@@ -111,6 +111,7 @@ MegalodonClassifierImpl::MegalodonClassifierImpl(MegalodonConfig c, const Classi
   cfg.causal = false;
   cfg.validate();
   TORCH_CHECK(o.num_classes >= 2, "classifier.num_classes must be >= 2");
+  TORCH_CHECK(o.num_documents == 1 || o.num_documents == 2, "classifier.num_documents must be 1 or 2");
   const int64_t D = cfg.model_dim, hd = o.head_dim > 0 ? o.head_dim : 2 * D;
   if (cfg.vocab_size > 0) {
     embed = register_module("embed", torch::nn::Embedding(cfg.vocab_size, D));
@@ -126,7 +127,7 @@ MegalodonClassifierImpl::MegalodonClassifierImpl(MegalodonConfig c, const Classi
   }
   final_norm = register_module("final_norm", SequenceNorm(cfg.norm, D, cfg.norm_num_groups, cfg.norm_eps,
                                                           cfg.prior_count));
-  head_fc1 = register_module("head_fc1", torch::nn::Linear(D, hd));
+  head_fc1 = register_module("head_fc1", torch::nn::Linear(o.num_documents * D, hd));
   head_fc2 = register_module("head_fc2", torch::nn::Linear(torch::nn::LinearOptions(hd, o.num_classes).bias(false)));
   init_linear(head_fc1, cfg.init_mode);
   init_linear(head_fc2, cfg.init_mode);
@@ -155,12 +156,23 @@ Tensor MegalodonClassifierImpl::encode(const Tensor& inputs, const Tensor& mask,
   return (h * valid).sum(1) / valid.sum(1).clamp_min(1.0);
 }
 
-Tensor MegalodonClassifierImpl::forward(const Tensor& inputs, const Tensor& mask,
-                                        std::vector<Tensor>* layer_outputs) {
-  Tensor h = torch::gelu(head_fc1(encode(inputs, mask, layer_outputs)));
+Tensor MegalodonClassifierImpl::head(const Tensor& pooled) {
+  Tensor h = head_fc1(pooled);
   if (options.head_dropout > 0 && is_training())
     h = F::dropout(h, F::DropoutFuncOptions().p(options.head_dropout).training(true));
-  return head_fc2(h);
+  return head_fc2(torch::gelu(h));
+}
+
+Tensor MegalodonClassifierImpl::forward(const Tensor& inputs, const Tensor& mask,
+                                        std::vector<Tensor>* layer_outputs) {
+  TORCH_CHECK(options.num_documents == 1, "classifier: this head takes two documents; call forward_pair");
+  return head(encode(inputs, mask, layer_outputs));
+}
+
+Tensor MegalodonClassifierImpl::forward_pair(const Tensor& a, const Tensor& mask_a, const Tensor& b,
+                                             const Tensor& mask_b) {
+  TORCH_CHECK(options.num_documents == 2, "classifier: forward_pair needs num_documents = 2");
+  return head(torch::cat({encode(a, mask_a), encode(b, mask_b)}, -1));
 }
 
 }  // namespace mgl

@@ -56,13 +56,14 @@ struct ClassifierOptions {
   int64_t input_dim = 1;    // real-valued inputs: features per position (used when vocab_size <= 0)
   int64_t head_dim = -1;    // hidden width of the head; -1 = 2·D (Mega's LRA heads)
   double head_dropout = 0.0;
+  int64_t num_documents = 1;  // 2: two sequences through the same encoder, [rep1; rep2] into the head (LRA Retrieval)
 };
 
 // Encoder for classification (§2.1 of the benchmarks doc): token embedding or a linear embedding of
 // real inputs, blocks in encoder form (bidirectional CEMA, non-causal chunk attention; the norm is
 // cfg.norm — the paper replaces TimestepNorm by Group Norm for classification, which a config
 // selects with norm = "group"), a final norm, mean pooling over the valid positions and a head
-// Linear(D→2D) → GELU → Linear(2D→classes, no bias).
+// Linear(n·D→2D) + dropout → GELU → Linear(2D→classes, no bias), n = options.num_documents.
 class MegalodonClassifierImpl : public torch::nn::Module {
  public:
   // cfg.causal is forced to false. vocab_size > 0 selects a token embedding.
@@ -71,6 +72,12 @@ class MegalodonClassifierImpl : public torch::nn::Module {
   // If layer_outputs is given, it receives each block's output (B×L×D), as the LM's does.
   torch::Tensor forward(const torch::Tensor& inputs, const torch::Tensor& padding_mask = {},
                         std::vector<torch::Tensor>* layer_outputs = nullptr);
+  // Two documents (num_documents = 2): each is encoded by the same encoder and mean-pooled; the
+  // head sees the concatenation [rep(a); rep(b)] (Mega's Retrieval head, not LRA's [u, v, u·v, u−v]).
+  torch::Tensor forward_pair(const torch::Tensor& a, const torch::Tensor& mask_a, const torch::Tensor& b,
+                             const torch::Tensor& mask_b);
+  // The head on pooled representations (B × n·D).
+  torch::Tensor head(const torch::Tensor& pooled);
   // The pooled representation (B×D) before the head, e.g. for two-document tasks.
   torch::Tensor encode(const torch::Tensor& inputs, const torch::Tensor& padding_mask = {},
                        std::vector<torch::Tensor>* layer_outputs = nullptr);

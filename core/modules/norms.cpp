@@ -28,6 +28,7 @@ const char* sequence_norm_name(NormKind kind) {
     case NormKind::timestep: return "timenorm";
     case NormKind::layer: return "layernorm";
     case NormKind::group: return "groupnorm";
+    case NormKind::sequence: return "seqnorm";
   }
   return "norm";
 }
@@ -83,6 +84,8 @@ Tensor SequenceNormImpl::forward(const Tensor& x_in, ops::NormState* state, cons
       return back(ops::layer_norm(x, w, b, eps));
     case NormKind::group:
       return back(ops::group_norm_per_token(x, num_groups, w, b, eps));
+    case NormKind::sequence:
+      return back(ops::group_norm_sequence(x, num_groups, w, b, padding_mask, eps));
   }
   return x_in;
 }

@@ -30,7 +30,8 @@ TORCH_MODULE(LayerNorm);
 // The norm that feeds the MEGA layer and the final norm, switched by the `norm` ablation (§8.2):
 //   timestep: causal TimestepNorm with carried state (§2) — parameters weight, bias, prior_*;
 //   layer:    per-token LayerNorm(D);
-//   group:    per-token GroupNorm(G) (= TimestepNorm with statistics reset every token).
+//   group:    per-token GroupNorm(G) (= TimestepNorm with statistics reset every token);
+//   sequence: GroupNorm(G) over the whole (unpadded) sequence — non-causal, for classification.
 // One class so the parameters keep their official names (weight, bias, prior_count, ...).
 class SequenceNormImpl : public torch::nn::Module {
  public:

@@ -73,6 +73,22 @@ Tensor group_norm_per_token(const Tensor& x, int64_t G, const Tensor& weight, co
   return y.to(x.scalar_type());
 }
 
+Tensor group_norm_sequence(const Tensor& x, int64_t G, const Tensor& weight, const Tensor& bias,
+                           const Tensor& padding_mask, double eps) {
+  check_groups(x, G, "group_norm_sequence");
+  const int64_t B = x.size(0), L = x.size(1), D = x.size(2);
+  const auto sd = stat_dtype(x);
+  Tensor xg = x.to(sd).view({B, L, G, D / G});
+  Tensor w = padding_mask.defined() ? padding_mask.logical_not().to(sd).view({B, L, 1, 1})
+                                    : torch::ones({B, L, 1, 1}, xg.options());
+  // A sequence with no valid position gets count 1 (its output is never used).
+  Tensor cnt = (w.sum(1, true) * static_cast<double>(D / G)).clamp_min(1.0);  // B×1×1×1
+  Tensor mean = (xg * w).sum({1, 3}, true) / cnt;                           // B×1×G×1
+  Tensor var = ((xg - mean).pow(2) * w).sum({1, 3}, true) / cnt;
+  Tensor y = ((xg - mean) * torch::rsqrt(var + eps)).view({B, L, D}) * weight.to(sd) + bias.to(sd);
+  return y.to(x.scalar_type());
+}
+
 std::pair<Tensor, Tensor> sequence_group_moments(const Tensor& x, int64_t G, const Tensor& padding_mask) {
   check_groups(x, G, "sequence_group_moments");
   const int64_t B = x.size(0), L = x.size(1), D = x.size(2);

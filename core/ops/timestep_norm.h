@@ -37,6 +37,14 @@ TimestepNormOutput timestep_norm(const torch::Tensor& x, int64_t num_groups, con
 torch::Tensor group_norm_per_token(const torch::Tensor& x, int64_t num_groups, const torch::Tensor& weight,
                                    const torch::Tensor& bias, double eps);
 
+// GroupNorm over the whole sequence (the non-causal `group_sequence_norm` of §2.6; the paper's
+// "Group Norm replaces Timestep Norm" for classification): each (b, group) is normalised with the
+// mean and population variance of its elements at the valid (unpadded) positions. Padded positions
+// are normalised with the same statistics (callers mask them). Stats in fp32 (fp64 for fp64 input);
+// differentiable by autograd.
+torch::Tensor group_norm_sequence(const torch::Tensor& x, int64_t num_groups, const torch::Tensor& weight,
+                                  const torch::Tensor& bias, const torch::Tensor& padding_mask, double eps);
+
 // Whole-sequence group statistics (the non-causal `sequence_norm` of §2.6), used as an oracle:
 // mean and population variance of x[b, valid t, group]. Returns (mean, var), each B×G fp64.
 std::pair<torch::Tensor, torch::Tensor> sequence_group_moments(const torch::Tensor& x, int64_t num_groups,

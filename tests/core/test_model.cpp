@@ -288,28 +288,65 @@ TEST_CASE("configs are validated with the key named", "[model][config]") {
 }
 
 TEST_CASE("the classifier encoder ignores padding and pools over valid positions", "[model][encoder]") {
-  torch::manual_seed(47);
+  for (auto norm : {NormKind::group, NormKind::sequence, NormKind::timestep}) {
+    DYNAMIC_SECTION("norm = " << to_string(norm)) {
+      torch::manual_seed(47);
+      auto cfg = small_cfg();
+      cfg.norm = norm;
+      cfg.vocab_size = -1;
+      ClassifierOptions opt;
+      opt.num_classes = 3;
+      MegalodonClassifier clf(cfg, opt);
+      perturb(*clf);
+      clf->eval();
+      REQUIRE(!clf->cfg.causal);
+      REQUIRE(clf->blocks[0]->mega->cema->alpha.size(0) == 2 * cfg.model_dim);  // bidirectional
+      auto x = torch::randn({2, 37});
+      auto mask = torch::zeros({2, 37}, torch::kBool);
+      mask[1].narrow(0, 30, 7).fill_(true);
+      torch::NoGradGuard g;
+      auto a = clf(x, mask);
+      auto x2 = x.clone();
+      x2[1].narrow(0, 30, 7).normal_(0, 5);
+      auto b = clf(x2, mask);
+      REQUIRE(max_abs(a, b) < 1e-5);
+      // The unpadded sequence of 30 gives the same logits as the padded one.
+      auto c = clf(x[1].narrow(0, 0, 30).unsqueeze(0), torch::Tensor());
+      REQUIRE(max_abs(a[1], c[0]) < 1e-4);
+      REQUIRE(a.sizes() == torch::IntArrayRef({2, 3}));
+    }
+  }
+}
+
+TEST_CASE("the whole-sequence norm is refused for a causal model", "[model][config]") {
   auto cfg = small_cfg();
-  cfg.norm = NormKind::group;
-  cfg.vocab_size = -1;
+  cfg.norm = NormKind::sequence;
+  REQUIRE_THROWS_WITH(cfg.validate(), Catch::Contains("model.norm") && Catch::Contains("causal"));
+  cfg.causal = false;
+  REQUIRE_NOTHROW(cfg.validate());
+}
+
+TEST_CASE("the two-document head pools each document with the same encoder", "[model][encoder]") {
+  torch::manual_seed(48);
+  auto cfg = small_cfg();
+  cfg.norm = NormKind::sequence;
+  cfg.vocab_size = 20;
   ClassifierOptions opt;
-  opt.num_classes = 3;
+  opt.num_classes = 2;
+  opt.num_documents = 2;
   MegalodonClassifier clf(cfg, opt);
   perturb(*clf);
   clf->eval();
-  REQUIRE(!clf->cfg.causal);
-  REQUIRE(clf->blocks[0]->mega->cema->alpha.size(0) == 2 * cfg.model_dim);  // bidirectional
-  auto x = torch::randn({2, 37});
-  auto mask = torch::zeros({2, 37}, torch::kBool);
-  mask[1].narrow(0, 30, 7).fill_(true);
+  REQUIRE(clf->head_fc1->weight.size(1) == 2 * cfg.model_dim);  // [rep(doc1); rep(doc2)]
+  auto a = torch::randint(1, 20, {2, 11}), b = torch::randint(1, 20, {2, 7});
+  auto ma = torch::zeros({2, 11}, torch::kBool), mb = torch::zeros({2, 7}, torch::kBool);
+  ma[0].narrow(0, 8, 3).fill_(true);
   torch::NoGradGuard g;
-  auto a = clf(x, mask);
-  auto x2 = x.clone();
-  x2[1].narrow(0, 30, 7).normal_(0, 5);
-  auto b = clf(x2, mask);
-  REQUIRE(max_abs(a, b) < 1e-5);
-  // The unpadded sequence of 30 gives the same logits as the padded one.
-  auto c = clf(x[1].narrow(0, 0, 30).unsqueeze(0), torch::Tensor());
-  REQUIRE(max_abs(a[1], c[0]) < 1e-4);
-  REQUIRE(a.sizes() == torch::IntArrayRef({2, 3}));
+  auto out = clf->forward_pair(a, ma, b, mb);
+  auto pooled = torch::cat({clf->encode(a, ma), clf->encode(b, mb)}, -1);
+  auto ref = clf->head_fc2(torch::gelu(clf->head_fc1(pooled)));
+  REQUIRE(max_abs(out, ref) < 1e-6);
+  // Swapping the documents changes the logits (the head sees an ordered pair).
+  REQUIRE(max_abs(out, clf->forward_pair(b, mb, a, ma)) > 1e-4);
+  REQUIRE_THROWS(clf->forward(a, ma));
 }
