@@ -33,10 +33,28 @@ std::vector<std::string> grid_values(const std::string& key, const Value& v) {
   return out;
 }
 
+// A variant's `experiment = "lra/listops"`: relative to the `experiments/` folder that holds the
+// sweep file (or to the sweep file's folder), with or without `.toml`.
+fs::path resolve_experiment(const fs::path& sweep_file, const std::string& name) {
+  fs::path rel = name;
+  if (rel.extension() != ".toml") rel += ".toml";
+  if (rel.is_absolute()) return rel;
+  const fs::path abs = fs::absolute(sweep_file).lexically_normal();
+  for (fs::path d = abs.parent_path(); d.has_relative_path(); d = d.parent_path())
+    if (d.filename() == "experiments") return d / rel;
+  return abs.parent_path() / rel;
+}
+
 }  // namespace
 
 SweepPlan plan_sweep(const fs::path& experiment_file, const std::vector<std::string>& overrides) {
-  Config base = load_experiment(experiment_file, overrides);
+  // A suite sweep file has no task of its own: every variant names its experiment. It is then
+  // checked against the base schema (sweep, table, run sections and overrides for all runs).
+  LoadOptions lo;
+  lo.overrides = overrides;
+  const bool suite = !ConfigLoader::compose(experiment_file, lo).has("task.name");
+  Config base = suite ? ConfigLoader::load(experiment_file, lo, [](const Config&) { return base_schema(); })
+                      : load_experiment(experiment_file, overrides);
   SweepPlan plan;
   plan.experiment = base.experiment_name;
   plan.experiment_file = experiment_file;
@@ -47,21 +65,47 @@ SweepPlan plan_sweep(const fs::path& experiment_file, const std::vector<std::str
   plan.stop_on_failure = base.get_string("sweep.on_failure") == "stop";
 
   // Named variants (or one, "default"), each expanded by the grid's cartesian product.
-  std::vector<std::pair<std::string, std::vector<std::string>>> named;
+  std::vector<SweepVariant> named;
   for (const auto& v : base.table_list("sweep.variant")) {
     auto it = v.find("name");
     if (it == v.end() || !std::holds_alternative<std::string>(it->second))
       throw ConfigError(base.origin("sweep.variant"), "sweep.variant", "every [[sweep.variant]] needs name = \"...\"");
-    std::vector<std::string> set;
+    SweepVariant sv;
+    sv.name = std::get<std::string>(it->second);
     for (const auto& [k, val] : v) {
       if (k == "name") continue;
-      if (k != "set") throw ConfigError(base.origin("sweep.variant"), "sweep.variant." + k, "unknown key (expected name, set)");
-      if (auto s = std::get_if<std::vector<std::string>>(&val)) set = *s;
-      else throw ConfigError(base.origin("sweep.variant"), "sweep.variant.set", "expected a list of \"key=value\" strings");
+      if (k == "set") {
+        if (auto s = std::get_if<std::vector<std::string>>(&val)) sv.overrides = *s;
+        else throw ConfigError(base.origin("sweep.variant"), "sweep.variant.set", "expected a list of \"key=value\" strings");
+        continue;
+      }
+      const auto* text = std::get_if<std::string>(&val);
+      if (k != "experiment" && k != "row" && k != "column")
+        throw ConfigError(base.origin("sweep.variant"), "sweep.variant." + k,
+                          "unknown key (expected name, set, experiment, row, column)");
+      if (!text) throw ConfigError(base.origin("sweep.variant"), "sweep.variant." + k, "expected a string");
+      if (k == "experiment") {
+        sv.experiment_file = resolve_experiment(experiment_file, *text);
+        if (!fs::exists(sv.experiment_file))
+          throw ConfigError(base.origin("sweep.variant"), "sweep.variant.experiment",
+                            fmt::format("variant '{}': no experiment file {}", sv.name, sv.experiment_file.string()));
+      } else {
+        (k == "row" ? sv.row : sv.column) = *text;
+      }
     }
-    named.emplace_back(std::get<std::string>(it->second), set);
+    if (suite && sv.experiment_file.empty())
+      throw ConfigError(base.origin("sweep.variant"), "sweep.variant.experiment",
+                        fmt::format("variant '{}': this sweep file names no task, so every variant needs experiment = \"...\"",
+                                    sv.name));
+    if (sv.row.empty() != sv.column.empty())
+      throw ConfigError(base.origin("sweep.variant"), "sweep.variant", fmt::format("variant '{}': give both row and column, or neither", sv.name));
+    named.push_back(std::move(sv));
   }
-  if (named.empty()) named.emplace_back("default", std::vector<std::string>{});
+  if (named.empty()) {
+    if (suite)
+      throw ConfigError(experiment_file.string(), "sweep.variant", "a sweep file without a task needs [[sweep.variant]] entries naming experiments");
+    named.push_back({"default", {}, {}, {}, {}});
+  }
   std::vector<std::pair<std::string, std::vector<std::string>>> combos = {{"", {}}};
   for (const auto& [key, v] : base.table_entries("sweep.grid")) {
     std::vector<std::pair<std::string, std::vector<std::string>>> next;
@@ -74,21 +118,27 @@ SweepPlan plan_sweep(const fs::path& experiment_file, const std::vector<std::str
       }
     combos = std::move(next);
   }
-  for (const auto& [name, set] : named)
+  for (const auto& v : named)
     for (const auto& [suffix, grid] : combos) {
-      std::vector<std::string> o = set;
-      o.insert(o.end(), grid.begin(), grid.end());
-      const std::string full =
-          suffix.empty() ? name : (named.size() == 1 && name == "default" ? suffix : name + "," + suffix);
+      SweepVariant sv = v;
+      sv.overrides.insert(sv.overrides.end(), grid.begin(), grid.end());
+      const std::string& name = v.name;
+      sv.name = suffix.empty() ? name : (named.size() == 1 && name == "default" ? suffix : name + "," + suffix);
+      if (!suffix.empty() && !sv.row.empty()) sv.row += " (" + suffix + ")";
       for (const auto& existing : plan.variants)
-        if (slug(existing.first) == slug(full)) throw ConfigError(experiment_file.string(), "sweep.variant", "variant names '" + existing.first + "' and '" + full + "' are the same directory name");
-      plan.variants.emplace_back(full, o);
+        if (slug(existing.name) == slug(sv.name))
+          throw ConfigError(experiment_file.string(), "sweep.variant",
+                            "variant names '" + existing.name + "' and '" + sv.name + "' are the same directory name");
+      plan.variants.push_back(std::move(sv));
     }
 
-  for (const auto& [name, set] : plan.variants)
+  for (const auto& v : plan.variants)
     for (int64_t seed : plan.seeds) {
+      const std::string& name = v.name;
+      const auto& set = v.overrides;
       SweepRun r;
       r.variant = name;
+      r.experiment_file = v.experiment_file.empty() ? experiment_file : v.experiment_file;
       r.seed = seed;
       r.dir = plan.sweep_dir / slug(name) / fmt::format("seed{}", seed);
       r.overrides = overrides;
@@ -98,7 +148,7 @@ SweepPlan plan_sweep(const fs::path& experiment_file, const std::vector<std::str
       r.overrides.push_back("run.dir=" + r.dir.string());
       // Validate now: a typo in one variant must not surface hours into the sweep.
       try {
-        load_experiment(experiment_file, r.overrides);
+        load_experiment(r.experiment_file, r.overrides);
       } catch (const std::exception& e) {
         throw ConfigError("", "", fmt::format("variant '{}' (seed {}): {}", name, seed, e.what()));
       }
@@ -129,7 +179,15 @@ SweepSummary run_sweep(const SweepPlan& plan, const SweepOptions& options) {
   doc["experiment"] = plan.experiment;
   doc["experiment_file"] = plan.experiment_file.string();
   doc["variants"] = json::array();
-  for (const auto& [name, set] : plan.variants) doc["variants"].push_back({{"name", name}, {"overrides", set}});
+  for (const auto& v : plan.variants) {
+    json e = {{"name", v.name}, {"overrides", v.overrides}};
+    if (!v.experiment_file.empty()) e["experiment_file"] = v.experiment_file.string();
+    if (!v.row.empty()) {
+      e["row"] = v.row;
+      e["column"] = v.column;
+    }
+    doc["variants"].push_back(e);
+  }
   doc["seeds"] = plan.seeds;
   doc["table"] = plan.table;
   doc["runs"] = json::array();
@@ -144,7 +202,7 @@ SweepSummary run_sweep(const SweepPlan& plan, const SweepOptions& options) {
 
   if (options.dry_run) {
     for (size_t i = 0; i < plan.runs.size(); ++i) {
-      std::string cmd = fmt::format("{} train {}", options.executable.string(), plan.experiment_file.string());
+      std::string cmd = fmt::format("{} train {}", options.executable.string(), plan.runs[i].experiment_file.string());
       for (const auto& o : plan.runs[i].overrides) cmd += " '" + o + "'";
       std::printf("[%s] %s\n", doc["runs"][i]["status"].get<std::string>().c_str(), cmd.c_str());
     }
@@ -163,7 +221,7 @@ SweepSummary run_sweep(const SweepPlan& plan, const SweepOptions& options) {
     const SweepRun& r = plan.runs[i];
     fs::create_directories(r.dir);
     const bool resume = fs::exists(r.dir / "checkpoints") || fs::exists(r.dir / "config.toml");
-    std::vector<std::string> args = {options.executable.string(), "train", plan.experiment_file.string()};
+    std::vector<std::string> args = {options.executable.string(), "train", r.experiment_file.string()};
     args.insert(args.end(), r.overrides.begin(), r.overrides.end());
     if (resume) args.push_back("--resume");
     args.push_back("trainer.progress=lines");

@@ -1,4 +1,6 @@
 // Sweeps: an experiment's `[[sweep.variant]]` list and `[sweep.grid]` product, times `sweep.seeds`,
+// (a variant may name another experiment file: a suite such as the whole LRA table; a suite file
+// without a task of its own is validated against the base schema only),
 // each run a child `megalodon train` process in its own run directory under
 // <run.root>/<experiment>/. Every run's configuration is validated before the first one starts.
 // Finished runs (final.json) are skipped and interrupted ones resumed, so re-running an interrupted
@@ -15,8 +17,19 @@
 
 namespace mgl::harness {
 
+// One named variant of a sweep. `experiment_file`, when set, is the experiment its runs train
+// (a suite sweep: e.g. the six LRA tasks, each its own experiment file); otherwise the sweep's own
+// file. `row` / `column` place the variant in a two-way results table (e.g. model × task).
+struct SweepVariant {
+  std::string name;
+  std::vector<std::string> overrides;
+  std::filesystem::path experiment_file;
+  std::string row, column;
+};
+
 struct SweepRun {
   std::string variant;
+  std::filesystem::path experiment_file;  // what `megalodon train` runs
   int64_t seed = 1;
   std::vector<std::string> overrides;  // complete: experiment overrides + variant + seed + run.dir
   std::filesystem::path dir;
@@ -25,7 +38,7 @@ struct SweepRun {
 struct SweepPlan {
   std::string experiment;
   std::filesystem::path experiment_file, sweep_dir;
-  std::vector<std::pair<std::string, std::vector<std::string>>> variants;  // name, its overrides
+  std::vector<SweepVariant> variants;
   std::vector<int64_t> seeds;
   std::vector<SweepRun> runs;
   nlohmann::json table;  // the [table] section, for `megalodon table`

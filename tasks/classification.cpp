@@ -4,6 +4,62 @@
 
 namespace mgl::tasks {
 
+std::pair<torch::Tensor, torch::Tensor> pad_tokens(const std::vector<const std::vector<int64_t>*>& seqs,
+                                                   int64_t length, bool always_mask) {
+  int64_t longest = 1;
+  for (const auto* s : seqs) longest = std::max<int64_t>(longest, static_cast<int64_t>(s->size()));
+  const int64_t L = length > 0 ? std::max(length, longest) : longest;
+  const int64_t B = static_cast<int64_t>(seqs.size());
+  torch::Tensor ids = torch::zeros({B, L}, torch::kInt64);
+  torch::Tensor mask = torch::ones({B, L}, torch::kBool);
+  auto* id = ids.data_ptr<int64_t>();
+  auto* m = mask.data_ptr<bool>();
+  bool padded = false;
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& s = *seqs[b];
+    std::copy(s.begin(), s.end(), id + b * L);
+    std::fill(m + b * L, m + b * L + static_cast<int64_t>(s.size()), false);
+    padded = padded || static_cast<int64_t>(s.size()) < L;
+  }
+  return {ids, padded || always_mask ? mask : torch::Tensor()};
+}
+
+harness::Batch TokenSplit::batch(const std::vector<int64_t>& indices, PadTo pad, int64_t max_length) const {
+  const bool pair = !second.empty();
+  std::vector<const std::vector<int64_t>*> a, b;
+  std::vector<int64_t> y;
+  for (int64_t i : indices) {
+    a.push_back(&first.at(i));
+    if (pair) b.push_back(&second.at(i));
+    y.push_back(labels.at(i));
+  }
+  const int64_t L = pad == PadTo::max_length ? max_length : 0;
+  harness::Batch out;
+  std::tie(out.inputs, out.mask) = pad_tokens(a, L, pair);
+  out.tokens = out.inputs.numel();
+  if (pair) {
+    auto [ids2, mask2] = pad_tokens(b, L, true);
+    out.extra = {ids2, mask2};
+    out.tokens += ids2.numel();
+  }
+  out.targets = torch::tensor(y, torch::kInt64);
+  out.examples = static_cast<int64_t>(indices.size());
+  return out;
+}
+
+std::string label_counts(const std::vector<int64_t>& labels, int64_t num_classes) {
+  std::vector<int64_t> n(num_classes, 0);
+  for (int64_t l : labels)
+    if (l >= 0 && l < num_classes) ++n[l];
+  std::string out;
+  for (size_t i = 0; i < n.size(); ++i) out += (i ? "/" : "") + std::to_string(n[i]);
+  return out;
+}
+
+PadTo parse_pad_to(const harness::Config& cfg) {
+  return cfg.get_string("task.pad_to") == "max_length" ? PadTo::max_length : PadTo::batch;
+}
+
 ClassificationTask::ClassificationTask(const harness::Config& cfg, int64_t num_classes, int64_t input_dim,
                                        int64_t vocab_size, int64_t seq_len)
     : seq_len_(seq_len) {
@@ -27,7 +83,7 @@ std::shared_ptr<torch::nn::Module> ClassificationTask::build_model() {
 
 harness::StepOutput ClassificationTask::step(const harness::Batch& batch, bool training) {
   (void)training;
-  torch::Tensor logits = model_->forward(batch.inputs, batch.mask);
+  torch::Tensor logits = this->logits(batch);
   torch::Tensor loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), batch.targets);
   harness::StepOutput out;
   out.loss = loss;
@@ -37,6 +93,8 @@ harness::StepOutput ClassificationTask::step(const harness::Batch& batch, bool t
   out.sums.add("count", n);
   return out;
 }
+
+torch::Tensor ClassificationTask::logits(const harness::Batch& batch) { return model_->forward(batch.inputs, batch.mask); }
 
 std::map<std::string, double> ClassificationTask::finalize(const harness::MetricSums& s) const {
   auto get = [&](const char* k) {

@@ -8,6 +8,29 @@
 
 namespace mgl::tasks {
 
+// Right-pads token sequences to a common length with id 0. `length` <= 0 pads to the longest one.
+// Returns (B×L int64 ids, B×L bool mask with true = padding; the mask is undefined when nothing is
+// padded and `always_mask` is false).
+std::pair<torch::Tensor, torch::Tensor> pad_tokens(const std::vector<const std::vector<int64_t>*>& seqs,
+                                                   int64_t length = 0, bool always_mask = false);
+
+// How a token task pads a batch: to the longest sequence in the batch, or to the configured
+// maximum length as the LRA pipelines do. The logits are the same (padding is masked throughout);
+// "batch" is faster. Reads `task.pad_to`.
+enum class PadTo { batch, max_length };
+PadTo parse_pad_to(const harness::Config& cfg);
+
+// Token-id examples of one split (`second` holds the second documents of a pair task).
+struct TokenSplit {
+  std::vector<std::vector<int64_t>> first, second;
+  std::vector<int64_t> labels;
+  int64_t size() const { return static_cast<int64_t>(labels.size()); }
+  // The padded batch of `indices`: inputs/mask from `first`, and for pairs extra = {ids2, mask2}.
+  harness::Batch batch(const std::vector<int64_t>& indices, PadTo pad, int64_t max_length) const;
+};
+// Label histogram as "n0/n1/..." for describe() lines.
+std::string label_counts(const std::vector<int64_t>& labels, int64_t num_classes);
+
 class ClassificationTask : public harness::Task {
  public:
   // `input_dim` for real-valued inputs (vocab_size <= 0), or a token vocabulary (vocab_size > 0).
@@ -17,6 +40,8 @@ class ClassificationTask : public harness::Task {
   std::shared_ptr<torch::nn::Module> build_model() override;
   std::shared_ptr<torch::nn::Module> model() const override { return model_.ptr(); }
   harness::StepOutput step(const harness::Batch& batch, bool training) override;
+  // The logits of a batch; the default is the one-document classifier on (inputs, mask).
+  virtual torch::Tensor logits(const harness::Batch& batch);
   std::map<std::string, double> finalize(const harness::MetricSums& sums) const override;
   double train_flops_per_example() const override;
   std::optional<harness::ModelSpec> model_spec() const override;

@@ -1,12 +1,15 @@
 // Pixel-sequence image classification (LRA Image style, paper-benchmarks §2.2): each grey image is
 // raster-scanned to a sequence of scalar pixels, normalised as (p/255 − mean)/std and embedded as
-// real numbers. Sources: IDX files (MNIST / Fashion-MNIST, Debian `dataset-fashion-mnist`).
+// real numbers. Sources (task.format): IDX files (MNIST / Fashion-MNIST, Debian
+// `dataset-fashion-mnist`), or the CIFAR-10 binary batches converted to grey as Mega does (PIL
+// luma; LRA's tf rule selectable with task.gray) — LRA Image.
 //
 // Validation split (Mega's rule for CIFAR-10): a random permutation of the training set from a
 // CPU generator seeded with `task.split_seed` (torch.randperm, as torch.utils.data.random_split
 // draws it); the first N − val_size indices train, the last val_size validate.
 #include <fmt/format.h>
 
+#include "datasets/cifar10.h"
 #include "datasets/idx.h"
 #include "harness/task.h"
 #include "tasks/classification.h"
@@ -50,12 +53,31 @@ class PixelSequenceTask final : public ClassificationTask {
   static std::unique_ptr<harness::Task> create(const Config& cfg) {
     const int64_t classes = cfg.get_int("task.num_classes");
     const fs::path root = cfg.get_string("task.root");
+    const bool cifar = cfg.get_string("task.format") == "cifar10";
     if (!fs::is_directory(root))
       throw ConfigError(cfg.origin("task.root"), "task.root",
-                        fmt::format("'{}' is not a directory (Fashion-MNIST: apt-get install dataset-fashion-mnist)",
-                                    root.string()));
-    ImageSet train = read_idx_pair(root / cfg.get_string("task.train_images"), root / cfg.get_string("task.train_labels"), classes);
-    ImageSet test = read_idx_pair(root / cfg.get_string("task.test_images"), root / cfg.get_string("task.test_labels"), classes);
+                        fmt::format("'{}' is not a directory ({})", root.string(),
+                                    cifar ? "expected cifar-10-batches-bin with data_batch_{1..5}.bin and test_batch.bin"
+                                          : "Fashion-MNIST: apt-get install dataset-fashion-mnist"));
+    ImageSet train, test;
+    std::string gray;
+    if (cifar) {
+      datasets::GrayRule rule;
+      try {
+        rule = datasets::parse_gray_rule(gray = cfg.get_string("task.gray"));
+      } catch (const std::invalid_argument& e) {
+        throw ConfigError(cfg.origin("task.gray"), "task.gray", e.what());
+      }
+      for (bool is_train : {true, false}) {
+        auto set = datasets::read_cifar10_bin(datasets::cifar10_files(root, is_train));
+        if (classes != 10)
+          throw ConfigError(cfg.origin("task.num_classes"), "task.num_classes", "CIFAR-10 has 10 classes");
+        (is_train ? train : test) = {datasets::cifar10_to_gray(set.images, rule), set.labels};
+      }
+    } else {
+      train = read_idx_pair(root / cfg.get_string("task.train_images"), root / cfg.get_string("task.train_labels"), classes);
+      test = read_idx_pair(root / cfg.get_string("task.test_images"), root / cfg.get_string("task.test_labels"), classes);
+    }
     const int64_t pad = cfg.get_int("task.pad");
     if (pad < 0) throw ConfigError(cfg.origin("task.pad"), "task.pad", "must be >= 0");
     const int64_t down = cfg.get_int("task.downsample");
@@ -78,7 +100,7 @@ class PixelSequenceTask final : public ClassificationTask {
     t->mean_ = cfg.get_float("task.mean");
     t->std_ = cfg.get_float("task.std");
     if (t->std_ <= 0) throw ConfigError(cfg.origin("task.std"), "task.std", "must be > 0");
-    t->source_ = root.string();
+    t->source_ = cifar ? fmt::format("CIFAR-10 {} (grey, {} rule)", root.string(), gray) : root.string();
 
     const int64_t N = train.images.size(0), val = cfg.get_int("task.val_size");
     if (val < 0 || val >= N)
@@ -131,7 +153,9 @@ class PixelSequenceTask final : public ClassificationTask {
 };
 
 void schema(harness::Schema& s) {
-  s.add_string("task.root", "/usr/share/datasets/fashion-mnist", "directory with the IDX files");
+  s.add_string("task.format", "idx", "idx (MNIST / Fashion-MNIST files) or cifar10 (binary batches)", {"idx", "cifar10"});
+  s.add_string("task.root", "/usr/share/datasets/fashion-mnist", "directory with the IDX files or cifar-10-batches-bin");
+  s.add_string("task.gray", "pil", "CIFAR-10 grey conversion: pil (Mega, torchvision) or tf (LRA)", {"pil", "tf"});
   s.add_string("task.train_images", "train-images-idx3-ubyte.gz", "training images (IDX, optionally gzipped)");
   s.add_string("task.train_labels", "train-labels-idx1-ubyte.gz", "training labels");
   s.add_string("task.test_images", "t10k-images-idx3-ubyte.gz", "test images");
@@ -148,7 +172,7 @@ void schema(harness::Schema& s) {
   s.add_int("task.test_limit", -1, "use only the first N test examples (file order); -1 = all");
 }
 
-MGL_REGISTER_TASK("pixel_sequence", "grey images as pixel sequences (Fashion-MNIST / MNIST IDX files)", schema,
+MGL_REGISTER_TASK("pixel_sequence", "grey images as pixel sequences (LRA Image: CIFAR-10; or Fashion-MNIST / MNIST IDX files)", schema,
                   [](const Config& cfg) { return PixelSequenceTask::create(cfg); });
 
 }  // namespace

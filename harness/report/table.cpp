@@ -128,8 +128,16 @@ SweepResults load_sweep(const fs::path& sweep_dir) {
   s.seeds = field<std::vector<int64_t>>(j, "seeds", file, "seeds", {});
 
   if (!j.contains("variants") || !j["variants"].is_array()) throw ConfigError(file.string(), "variants", "missing or not a list");
-  for (size_t i = 0; i < j["variants"].size(); ++i)
-    s.variants.push_back(required<std::string>(j["variants"][i], "name", file, fmt::format("variants[{}].name", i)));
+  for (size_t i = 0; i < j["variants"].size(); ++i) {
+    const json& v = j["variants"][i];
+    const std::string name = required<std::string>(v, "name", file, fmt::format("variants[{}].name", i));
+    s.variants.push_back(name);
+    const std::string row = field<std::string>(v, "row", file, fmt::format("variants[{}].row", i), "");
+    const std::string col = field<std::string>(v, "column", file, fmt::format("variants[{}].column", i), "");
+    if (row.empty() != col.empty())
+      throw ConfigError(file.string(), fmt::format("variants[{}]", i), "has a row without a column or the reverse");
+    if (!row.empty()) s.cells[name] = {row, col};
+  }
 
   // The presentation block; every key optional so that a bare sweep still gets a table.
   const json spec = j.contains("table") ? j["table"] : json::object();
@@ -477,6 +485,8 @@ std::string render_markdown(const SweepResults& s, const std::vector<VariantSumm
                       paper.table->source);
   }
 
+  md += render_pivot_markdown(s, summary);
+
   std::vector<std::string> failed, unfinished;
   for (const auto& r : s.runs) {
     const std::string id = fmt::format("{} seed {}", r.variant, r.seed);
@@ -488,6 +498,77 @@ std::string render_markdown(const SweepResults& s, const std::vector<VariantSumm
   md += "\n";
   md += fmt::format("Failed runs: {}.\n", failed.empty() ? std::string("none") : fmt::format("{}", fmt::join(failed, "; ")));
   if (!unfinished.empty()) md += fmt::format("Unfinished runs: {}.\n", fmt::join(unfinished, "; "));
+  return md;
+}
+
+std::string render_pivot_markdown(const SweepResults& s, const std::vector<VariantSummary>& summary) {
+  const TableSpec& t = s.table;
+  if (s.cells.empty() || t.metrics.empty()) return "";
+  std::vector<std::string> rows, cols;
+  auto add = [](std::vector<std::string>& v, const std::string& x) {
+    if (std::find(v.begin(), v.end(), x) == v.end()) v.push_back(x);
+  };
+  for (const auto& name : s.variants) {
+    auto it = s.cells.find(name);
+    if (it == s.cells.end()) continue;
+    add(rows, it->second.first);
+    add(cols, it->second.second);
+  }
+  const PaperTable* paper = nullptr;
+  if (!t.paper.empty()) paper = &paper_table(t.paper);
+  const int paper_avg = paper ? paper->column_index("Avg") : -1;
+  const double scale = t.scale_of(0);
+
+  std::vector<std::string> header{"model"};
+  header.insert(header.end(), cols.begin(), cols.end());
+  if (paper_avg >= 0) header.push_back("Avg");
+  std::string md = fmt::format("\n## {} by {}\n\n", t.label(0), "model and task");
+  md += md_row(header);
+  md += "|---|";
+  for (size_t i = 1; i < header.size(); ++i) md += "---:|";
+  md += "\n";
+  std::vector<double> all_means;
+  for (const auto& v : summary) all_means.push_back(v.metrics[0].mean * scale);
+  const int dec = std::min(2, column_decimals(all_means));
+  for (const auto& r : rows) {
+    std::vector<std::string> line{r};
+    double sum = 0;
+    size_t have = 0;
+    for (const auto& c : cols) {
+      const VariantSummary* hit = nullptr;
+      for (const auto& v : summary) {
+        auto it = s.cells.find(v.name);
+        if (it != s.cells.end() && it->second == std::make_pair(r, c)) hit = &v;
+      }
+      if (!hit || hit->metrics[0].n == 0) {
+        line.push_back(hit ? "–" : "");
+        continue;
+      }
+      line.push_back(format_stat(hit->metrics[0], scale, dec, hit->finished));
+      sum += hit->metrics[0].mean * scale;
+      ++have;
+    }
+    if (paper_avg >= 0) line.push_back(have == cols.size() ? fmt::format("{:.{}f}", sum / have, dec) : "–");
+    md += md_row(line);
+  }
+  if (paper) {
+    std::vector<std::string> sep{"*paper (reference)*"};
+    sep.resize(header.size());
+    md += md_row(sep);
+    for (const auto& pr : paper->rows) {
+      std::vector<std::string> line{pr.model};
+      for (const auto& c : cols) {
+        const int pc = paper->column_index(c);
+        line.push_back(pc < 0 ? "" : pr.values[pc] ? fmt::format("{:.{}f}", *pr.values[pc], paper_decimals(*paper, pc)) : "✗");
+      }
+      if (paper_avg >= 0)
+        line.push_back(pr.values[paper_avg] ? fmt::format("{:.{}f}", *pr.values[paper_avg], paper_decimals(*paper, paper_avg)) : "✗");
+      md += md_row(line);
+    }
+    md += fmt::format("\nPaper rows: {} — {}. Our Avg is the mean over the columns shown, given only when every "
+                      "cell has a result.\n",
+                      paper->title, paper->source);
+  }
   return md;
 }
 

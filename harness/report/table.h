@@ -69,6 +69,9 @@ struct SweepResults {
   std::vector<int64_t> seeds;
   std::vector<RunResult> runs;
   TableSpec table;
+  // variant → (row, column) for the two-way table of suite sweeps (e.g. model × LRA task); empty
+  // when no variant names a row and column.
+  std::map<std::string, std::pair<std::string, std::string>> cells;
 };
 // Reads and validates everything; errors are ConfigError naming the file and key (or file:line).
 SweepResults load_sweep(const std::filesystem::path& sweep_dir);
@@ -94,6 +97,10 @@ std::vector<VariantSummary> aggregate(const SweepResults& sweep);
 Curve mean_curve(const std::vector<const Curve*>& runs);
 
 std::string render_markdown(const SweepResults& sweep, const std::vector<VariantSummary>& summary);
+// The two-way table of the first metric (rows × columns from the variants' row/column, in order of
+// appearance), with an "Avg" column when the paper table has one, and the paper's rows on the
+// columns whose names match the paper's; "" when the sweep has no cells.
+std::string render_pivot_markdown(const SweepResults& sweep, const std::vector<VariantSummary>& summary);
 std::string render_csv(const SweepResults& sweep, const std::vector<VariantSummary>& summary);
 
 // "curves_<split>_<metric>.png" for a "split/metric" curve name.

@@ -325,3 +325,43 @@ TEST_CASE("megalodon table writes the report", "[report]") {
   REQUIRE(fs::exists(out / "curves_train_loss.png"));
 #endif
 }
+
+TEST_CASE("suite sweeps: a model × task table beside the paper's rows", "[report]") {
+  TempDir d;
+  write(d.path / "sweep.json", R"({
+  "experiment": "lra/table", "experiment_file": "experiments/lra/table.toml",
+  "variants": [{"name": "listops", "overrides": [], "row": "Megalodon (ours)", "column": "ListOps"},
+               {"name": "text", "overrides": [], "row": "Megalodon (ours)", "column": "Text"},
+               {"name": "listops-chunk", "overrides": [], "row": "Megalodon-chunk (ours)", "column": "ListOps"}],
+  "seeds": [1, 2],
+  "runs": [
+    {"variant": "listops", "seed": 1, "dir": "listops/seed1", "status": "finished", "error": "", "seconds": 1.0},
+    {"variant": "listops", "seed": 2, "dir": "listops/seed2", "status": "finished", "error": "", "seconds": 1.0},
+    {"variant": "text", "seed": 1, "dir": "text/seed1", "status": "finished", "error": "", "seconds": 1.0},
+    {"variant": "text", "seed": 2, "dir": "text/seed2", "status": "finished", "error": "", "seconds": 1.0},
+    {"variant": "listops-chunk", "seed": 1, "dir": "listops-chunk/seed1", "status": "failed", "error": "boom", "seconds": 1.0},
+    {"variant": "listops-chunk", "seed": 2, "dir": "listops-chunk/seed2", "status": "failed", "error": "boom", "seconds": 1.0}],
+  "table": {"title": "LRA", "metrics": ["test/accuracy"], "scale": 100.0, "paper": "lra"}
+})");
+  write_run(d.path / "listops/seed1", 1, 0.60, 0.60, 10, 0);
+  write_run(d.path / "listops/seed2", 2, 0.62, 0.64, 10, 0);
+  write_run(d.path / "text/seed1", 1, 0.88, 0.90, 10, 0);
+  write_run(d.path / "text/seed2", 2, 0.88, 0.90, 10, 0);
+  const auto sweep = load_sweep(d.path);
+  REQUIRE(sweep.cells.size() == 3);
+  const std::string md = render_pivot_markdown(sweep, aggregate(sweep));
+  INFO(md);
+  // Header: the columns in order of appearance, then the paper's Avg.
+  CHECK_THAT(md, Contains("| model | ListOps | Text | Avg |"));
+  // Mean ± sample std over the two seeds; Avg only when every column has a result (here: 2 of 2).
+  CHECK_THAT(md, Contains("| Megalodon (ours) | 62.00 ± 2.83 | 90.00 ± 0.00 | 76.00 |"));
+  CHECK_THAT(md, Contains("| Megalodon-chunk (ours) | – |  | – |"));
+  // The paper's rows on the matching columns, ✗ kept.
+  CHECK_THAT(md, Contains("| Megalodon | 63.79 | 90.48 | 88.63 |"));
+  CHECK_THAT(md, Contains("| Transformer (Mega's rerun) | 37.11 | 65.21 | 59.24 |"));
+  // The whole report includes it.
+  CHECK_THAT(render_markdown(sweep, aggregate(sweep)), Contains("| model | ListOps | Text | Avg |"));
+  // Half a cell is an error naming the file.
+  write(d.path / "sweep.json", R"({"experiment": "x", "variants": [{"name": "a", "row": "r"}], "runs": []})");
+  CHECK_THROWS_WITH(load_sweep(d.path), Contains("sweep.json") && Contains("variants[0]"));
+}
