@@ -70,7 +70,8 @@ Cifar10Set read_cifar10_bin(const std::vector<std::filesystem::path>& files) {
     if (!f) throw std::runtime_error(fmt::format("{}: cannot open", file.string()));
     const size_t got = std::fread(raw.data_ptr<uint8_t>(), 1, static_cast<size_t>(size), f);
     std::fclose(f);
-    if (got != size) throw std::runtime_error(fmt::format("{}: short read ({} of {} bytes)", file.string(), got, size));
+    if (got != size)
+      throw std::runtime_error(fmt::format("{}: short read ({} of {} bytes)", file.string(), got, size));
     const uint8_t* p = raw.data_ptr<uint8_t>();
     for (int64_t i = 0; i < n; ++i)
       if (p[i * kRecord] > 9)
@@ -130,9 +131,10 @@ torch::Tensor cifar10_to_gray(const torch::Tensor& rgb, GrayRule rule) {
   return out;
 }
 
-void write_cifar10_bin(const std::filesystem::path& file, const torch::Tensor& images, const torch::Tensor& labels) {
-  if (images.scalar_type() != torch::kUInt8 || images.dim() != 4 || images.size(1) != 3 || images.size(2) != kSide ||
-      images.size(3) != kSide)
+void write_cifar10_bin(const std::filesystem::path& file, const torch::Tensor& images,
+                       const torch::Tensor& labels) {
+  if (images.scalar_type() != torch::kUInt8 || images.dim() != 4 || images.size(1) != 3 ||
+      images.size(2) != kSide || images.size(3) != kSide)
     throw std::invalid_argument("write_cifar10_bin: images must be N×3×32×32 uint8");
   if (labels.dim() != 1 || labels.size(0) != images.size(0))
     throw std::invalid_argument("write_cifar10_bin: labels must be a vector with one label per image");

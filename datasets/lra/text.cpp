@@ -19,13 +19,16 @@ std::optional<int64_t> imdb_review_id(const std::string& name) {
   const size_t underscore = name.find('_');
   if (underscore == std::string::npos || underscore == 0 || underscore > 18) return std::nullopt;
   const std::string suffix = ".txt";
-  if (name.size() < underscore + 1 + suffix.size() + 1 || name.compare(name.size() - suffix.size(), suffix.size(), suffix))
+  if (name.size() < underscore + 1 + suffix.size() + 1 ||
+      name.compare(name.size() - suffix.size(), suffix.size(), suffix))
     return std::nullopt;
   auto all_digits = [&](size_t b, size_t e) {
-    return std::all_of(name.begin() + static_cast<std::ptrdiff_t>(b), name.begin() + static_cast<std::ptrdiff_t>(e),
+    return std::all_of(name.begin() + static_cast<std::ptrdiff_t>(b),
+                       name.begin() + static_cast<std::ptrdiff_t>(e),
                        [](char c) { return c >= '0' && c <= '9'; });
   };
-  if (!all_digits(0, underscore) || !all_digits(underscore + 1, name.size() - suffix.size())) return std::nullopt;
+  if (!all_digits(0, underscore) || !all_digits(underscore + 1, name.size() - suffix.size()))
+    return std::nullopt;
   return std::stoll(name.substr(0, underscore));
 }
 
@@ -42,7 +45,8 @@ std::string read_whole_file(const std::filesystem::path& file) {
 std::vector<std::filesystem::path> imdb_class_files(const std::filesystem::path& folder) {
   std::error_code ec;
   if (!std::filesystem::is_directory(folder, ec))
-    throw std::runtime_error(fmt::format("{}: IMDB folder missing (expected aclImdb/<split>/{{neg,pos}})", folder.string()));
+    throw std::runtime_error(
+        fmt::format("{}: IMDB folder missing (expected aclImdb/<split>/{{neg,pos}})", folder.string()));
   struct Entry {
     std::optional<int64_t> id;
     std::string name;
@@ -109,8 +113,9 @@ std::vector<TextPairExample> read_aan_tsv(const std::filesystem::path& file, int
       start = tab + 1;
     }
     if (fields.size() != 5)
-      throw fail(line_no, fmt::format("expected 5 tab-separated fields (label, id1, id2, text1, text2), found {}",
-                                      fields.size()));
+      throw fail(line_no,
+                 fmt::format("expected 5 tab-separated fields (label, id1, id2, text1, text2), found {}",
+                             fields.size()));
     // The label column is a float; only 0 and 1 are labels.
     const std::string label_text(fields[0]);
     char* end = nullptr;
@@ -118,8 +123,8 @@ std::vector<TextPairExample> read_aan_tsv(const std::filesystem::path& file, int
     const double label = label_text.empty() ? -1.0 : std::strtod(label_text.c_str(), &end);
     if (label_text.empty() || errno != 0 || *end != '\0' || (label != 0.0 && label != 1.0))
       throw fail(line_no, fmt::format("label '{}' is not 0 or 1", label_text.substr(0, 40)));
-    out.push_back({std::string(fields[1]), std::string(fields[2]), std::string(fields[3]), std::string(fields[4]),
-                   label == 1.0 ? 1 : 0});
+    out.push_back({std::string(fields[1]), std::string(fields[2]), std::string(fields[3]),
+                   std::string(fields[4]), label == 1.0 ? 1 : 0});
   }
   return out;
 }

@@ -4,9 +4,11 @@
 //
 // LibTorch before Catch: c10 is built with glog, whose logging.h defines its own CHECK (a fatal
 // assertion); included after catch.hpp it would replace Catch's CHECK in this file.
+// clang-format off
 #include "datasets/cifar10.h"
 
 #include <catch2/catch.hpp>
+// clang-format on
 
 #include <array>
 #include <fstream>
@@ -18,7 +20,8 @@ using mgl::test::TempDir;
 
 namespace {
 void write_bytes(const std::filesystem::path& p, const std::vector<unsigned char>& b) {
-  std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+  std::ofstream(p, std::ios::binary)
+      .write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
 }
 
 // One pixel per image, N×3×1×1, for the grayscale rules.
@@ -106,7 +109,8 @@ TEST_CASE("grayscale, pil rule: PIL's fixed-point luma survives the float32 roun
   // ToTensor()'s v/255 and mul(255) in float32, then truncation: for every v in 0..255 the two
   // correctly rounded steps come back to exactly v (checked exhaustively when this test was
   // written: no value is lost), so a grey pixel (v,v,v), whose luma is v, stays v.
-  torch::Tensor levels = torch::arange(256, torch::kInt64).to(torch::kUInt8).reshape({1, 1, 16, 16}).expand({1, 3, 16, 16});
+  torch::Tensor levels =
+      torch::arange(256, torch::kInt64).to(torch::kUInt8).reshape({1, 1, 16, 16}).expand({1, 3, 16, 16});
   torch::Tensor back = mgl::datasets::cifar10_to_gray(levels, GrayRule::pil);
   CHECK(torch::equal(back.reshape({256}), torch::arange(256, torch::kInt64).to(torch::kUInt8)));
   for (int v = 0; v < 256; ++v) {
@@ -120,7 +124,8 @@ TEST_CASE("grayscale, tf rule: float32 weights 0.2989/0.5870/0.1140, ×255.5, tr
   // (0,0,255): 0.114·255.5 = 29.13 -> 29;  white: 0.9999·255.5 = 255.47 -> 255;
   // (128,64,32): (0.2989·128 + 0.587·64 + 0.114·32)/255·255.5 = 79.63 -> 79.
   auto rgb = pixels({{255, 0, 0}, {0, 255, 0}, {0, 0, 255}, {255, 255, 255}, {0, 0, 0}, {128, 64, 32}});
-  CHECK(gray_values(mgl::datasets::cifar10_to_gray(rgb, GrayRule::tf)) == std::vector<int>{76, 149, 29, 255, 0, 79});
+  CHECK(gray_values(mgl::datasets::cifar10_to_gray(rgb, GrayRule::tf)) ==
+        std::vector<int>{76, 149, 29, 255, 0, 79});
   // The two rules differ on pure green (149 vs 150), by at most one level on grey (v·0.9999·255.5/255).
   auto grey = pixels({{100, 100, 100}});
   CHECK(gray_values(mgl::datasets::cifar10_to_gray(grey, GrayRule::tf)) == std::vector<int>{100});

@@ -49,9 +49,12 @@ std::string without_parens(const std::string& source) {
 int64_t tree_depth(const std::string& source) {
   int64_t open = 0, deepest = 0;
   for (const auto& t : split_ws(source)) {
-    if (t[0] == '[') deepest = std::max(deepest, ++open);
-    else if (t == "]") --open;
-    else if (t != "(" && t != ")") deepest = std::max(deepest, open + 1);
+    if (t[0] == '[')
+      deepest = std::max(deepest, ++open);
+    else if (t == "]")
+      --open;
+    else if (t != "(" && t != ")")
+      deepest = std::max(deepest, open + 1);
   }
   return deepest;
 }
@@ -113,7 +116,8 @@ TEST_CASE("ListOps tokenisation: parentheses dropped, LRA's 17-symbol vocabulary
   CHECK(ListOpsVocab::encode("( ( [MED 1 ) 2 ) ] )") == std::vector<int64_t>{14, 3, 4, 16});
   CHECK(ListOpsVocab::encode("( ( [SM 1 ) 2 ) ] )") == std::vector<int64_t>{15, 3, 4, 16});
   // FIRST/LAST are defined but disabled in LRA: they are unknown to the vocabulary.
-  CHECK(ListOpsVocab::encode("( ( [FIRST 1 ) ] ) 12", &unknown) == std::vector<int64_t>{ListOpsVocab::unk, 3, 16, 1});
+  CHECK(ListOpsVocab::encode("( ( [FIRST 1 ) ] ) 12", &unknown) ==
+        std::vector<int64_t>{ListOpsVocab::unk, 3, 16, 1});
   CHECK(unknown == 2);
   CHECK(ListOpsVocab::size == 17);
 }
@@ -141,11 +145,11 @@ TEST_CASE("ListOps evaluator on hand-computed expressions", "[listops]") {
 
 TEST_CASE("ListOps evaluator refuses malformed expressions", "[listops]") {
   CHECK_THROWS_AS(evaluate_listops(""), std::invalid_argument);
-  CHECK_THROWS_AS(evaluate_listops("( ( [MIN 8 ) 2 )"), std::invalid_argument);   // no ']'
-  CHECK_THROWS_AS(evaluate_listops("8 ]"), std::invalid_argument);                // stray ']'
-  CHECK_THROWS_AS(evaluate_listops("( ( [MIN 8 ) ] ) )"), std::invalid_argument); // unbalanced ')'
-  CHECK_THROWS_AS(evaluate_listops("( ( [MIN 8 ) ] "), std::invalid_argument);    // unclosed '('
-  CHECK_THROWS_AS(evaluate_listops("( [MIN ] )"), std::invalid_argument);         // no arguments
+  CHECK_THROWS_AS(evaluate_listops("( ( [MIN 8 ) 2 )"), std::invalid_argument);    // no ']'
+  CHECK_THROWS_AS(evaluate_listops("8 ]"), std::invalid_argument);                 // stray ']'
+  CHECK_THROWS_AS(evaluate_listops("( ( [MIN 8 ) ] ) )"), std::invalid_argument);  // unbalanced ')'
+  CHECK_THROWS_AS(evaluate_listops("( ( [MIN 8 ) ] "), std::invalid_argument);     // unclosed '('
+  CHECK_THROWS_AS(evaluate_listops("( [MIN ] )"), std::invalid_argument);          // no arguments
   CHECK_THROWS_AS(evaluate_listops("3 4"), std::invalid_argument);
   CHECK_THROWS_WITH(evaluate_listops("( ( [FOO 8 ) ] )"), Catch::Contains("[FOO"));
   CHECK_THROWS_AS(evaluate_listops("( ( [MIN 12 ) ] )"), std::invalid_argument);
@@ -189,7 +193,8 @@ TEST_CASE("ListOps generator: LRA's grammar, strict lengths, unique, determinist
 
   std::set<std::string> seen;
   std::vector<int64_t> labels(10, 0);
-  const std::pair<const char*, size_t> splits[] = {{"basic_train.tsv", 200}, {"basic_val.tsv", 50}, {"basic_test.tsv", 50}};
+  const std::pair<const char*, size_t> splits[] = {
+      {"basic_train.tsv", 200}, {"basic_val.tsv", 50}, {"basic_test.tsv", 50}};
   for (const auto& [name, count] : splits) {
     auto ex = mgl::datasets::read_listops_tsv(d / "a" / name);
     REQUIRE(ex.size() == count);

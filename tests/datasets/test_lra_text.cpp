@@ -27,7 +27,8 @@ TEST_CASE("IMDB: neg before pos, numeric review-id order, labels 0/1", "[lra-tex
 
   auto ex = read_imdb_split(root, "train");
   REQUIRE(ex.size() == 6);
-  const std::vector<std::string> texts = {"one<br /><br />caf\xc3\xa9", "two", "ten", "odd name", "zero", "eleven"};
+  const std::vector<std::string> texts = {
+      "one<br /><br />caf\xc3\xa9", "two", "ten", "odd name", "zero", "eleven"};
   const std::vector<int64_t> labels = {0, 0, 0, 0, 1, 1};
   for (size_t i = 0; i < ex.size(); ++i) {
     CHECK(ex[i].text == texts[i]);
@@ -45,10 +46,12 @@ TEST_CASE("IMDB: a missing or empty class folder is an error naming it", "[lra-t
   TempDir d("imdb");
   const auto root = d / "aclImdb";
   write_text(root / "train" / "neg" / "1_1.txt", "x");
-  REQUIRE_THROWS_WITH(read_imdb_split(root, "test"), Catch::Contains("test/neg") && Catch::Contains("missing"));
+  REQUIRE_THROWS_WITH(read_imdb_split(root, "test"),
+                      Catch::Contains("test/neg") && Catch::Contains("missing"));
   REQUIRE_THROWS_WITH(read_imdb_split(root, "train"), Catch::Contains("train/pos"));
   std::filesystem::create_directories(root / "train" / "pos");
-  REQUIRE_THROWS_WITH(read_imdb_split(root, "train"), Catch::Contains("train/pos") && Catch::Contains("no .txt"));
+  REQUIRE_THROWS_WITH(read_imdb_split(root, "train"),
+                      Catch::Contains("train/pos") && Catch::Contains("no .txt"));
 }
 
 TEST_CASE("AAN TSV: five tab-separated fields, float labels, no quoting", "[lra-text][aan]") {
@@ -83,11 +86,14 @@ TEST_CASE("AAN TSV: wrong field counts and labels name file and line", "[lra-tex
                       Catch::Contains("fields.tsv:2") && Catch::Contains("found 4"));
   // Only tabs separate fields: spaces or commas do not.
   write_text(d / "spaces.tsv", "1 a b c d\n");
-  REQUIRE_THROWS_WITH(read_aan_tsv(d / "spaces.tsv"), Catch::Contains("spaces.tsv:1") && Catch::Contains("found 1"));
+  REQUIRE_THROWS_WITH(read_aan_tsv(d / "spaces.tsv"),
+                      Catch::Contains("spaces.tsv:1") && Catch::Contains("found 1"));
   write_text(d / "extra.tsv", "1\ta\tb\tc\td\n1\ta\tb\tc\td\n1\ta\tb\tc\td\te\n");
-  REQUIRE_THROWS_WITH(read_aan_tsv(d / "extra.tsv"), Catch::Contains("extra.tsv:3") && Catch::Contains("found 6"));
+  REQUIRE_THROWS_WITH(read_aan_tsv(d / "extra.tsv"),
+                      Catch::Contains("extra.tsv:3") && Catch::Contains("found 6"));
   write_text(d / "label.tsv", "1\ta\tb\tc\td\n2.0\ta\tb\tc\td\n");
-  REQUIRE_THROWS_WITH(read_aan_tsv(d / "label.tsv"), Catch::Contains("label.tsv:2") && Catch::Contains("'2.0'"));
+  REQUIRE_THROWS_WITH(read_aan_tsv(d / "label.tsv"),
+                      Catch::Contains("label.tsv:2") && Catch::Contains("'2.0'"));
   write_text(d / "word.tsv", "yes\ta\tb\tc\td\n");
   REQUIRE_THROWS_WITH(read_aan_tsv(d / "word.tsv"), Catch::Contains("word.tsv:1"));
   write_text(d / "gap.tsv", "1\ta\tb\tc\td\n\n1\ta\tb\tc\td\n");
