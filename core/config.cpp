@@ -90,9 +90,6 @@ void MegalodonConfig::validate(const std::string& p) const {
   require(norm_num_groups >= 1 && model_dim % norm_num_groups == 0, key("norm_num_groups"),
           fmt::format("must divide model_dim={}, got {}", model_dim, norm_num_groups));
   require(norm_eps > 0, key("norm_eps"), "must be > 0");
-  require(!(causal && norm == NormKind::sequence), key("norm"),
-          "'sequence' normalises with statistics of the whole sequence, which a causal model must not see; "
-          "it is for the classification encoder");
   require(rope_base > 0, key("rope_base"), "must be > 0");
   for (auto [name, v] : {std::pair{"dropout", dropout}, std::pair{"hidden_dropout", hidden_dropout},
                          std::pair{"attention_dropout", attention_dropout}})

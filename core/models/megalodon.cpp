@@ -59,6 +59,10 @@ MegalodonLMImpl::MegalodonLMImpl(const MegalodonConfig& c) : cfg(c) {
   cfg.validate();
   TORCH_CHECK(cfg.vocab_size > 0, "model.vocab_size must be set (> 0) for a language model");
   TORCH_CHECK(cfg.causal, "a language model needs the causal form (model.causal = true)");
+  if (cfg.norm == NormKind::sequence)
+    throw ConfigError("model.norm",
+                      "'sequence' normalises with statistics of the whole sequence, which a causal language model "
+                      "must not see; it is for the classification encoder");
   embed = register_module("embed", torch::nn::Embedding(cfg.vocab_size, cfg.model_dim));
   init_weight(embed->weight, cfg.init_mode == InitMode::none ? InitMode::none : InitMode::gaussian, cfg.model_dim);
   layers = register_module("layers", torch::nn::ModuleList());

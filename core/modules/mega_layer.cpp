@@ -20,6 +20,8 @@ torch::nn::LinearOptions lin(int64_t in, int64_t out, bool bias = true) {
 }  // namespace
 
 MovingAverageGatedAttentionImpl::MovingAverageGatedAttentionImpl(const MegalodonConfig& c) : cfg(c) {
+  TORCH_CHECK(!(c.causal && c.norm == NormKind::sequence),
+              "model.norm = 'sequence' uses whole-sequence statistics: only for the non-causal (encoder) form");
   const int64_t D = c.model_dim, Z = c.z_dim, E = c.value_dim;
   timenorm = register_module(sequence_norm_name(c.norm),
                              SequenceNorm(c.norm, D, c.norm_num_groups, c.norm_eps, c.prior_count));

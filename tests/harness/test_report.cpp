@@ -328,7 +328,7 @@ TEST_CASE("megalodon table writes the report", "[report]") {
 
 TEST_CASE("suite sweeps: a model × task table beside the paper's rows", "[report]") {
   TempDir d;
-  write(d.path / "sweep.json", R"({
+  write(d.path / "sweep.json", R"j({
   "experiment": "lra/table", "experiment_file": "experiments/lra/table.toml",
   "variants": [{"name": "listops", "overrides": [], "row": "Megalodon (ours)", "column": "ListOps"},
                {"name": "text", "overrides": [], "row": "Megalodon (ours)", "column": "Text"},
@@ -342,7 +342,7 @@ TEST_CASE("suite sweeps: a model × task table beside the paper's rows", "[repor
     {"variant": "listops-chunk", "seed": 1, "dir": "listops-chunk/seed1", "status": "failed", "error": "boom", "seconds": 1.0},
     {"variant": "listops-chunk", "seed": 2, "dir": "listops-chunk/seed2", "status": "failed", "error": "boom", "seconds": 1.0}],
   "table": {"title": "LRA", "metrics": ["test/accuracy"], "scale": 100.0, "paper": "lra"}
-})");
+})j");
   write_run(d.path / "listops/seed1", 1, 0.60, 0.60, 10, 0);
   write_run(d.path / "listops/seed2", 2, 0.62, 0.64, 10, 0);
   write_run(d.path / "text/seed1", 1, 0.88, 0.90, 10, 0);

@@ -15,6 +15,7 @@
 
 #include "datasets/idx.h"
 #include "harness/io/weights.h"
+#include "harness/report/table.h"
 #include "harness/schema.h"
 #include "harness/sweep.h"
 #include "harness/trainer.h"
@@ -334,6 +335,52 @@ set = ["task.train_images=missing.idx"]
   CHECK(second.finished == 1);
   CHECK(std::filesystem::last_write_time(d / "runs/sweep/full/seed1/final.json") == t_before);
   CHECK(mgl::harness::read_file(d / "runs/sweep/ema/seed2/log.txt").find("resumed at step") != std::string::npos);
+}
+
+TEST_CASE("a suite sweep runs other experiment files and places them in a two-way table", "[trainer][sweep]") {
+  TempDir d("suite");
+  write_quadrant_idx(d / "data", 96, 32);
+  write_text(d / "experiments/a.toml", quadrant_experiment(d / "data") + "steps = 4\neval_every = 0\n");
+  write_text(d / "experiments/sub/b.toml", "defaults = [\"../a.toml\"]\n[model]\nema = \"ema\"\n");
+  // The suite file has no task: every variant names an experiment (relative to experiments/).
+  write_text(d / "experiments/suite.toml", fmt::format(R"([run]
+root = "{}"
+[sweep]
+seeds = [1]
+[[sweep.variant]]
+name = "a"
+experiment = "a"
+row = "M"
+column = "Image"
+[[sweep.variant]]
+name = "b"
+experiment = "sub/b.toml"
+row = "M-ema"
+column = "Image"
+[table]
+metrics = ["test/accuracy"]
+paper = "lra"
+)",
+                                                        (d / "runs").string()));
+  auto plan = mgl::harness::plan_sweep(d / "experiments/suite.toml", {"trainer.steps=3"});
+  REQUIRE(plan.runs.size() == 2);
+  CHECK(plan.runs[1].experiment_file == d / "experiments/sub/b.toml");
+  mgl::harness::SweepOptions o;
+  o.executable = MEGALODON_CLI_PATH;
+  auto r = mgl::harness::run_sweep(plan, o);
+  CHECK(r.finished == 2);
+  // Each run trained its own experiment, with the suite's command-line overrides.
+  const std::string b_cfg = mgl::harness::read_file(d / "runs/suite/b/seed1/config.toml");
+  CHECK(b_cfg.find("ema = 'ema'") != std::string::npos);
+  CHECK(mgl::harness::read_json(d / "runs/suite/a/seed1/final.json")["steps"] == 3);
+  const auto report = mgl::harness::write_sweep_report(d / "runs/suite", d / "out");
+  CHECK(report.markdown.find("| model | Image | Avg |") != std::string::npos);
+  CHECK(report.markdown.find("| M-ema |") != std::string::npos);
+  // A variant without an experiment, or naming a missing file, is refused before anything runs.
+  write_text(d / "experiments/bad.toml", "[sweep]\nseeds = [1]\n[[sweep.variant]]\nname = \"x\"\nset = []\n");
+  CHECK_THROWS_WITH(mgl::harness::plan_sweep(d / "experiments/bad.toml", {}), Catch::Contains("needs experiment"));
+  write_text(d / "experiments/bad2.toml", "[sweep]\nseeds = [1]\n[[sweep.variant]]\nname = \"x\"\nexperiment = \"nope\"\n");
+  CHECK_THROWS_WITH(mgl::harness::plan_sweep(d / "experiments/bad2.toml", {}), Catch::Contains("nope.toml"));
 }
 
 TEST_CASE("early stopping ends a run after `patience` evaluations without improvement", "[trainer]") {

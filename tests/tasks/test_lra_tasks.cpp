@@ -15,6 +15,7 @@
 #include "harness/sweep.h"
 #include "harness/task.h"
 #include "harness/trainer.h"
+#include "harness/util/files.h"
 #include "support/files.h"
 #ifdef MEGALODON_HAS_VISION
 #include "datasets/vision/pathfinder.h"
@@ -153,7 +154,6 @@ TEST_CASE("every LRA experiment trains a few steps on small files in the real fo
   auto& d = data();
   (void)d;
   TempDir runs("lra-runs");
-  int ran = 0;
   for (const auto& f : experiment_files(kExperiments / "lra")) {
     Config probe = mgl::harness::ConfigLoader::compose(f, {});
     if (!probe.has("task.name")) continue;  // a suite sweep file
@@ -172,7 +172,6 @@ TEST_CASE("every LRA experiment trains a few steps on small files in the real fo
       CHECK(r.steps == 2);
       CHECK(r.metrics.count("test/accuracy") == 1);
       CHECK(std::isfinite(r.metrics.at("val/loss")));
-      ++ran;
     }
   }
 }
