@@ -60,6 +60,9 @@ struct PathfinderGenOptions {
   bool use_single_paddles = false;
   static PathfinderGenOptions pathfinder32(int64_t contour_length = 14);
   static PathfinderGenOptions path_x();
+  // Path-X parameters with another contour length (distractor_length = cl / 3 and
+  // num_distractor_snakes = 35 / distractor_length, both integer divisions as in the Python 2 original).
+  static PathfinderGenOptions path_x(int64_t contour_length);
 };
 
 struct PathfinderImage {
@@ -67,10 +70,26 @@ struct PathfinderImage {
   int64_t label = 0;
   // Marker positions (y, x) at the origin and terminal tips used, for checks.
   std::array<int64_t, 2> marker_a{}, marker_b{};
+  int64_t restarts = 0;  // times the two-target-snake stage was restarted for this image
 };
 
 // Draws one image from a seeded RNG (deterministic for a seed).
 PathfinderImage generate_pathfinder_image(const PathfinderGenOptions& options, uint64_t seed);
+
+// The generator's internal state after one image, for checks and debugging.
+struct PathfinderTrace {
+  torch::Tensor snake_images;  // 2×H×W float32: each target snake's own paddles (intensity, before scaling)
+  torch::Tensor snake_masks;   // 2×H×W float32 in [0,1]: union of each target snake's paddle masks
+  int64_t marked_snake = 0;    // i: marker_a sits on the origin tip of target snake i
+  std::array<std::array<int64_t, 2>, 2> origin_tips{}, terminal_tips{};  // (y, x) per target snake
+  int64_t margin = 0;               // paddle margin m drawn for this image
+  int64_t distractor_snakes = 0;    // distractor snakes actually drawn (failures are allowed)
+  int64_t single_paddles = 0;       // single-paddle distractors drawn (use_single_paddles)
+};
+PathfinderImage generate_pathfinder_image(const PathfinderGenOptions& options, uint64_t seed, PathfinderTrace* trace);
+
+// The seed of image `index` in generate_pathfinder (a 64-bit hash of both).
+uint64_t pathfinder_image_seed(uint64_t seed, int64_t index);
 
 struct PathfinderGenStats {
   int64_t images = 0, positives = 0;
