@@ -71,11 +71,11 @@
 #include <exception>
 #include <fstream>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 
 namespace mgl::datasets {
@@ -495,7 +495,26 @@ class SpriteCache {
   // The seeding structuring element for angle theta (see the quirks on top).
   const cv::Mat& seed_struct(const Geometry& g, double theta) { return get(g, theta, 1).mask; }
   void limit(size_t n) {
-    if (map_.size() > n) map_.clear();
+    if (map_.size() + tails_.size() > n) {
+      map_.clear();
+      tails_.clear();
+    }
+  }
+
+  // Free tails of the first target seed per angle (see ImageSampler::first_seed_tails).
+  struct TailsKey {
+    int length, margin, aa, line_width, window, padding, band, degrees;
+    bool operator<(const TailsKey& o) const {
+      return std::tie(length, margin, aa, line_width, window, padding, band, degrees) <
+             std::tie(o.length, o.margin, o.aa, o.line_width, o.window, o.padding, o.band, o.degrees);
+    }
+  };
+  const std::vector<Point>* tails(const TailsKey& k) const {
+    auto it = tails_.find(k);
+    return it == tails_.end() ? nullptr : &it->second;
+  }
+  const std::vector<Point>& set_tails(const TailsKey& k, std::vector<Point> v) {
+    return tails_.emplace(k, std::move(v)).first->second;
   }
 
  private:
@@ -541,6 +560,7 @@ class SpriteCache {
   }
 
   std::unordered_map<Key, Sprite, Hash> map_;
+  std::map<TailsKey, std::vector<Point>> tails_;
 };
 
 // Clipped overlap of a (2K+1)² sprite centred at p with an H×W image: image rows/cols [y0, y1),
@@ -630,7 +650,29 @@ class ImageSampler {
     g_.thickness = o_.paddle_thickness;
     g_.line_width = int(std::lround(o_.paddle_thickness * o_.antialias_scale));
     g_.half = g_.length + int(std::ceil(o_.paddle_thickness)) + g_.margin;
-    small_disk_ = disk_kernel(g_.margin);
+    disk_span_.assign(size_t(2 * g_.margin + 1), 0);  // half-width of each row of the disk of radius m
+    for (int dy = -g_.margin; dy <= g_.margin; ++dy)
+      while ((disk_span_[size_t(dy + g_.margin)] + 1) * (disk_span_[size_t(dy + g_.margin)] + 1) + dy * dy <=
+             g_.margin * g_.margin)
+        ++disk_span_[size_t(dy + g_.margin)];
+    // The extension circle depends only on its radius L + m: its sample offsets and the direction of
+    // every integer displacement are tabulated once per image (same expressions, same values).
+    radius_ = g_.length + g_.margin;
+    const double step_deg = 360.0 / (2.0 * radius_ * M_PI);
+    const int64_t samples = static_cast<int64_t>(std::ceil(360.0 / step_deg));
+    circle_dy_.resize(size_t(samples));
+    circle_dx_.resize(size_t(samples));
+    for (int64_t k = 0; k < samples; ++k) {
+      const double rad = (double(k) * step_deg) * M_PI / 180.0;
+      circle_dy_[size_t(k)] = radius_ * std::sin(rad);
+      circle_dx_[size_t(k)] = radius_ * std::cos(rad);
+    }
+    reach_ = int(radius_) + 1;
+    const int span = 2 * reach_ + 1;
+    direction_.resize(size_t(span * span));
+    for (int dy = -reach_; dy <= reach_; ++dy)
+      for (int dx = -reach_; dx <= reach_; ++dx)
+        direction_[size_t((dy + reach_) * span + dx + reach_)] = std::atan2(double(dy), double(dx));
 
     // Two target snakes, restarted until both reach contour_length paddles.
     std::array<Snake, 2> snakes;
@@ -736,6 +778,22 @@ class ImageSampler {
     return false;
   }
 
+  // Free tails for the first seed at integer angle `deg`, given the initial (padding-only) mask.
+  const std::vector<Point>& first_seed_tails(int64_t deg, const cv::Mat& mask) {
+    const int band = int(2 * o_.seed_distance);
+    const SpriteCache::TailsKey key{g_.length, g_.margin, g_.aa, g_.line_width, n_, int(o_.padding), band, int(deg)};
+    if (const auto* hit = cache_.tails(key)) return *hit;
+    cv::Mat dilated;
+    cv::dilate(with_band(mask, band), dilated, cache_.seed_struct(g_, degrees(deg)));
+    std::vector<Point> tails;
+    for (int y = 0; y < n_; ++y) {
+      const uint8_t* row = dilated.ptr<uint8_t>(y);
+      for (int x = 0; x < n_; ++x)
+        if (row[x] <= kOccupied) tails.push_back({y, x});
+    }
+    return cache_.set_tails(key, std::move(tails));
+  }
+
   cv::Mat with_band(const cv::Mat& mask, int band) const {
     cv::Mat m = mask.clone();
     band = std::min(band, n_);
@@ -750,23 +808,22 @@ class ImageSampler {
   bool two_snakes(std::array<Snake, 2>& s, std::array<cv::Mat, 2>& layers, std::array<cv::Mat, 2>& unions,
                   cv::Mat& mask) {
     mask = with_band(cv::Mat::zeros(n_, n_, CV_8U), int(o_.padding));
-    for (int k = 0; k < 2; ++k) {
-      layers[k] = cv::Mat::zeros(n_, n_, CV_64F);
-      unions[k] = cv::Mat::zeros(n_, n_, CV_8U);
-    }
+    // The paddles of each snake with their intensities, drawn once the stage has succeeded.
+    std::array<std::vector<std::pair<Placed, double>>, 2> drawn;
     // Each snake's intensity centre: two draws without replacement from snake_contrast × 2.
     std::vector<double> mu = o_.snake_contrast;
     mu.insert(mu.end(), o_.snake_contrast.begin(), o_.snake_contrast.end());
     for (size_t k = mu.size() - 1; k > 0; --k) std::swap(mu[k], mu[size_t(rng_.below(int64_t(k) + 1))]);
 
-    // Seed 1: anywhere its paddle fits, at least 2·seed_distance from every border.
-    const cv::Mat banded = with_band(mask, int(2 * o_.seed_distance));
+    // Seed 1: anywhere its paddle fits, at least 2·seed_distance from every border. The mask is
+    // the same at every restart, so the free tails of each angle are kept.
     bool ok = false;
     for (int64_t t = 0; t <= o_.max_paddle_retrial && !ok; ++t) {
-      const double theta = draw_angle();
-      Point tail;
-      if (!free_tail(banded, theta, tail)) return false;
-      ok = seed_geometry(tail, theta, s[0]);
+      const int64_t deg = rng_.range(-180, 180);
+      const double theta = degrees(deg);
+      const std::vector<Point>& tails = first_seed_tails(deg, mask);
+      if (tails.empty()) return false;
+      ok = seed_geometry(tails[size_t(rng_.below(int64_t(tails.size())))], theta, s[0]);
     }
     if (!ok) return false;
     // Seed 2: seed_distance away from seed 1's tail in a random direction, its own angle.
@@ -782,32 +839,36 @@ class ImageSampler {
     for (int k = 0; k < 2; ++k) {
       const double contrast = pick(o_.paddle_contrast) * mu[size_t(k)];
       s[k].pending = {&cache_.paddle(g_, s[k].orientation), s[k].origin};
-      paint(layers[k], s[k].pending, g_.half, contrast);
-      merge_mask(unions[k], s[k].pending, g_.half);
+      drawn[size_t(k)].emplace_back(s[k].pending, contrast);
     }
     // Grow them in turns, one paddle each, sharing the paddle contrast of each step.
     for (int64_t step = 1; step < o_.contour_length; ++step) {
       const double contrast = pick(o_.paddle_contrast);
       for (int k = 0; k < 2; ++k) {
-        if (!extend(s[k], layers[k], mask, contrast * mu[size_t(k)])) return false;
-        merge_mask(unions[k], s[k].pending, g_.half);
+        if (!extend(s[k], mask)) return false;
+        drawn[size_t(k)].emplace_back(s[k].pending, contrast * mu[size_t(k)]);
       }
     }
     merge_mask(mask, s[1].pending, g_.half);  // only the second snake's last paddle (reference quirk)
+    for (int k = 0; k < 2; ++k) {
+      layers[k] = cv::Mat::zeros(n_, n_, CV_64F);
+      unions[k] = cv::Mat::zeros(n_, n_, CV_8U);
+      for (const auto& [paddle, contrast] : drawn[size_t(k)]) {
+        paint(layers[k], paddle, g_.half, contrast);
+        merge_mask(unions[k], paddle, g_.half);
+      }
+    }
     return true;
   }
 
-  // One more paddle at the end of snake `s`: see §4.2 step 3.
-  bool extend(Snake& s, cv::Mat& layer, cv::Mat& mask, double contrast) {
+  // One more paddle at the end of snake `s` (§4.2 step 3), which becomes s.pending; the previous
+  // pending paddle's mask joins `mask`. The caller draws the new paddle.
+  bool extend(Snake& s, cv::Mat& mask) {
     const Point pivot = translate(s.pivot, s.orientation, g_.length + 2 * g_.margin);
-    const double radius = g_.length + g_.margin;
-    // Integer points of the circle around the pivot, one pixel of arc apart, deduplicated.
-    const double step_deg = 360.0 / (2.0 * radius * M_PI);
-    const int64_t samples = static_cast<int64_t>(std::ceil(360.0 / step_deg));
+    // Integer points of the circle of radius L + m around the pivot, one pixel of arc apart, deduplicated.
     candidates_.clear();
-    for (int64_t i = 0; i < samples; ++i) {
-      const double rad = (double(i) * step_deg) * M_PI / 180.0;
-      const double fy = double(pivot.y) + radius * std::sin(rad), fx = double(pivot.x) + radius * std::cos(rad);
+    for (size_t i = 0; i < circle_dy_.size(); ++i) {
+      const double fy = double(pivot.y) + circle_dy_[i], fx = double(pivot.x) + circle_dx_[i];
       if (fy >= n_ || fy < 0 || fx >= n_ || fx < 0) continue;
       candidates_.push_back({static_cast<int64_t>(fy), static_cast<int64_t>(fx)});
     }
@@ -824,7 +885,7 @@ class ImageSampler {
     double total = 0;
     for (size_t c = 0; c < n; ++c) {
       const Point p = candidates_[c];
-      orient_[c] = std::atan2(double(p.y - pivot.y), double(p.x - pivot.x));
+      orient_[c] = direction(p.y - pivot.y, p.x - pivot.x);
       const double diff = std::abs(orient_[c] - s.orientation);
       const double delta = std::min(std::min(diff, 2 * M_PI - diff) * o_.continuity, 0.5 * M_PI);
       const double cw = std::max(std::cos(delta), 0.0);
@@ -849,7 +910,6 @@ class ImageSampler {
       }
       const Placed paddle{&cache_.paddle(g_, flip_by_pi(orient_[idx])), candidates_[idx]};
       if (overlaps(mask, paddle, g_.half)) continue;
-      paint(layer, paddle, g_.half, contrast);
       merge_mask(mask, s.pending, g_.half);
       s.pending = paddle;
       s.pivot = pivot;
@@ -860,19 +920,22 @@ class ImageSampler {
     return false;
   }
 
+  double direction(int64_t dy, int64_t dx) const {
+    if (std::abs(dy) > reach_ || std::abs(dx) > reach_) return std::atan2(double(dy), double(dx));
+    return direction_[size_t((dy + reach_) * (2 * reach_ + 1) + dx + reach_)];
+  }
+
   // Occupancy dilated by the disk of radius m, at one point.
   int dilated_at(const cv::Mat& mask, Point p) const {
     const int m = g_.margin;
-    int best = 0;
+    uint8_t best = 0;
     for (int dy = -m; dy <= m; ++dy) {
       const int y = int(p.y) + dy;
       if (y < 0 || y >= mask.rows) continue;
       const uint8_t* row = mask.ptr<uint8_t>(y);
-      const uint8_t* k = small_disk_.ptr<uint8_t>(dy + m);
-      for (int dx = -m; dx <= m; ++dx) {
-        const int x = int(p.x) + dx;
-        if (x >= 0 && x < mask.cols && k[dx + m]) best = std::max<int>(best, row[x]);
-      }
+      const int w = disk_span_[size_t(dy + m)];
+      const int x0 = std::max(0, int(p.x) - w), x1 = std::min(mask.cols - 1, int(p.x) + w);
+      for (int x = x0; x <= x1; ++x) best = std::max(best, row[x]);
     }
     return best;
   }
@@ -895,8 +958,11 @@ class ImageSampler {
     cv::Mat img = image.clone(), msk = mask.clone();
     s.pending = {&cache_.paddle(g_, s.orientation), s.origin};
     paint(img, s.pending, g_.half, contrast0);
-    for (int64_t step = 1; step < paddles; ++step)
-      if (!extend(s, img, msk, pick(o_.snake_contrast))) return false;
+    for (int64_t step = 1; step < paddles; ++step) {
+      const double contrast = pick(o_.snake_contrast);
+      if (!extend(s, msk)) return false;
+      paint(img, s.pending, g_.half, contrast);
+    }
     merge_mask(msk, s.pending, g_.half);
     image = img;
     mask = msk;
@@ -935,7 +1001,10 @@ class ImageSampler {
   const int n_;
   int margin_ = 1;
   Geometry g_;
-  cv::Mat small_disk_;
+  std::vector<int> disk_span_;
+  double radius_ = 0;
+  int reach_ = 0;
+  std::vector<double> circle_dy_, circle_dx_, direction_;
   std::vector<Point> candidates_;
   std::vector<double> orient_, weight_;
 };
