@@ -7,19 +7,21 @@
 //     uniform-real (53-bit) draws replaces numpy's global Mersenne Twister, so the output is the
 //     same on every platform and standard library, but no image matches a reference image for any
 //     seed. The draws are made from the same distributions; their order differs.
-//  2. Line rasteriser. PIL's ImageDraw.line is reproduced rather than approximated with cv::line:
-//     width 1 is a Bresenham walk with PIL's tie rule (step the minor axis when the error term is
-//     >= 0) plus the end point; wider lines are PIL's quadrilateral around the segment (half-width
-//     (w−1)/2, offsets rounded as PIL rounds them), but filled with cv::fillConvexPoly instead of
-//     PIL's own polygon scan converter, which may differ on edge pixels. Only Path-X (thickness 1.5
-//     × aa 2 = 3) draws wide lines; pathfinder32 draws width 1.
+//  2. Line rasteriser. PIL's ImageDraw.line is reproduced rather than approximated with cv::line
+//     (whose thick lines have round caps): width 1 is a Bresenham walk with PIL's tie rule (step the
+//     minor axis when the error term is >= 0) plus the end point; wider lines are PIL's
+//     quadrilateral around the segment (half-width (w−1)/2, offsets rounded as PIL rounds them),
+//     filled by a scanline fill with PIL's crossing and rounding rules. Every paddle sprite (line and
+//     mask, all integer-degree and circle-candidate angles, pathfinder32 and Path-X geometries) was
+//     checked bit-identical to Pillow 9.4; older Pillow releases may differ on edge pixels of wide
+//     lines (Path-X only; pathfinder32 draws width 1).
 //  3. Lanczos resampling. scipy.misc.imresize(interp='lanczos') is PIL's antialiasing Lanczos-3
 //     resize, whose kernel widens by the reduction factor. cv::resize(INTER_LANCZOS4) does not widen
-//     it, so a 1-pixel line at aa = 2 would alias in and out with its phase; INTER_AREA is a box
-//     filter. We therefore implement the PIL filter ourselves (separable, horizontal pass then
-//     vertical pass, 8-bit result of each pass, coefficients in fixed point with 22 fractional bits,
-//     rounding half up, clipped to 0..255: the arithmetic of Pillow >= 4). Pillow versions before
-//     4 computed in floating point; differences are at most one grey level here and there.
+//     it, so a 1-pixel line at aa = 2 would alias in and out with its phase, and INTER_AREA is a box
+//     filter; so the PIL filter is implemented here (separable, horizontal pass then vertical pass,
+//     8-bit result of each pass, coefficients in fixed point with 22 fractional bits, rounding half
+//     up, clipped to 0..255). It matches Pillow 9.4 bit for bit on random 8-bit images; Pillow
+//     releases before 4.0 computed in floating point (at most one grey level apart).
 //  4. Dilation uses cv::dilate with the reference's kernels and centre anchor (grey-level max,
 //     borders ignored), exactly like cv2.dilate. The occupancy dilation before the candidate
 //     weighting is evaluated only at the candidate points (same values, less work).
@@ -47,8 +49,12 @@
 //
 // Reference quirks kept on purpose, because they shape the released data:
 //  - Seed 2 is placed at seed_distance from seed 1 without looking at the occupancy mask.
-//  - The seed structuring element is the paddle mask placed one pixel off the kernel centre
-//    (head at (L+m+1, L+m+1) in a (2(L+m)+1)² kernel) and keeps only the mask pixels at full level 255.
+//  - The seed structuring element is the paddle mask placed one pixel off the kernel centre (its
+//    start at (L+m+1, L+m+1) in a (2(L+m)+1)² kernel) and keeps only the mask pixels at level 255.
+//  - A paddle's mask joins the occupancy mask only when its snake gets its next paddle, and the two
+//    target snakes grow in turns, so a target paddle is never checked against the other snake's
+//    paddle of the same round or the one before: the two target snakes can touch (a label-0 marker
+//    lies on the other target snake's paddle in about 1% of pathfinder32 images).
 //  - After the target snakes are complete, only snake B's pending last paddle mask is merged into
 //    the occupancy mask; snake A's last paddle stays unmerged, so distractors may touch it.
 //  - Distractors are drawn at snake_contrast without the paddle_contrast factor.
@@ -345,6 +351,44 @@ void thin_line(cv::Mat& c, int x0, int y0, int x1, int y1) {
 int round_half_away(double f) { return f >= 0 ? int(std::floor(f + 0.5)) : -int(std::floor(-f + 0.5)); }
 int round_half_toward(double f) { return f >= 0 ? int(std::ceil(f - 0.5)) : -int(std::ceil(-f - 0.5)); }
 
+// Scanline fill of a polygon as PIL fills it: on each integer row, the crossings of the
+// non-horizontal edges (an edge counts on the rows from its upper to its lower end, inclusive; a
+// row at an edge's lower end, other than the polygon's last row, counts that crossing twice), sorted
+// and filled pairwise from the left crossing rounded half up to the right crossing rounded half
+// down. Crossings are computed in single precision as PIL does.
+void fill_polygon(cv::Mat& c, const cv::Point* v, int n) {
+  struct Edge {
+    int y0, y1;     // upper and lower row
+    float x0, dx;  // x at y0, and x step per row
+  };
+  std::vector<Edge> edges;
+  int top = c.rows - 1, bottom = 0;
+  for (int i = 0; i < n; ++i) {
+    cv::Point a = v[i], b = v[(i + 1) % n];
+    if (a.y == b.y) continue;
+    if (a.y > b.y) std::swap(a, b);
+    edges.push_back({a.y, b.y, float(a.x), float(b.x - a.x) / float(b.y - a.y)});
+    top = std::min(top, a.y);
+    bottom = std::max(bottom, b.y);
+  }
+  top = std::max(top, 0);
+  bottom = std::min(bottom, c.rows);
+  auto round_up = [](float f) { return f >= 0 ? int(std::floor(f + 0.5f)) : -int(std::floor(std::fabs(f) + 0.5f)); };
+  auto round_down = [](float f) { return f >= 0 ? int(std::ceil(f - 0.5f)) : -int(std::ceil(std::fabs(f) - 0.5f)); };
+  std::vector<float> xs;
+  for (int y = top; y <= bottom; ++y) {
+    xs.clear();
+    for (const Edge& e : edges) {
+      if (y >= e.y0 && y <= e.y1) xs.push_back(float(y - e.y0) * e.dx + e.x0);
+      if (y == e.y1 && y < bottom && !xs.empty()) xs.push_back(xs.back());
+    }
+    std::sort(xs.begin(), xs.end());
+    for (size_t i = 1; i < xs.size(); i += 2)
+      for (int x = std::max(0, round_up(xs[i - 1])); x <= std::min(c.cols - 1, round_down(xs[i])); ++x)
+        if (y < c.rows) c.at<uint8_t>(y, x) = kFull;
+  }
+}
+
 // A line of integer width > 1: the quadrilateral around the segment that PIL fills.
 void wide_line(cv::Mat& c, int x0, int y0, int x1, int y1, int width) {
   const int dx = x1 - x0, dy = y1 - y0;
@@ -361,7 +405,7 @@ void wide_line(cv::Mat& c, int x0, int y0, int x1, int y1, int width) {
                              {x1 - ox_min, y1 + oy_max},
                              {x1 + ox_max, y1 - oy_min},
                              {x0 + ox_max, y0 - oy_min}};
-  cv::fillConvexPoly(c, quad, 4, cv::Scalar(kFull), cv::LINE_8, 0);
+  fill_polygon(c, quad, 4);
 }
 
 // The reference's dilation structure: a (2r+1)² disk, x² + y² <= r².
@@ -465,6 +509,17 @@ struct Geometry {
   int half = 0;        // K = L + ceil(thickness) + m: a paddle sprite is (2K+1)²
   double thickness = 0;
 };
+
+Geometry geometry_of(const PathfinderGenOptions& o, int margin) {
+  Geometry g;
+  g.length = int(o.paddle_length);
+  g.margin = margin;
+  g.aa = int(o.antialias_scale);
+  g.thickness = o.paddle_thickness;
+  g.line_width = int(std::lround(o.paddle_thickness * double(o.antialias_scale)));
+  g.half = g.length + int(std::ceil(o.paddle_thickness)) + g.margin;
+  return g;
+}
 
 // A paddle rendered at window resolution: its line (intensity levels before the contrast) and its
 // mask (the line dilated by a disk of radius m·aa before downsampling), both (2K+1)², the paddle's
@@ -644,12 +699,7 @@ class ImageSampler {
     out.label = rng_.below(2);
     margin_ = int(o_.paddle_margin[size_t(rng_.below(int64_t(o_.paddle_margin.size())))]);
     out.margin = margin_;
-    g_.length = int(o_.paddle_length);
-    g_.margin = margin_;
-    g_.aa = int(o_.antialias_scale);
-    g_.thickness = o_.paddle_thickness;
-    g_.line_width = int(std::lround(o_.paddle_thickness * o_.antialias_scale));
-    g_.half = g_.length + int(std::ceil(o_.paddle_thickness)) + g_.margin;
+    g_ = geometry_of(o_, margin_);
     disk_span_.assign(size_t(2 * g_.margin + 1), 0);  // half-width of each row of the disk of radius m
     for (int dy = -g_.margin; dy <= g_.margin; ++dy)
       while ((disk_span_[size_t(dy + g_.margin)] + 1) * (disk_span_[size_t(dy + g_.margin)] + 1) + dy * dy <=
@@ -1041,6 +1091,20 @@ PathfinderImage generate_pathfinder_image(const PathfinderGenOptions& options, u
 
 PathfinderImage generate_pathfinder_image(const PathfinderGenOptions& options, uint64_t seed) {
   return generate_pathfinder_image(options, seed, nullptr);
+}
+
+std::array<torch::Tensor, 2> render_pathfinder_paddle(const PathfinderGenOptions& options, int64_t margin,
+                                                      double theta) {
+  validate(options);
+  if (margin < 1) throw std::invalid_argument("render_pathfinder_paddle: margin must be >= 1");
+  const Sprite s = render_paddle(geometry_of(options, int(margin)), theta);
+  std::array<torch::Tensor, 2> out;
+  int k = 0;
+  for (const cv::Mat* m : {&s.line, &s.mask}) {
+    out[size_t(k)] = torch::empty({m->rows, m->cols}, torch::kUInt8);
+    std::memcpy(out[size_t(k++)].data_ptr<uint8_t>(), m->data, m->total());
+  }
+  return out;
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -91,6 +91,12 @@ PathfinderImage generate_pathfinder_image(const PathfinderGenOptions& options, u
 // The seed of image `index` in generate_pathfinder (a 64-bit hash of both).
 uint64_t pathfinder_image_seed(uint64_t seed, int64_t index);
 
+// One paddle as the generator renders it, for checks against PIL: {line, mask}, uint8 levels,
+// each (2K+1)² with K = paddle_length + ceil(paddle_thickness) + margin, the paddle starting at the
+// centre and pointing along theta (radians; y grows with sin θ, x with cos θ).
+std::array<torch::Tensor, 2> render_pathfinder_paddle(const PathfinderGenOptions& options, int64_t margin,
+                                                      double theta);
+
 struct PathfinderGenStats {
   int64_t images = 0, positives = 0;
   int64_t restarts = 0;  // target-snake stages restarted

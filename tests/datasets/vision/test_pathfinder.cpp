@@ -198,6 +198,41 @@ TEST_CASE("Pathfinder presets carry LRA's parameters (§4.2 table)", "[pathfinde
   CHECK(x.paddle_contrast == std::vector<double>{1.0});
 }
 
+TEST_CASE("Pathfinder paddles match the reference's PIL rendering", "[pathfinder]") {
+  // Oracle: the reference's draw_line_n_mask steps run with Pillow 9.4 (ImageDraw.line on an 'F'
+  // canvas, resize with LANCZOS) and a disk dilation with cv2.dilate's semantics.
+  const int64_t line30[81] = {0, 0, 0, 0, 0,  0,   0,   0, 0, 0, 0, 0, 0, 0, 0,  0,  0, 0, 0, 0, 0,
+                              0, 1, 3, 0, 0,  0,   0,   0, 0, 0, 0, 0, 1, 0, 0,  0,  0, 1, 0, 93, 66,
+                              0, 1, 0, 0, 0,  1,   1,   24, 105, 121, 1, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0,
+                              0, 0, 0, 0, 1,  3,   0,   0, 0, 0, 0, 0, 0, 0, 0,  0,  0, 0};
+  const int64_t mask30[81] = {0, 0, 0,   0,   0,   0,   0,   0,  0, 0, 0, 0,  1,   3,   3,  0,  0,
+                              0, 0, 0,   0,   0,   0,   0,   3,  1, 0, 0, 1, 0,  19,  143, 57, 0,
+                              0, 0, 0,   3,   0,   154, 255, 250, 175, 20, 0, 0, 1, 2, 20,  189, 255,
+                              255, 182, 3, 0, 0,  1,   0,   13, 118, 206, 38, 0, 0, 0, 0,  1,  0,
+                              0,   0,   0, 0, 0,  0,   0,   0,   1,   3,  1, 2, 0};
+  const auto pf32 = mgl::datasets::render_pathfinder_paddle(PathfinderGenOptions::pathfinder32(), 1, 30 * M_PI / 180);
+  REQUIRE(pf32[0].sizes() == torch::IntArrayRef({9, 9}));
+  CHECK(torch::equal(pf32[0].to(torch::kInt64).flatten(), torch::tensor(at::ArrayRef<int64_t>(line30, 81))));
+  CHECK(torch::equal(pf32[1].to(torch::kInt64).flatten(), torch::tensor(at::ArrayRef<int64_t>(mask30, 81))));
+
+  // Path-X paddles are 3 fine pixels wide: PIL fills a quadrilateral around the segment.
+  // Checksums: sum and sum of squares of the line and of the mask levels.
+  auto sums = [](const torch::Tensor& t) {
+    const auto v = t.to(torch::kInt64);
+    return std::array<int64_t, 2>{v.sum().item<int64_t>(), (v * v).sum().item<int64_t>()};
+  };
+  const auto a = mgl::datasets::render_pathfinder_paddle(PathfinderGenOptions::path_x(), 2, -60 * M_PI / 180);
+  REQUIRE(a[0].sizes() == torch::IntArrayRef({19, 19}));
+  CHECK(sums(a[0]) == std::array<int64_t, 2>{2489, 464419});
+  CHECK(sums(a[1]) == std::array<int64_t, 2>{11615, 2640439});
+  const auto b = mgl::datasets::render_pathfinder_paddle(PathfinderGenOptions::path_x(), 3, std::atan2(3.0, -7.0));
+  REQUIRE(b[0].sizes() == torch::IntArrayRef({21, 21}));
+  CHECK(sums(b[0]) == std::array<int64_t, 2>{1772, 289242});
+  CHECK(sums(b[1]) == std::array<int64_t, 2>{18343, 4283615});
+  const int64_t row12[21] = {0, 0, 0, 4, 0, 104, 233, 110, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  CHECK(torch::equal(b[0][12].to(torch::kInt64), torch::tensor(at::ArrayRef<int64_t>(row12, 21))));
+}
+
 TEST_CASE("Pathfinder generator is deterministic for a seed", "[pathfinder]") {
   const auto o = PathfinderGenOptions::pathfinder32();
   const auto a = mgl::datasets::generate_pathfinder_image(o, 12345);
