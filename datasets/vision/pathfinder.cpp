@@ -1145,6 +1145,12 @@ PathfinderGenStats generate_pathfinder(const PathfinderGenOptions& options, cons
   threads = std::min(threads, num_images);
 
   std::error_code ec;
+  // Like the reference, never mix with an earlier run: its metadata would be read with ours.
+  if (fs::is_directory(out_dir / "metadata", ec))
+    for (const auto& e : fs::directory_iterator(out_dir / "metadata"))
+      if (e.path().extension() == ".npy")
+        throw std::runtime_error(fmt::format("{}: already holds metadata ({}); write into a new folder",
+                                             out_dir.string(), e.path().filename().string()));
   fs::create_directories(out_dir / "metadata", ec);
   if (ec) throw std::runtime_error(fmt::format("{}: cannot create metadata/: {}", out_dir.string(), ec.message()));
   for (int64_t b = 0; b < batches; ++b) {
@@ -1209,15 +1215,18 @@ PathfinderGenStats generate_pathfinder(const PathfinderGenOptions& options, cons
   std::vector<std::thread> pool;
   for (int64_t t = 0; t < threads; ++t) pool.emplace_back(worker);
   int64_t reported = -1;
+  auto last_report = std::chrono::steady_clock::now() - std::chrono::seconds(1);
   while (true) {
     std::unique_lock<std::mutex> lock(mu);
     cv_done.wait_for(lock, std::chrono::milliseconds(500));
     const int64_t d = done.load();
     const bool finished = d >= num_images || failed;
     lock.unlock();
-    if (progress && d != reported && !failed) {
+    const auto now = std::chrono::steady_clock::now();
+    if (progress && d != reported && !failed && (finished || now - last_report >= std::chrono::milliseconds(500))) {
       progress(d, num_images);
       reported = d;
+      last_report = now;
     }
     if (finished) break;
   }

@@ -104,7 +104,9 @@ struct PathfinderGenStats {
 
 // Writes `num_images` images as `<out_dir>/imgs/<b>/sample_<n>.png` (batches of `images_per_batch`)
 // and `<out_dir>/metadata/<b>.npy` text lines in the real layout (§3.6). Image i uses seed
-// hash(seed, i), so the output does not depend on `threads`.
+// hash(seed, i), so the output does not depend on `threads`. A metadata file is written (atomically)
+// once all images of its batch are; a folder whose metadata/ already holds .npy files is refused.
+// `progress(done, total)` is called from the calling thread about twice a second and at the end.
 PathfinderGenStats generate_pathfinder(const PathfinderGenOptions& options, const std::filesystem::path& out_dir,
                                        int64_t num_images, uint64_t seed, int64_t images_per_batch = 1000,
                                        int64_t threads = 1,

@@ -339,6 +339,8 @@ TEST_CASE("generate_pathfinder writes the released layout, independent of the th
   CHECK(last_done == 40);
   CHECK(stats.images == 40);
   mgl::datasets::generate_pathfinder(o, d / "t3", 40, seed, 16, 3);
+  CHECK_THAT(error_of([&] { mgl::datasets::generate_pathfinder(o, d / "t3", 4, seed); }),
+             Catch::Contains("already holds metadata"));
 
   // Batches of 16: metadata/0,1,2.npy and imgs/0..2; byte-identical whatever the thread count.
   for (int b = 0; b < 3; ++b) {
