@@ -4,13 +4,12 @@
 
 #include <fmt/format.h>
 
-#include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -89,15 +88,18 @@ void write_sheet(const std::filesystem::path& root, const std::string& file, int
     const int x = int(i % cols) * cell, y = int(i / cols) * cell;
     cv::rectangle(sheet, cv::Rect(x, y, cell, cell), frame, 3);
     colour.copyTo(sheet(cv::Rect(x + 3, y + 3, colour.cols, colour.rows)));
-    cv::putText(sheet, std::to_string(item.label), cv::Point(x + 6, y + 18), cv::FONT_HERSHEY_SIMPLEX, 0.5, frame, 1);
+    cv::putText(sheet, std::to_string(item.label), cv::Point(x + 6, y + 18), cv::FONT_HERSHEY_SIMPLEX, 0.5,
+                frame, 1);
   }
-  if (!cv::imwrite(file, sheet)) throw std::runtime_error(fmt::format("{}: cannot write the contact sheet", file));
+  if (!cv::imwrite(file, sheet))
+    throw std::runtime_error(fmt::format("{}: cannot write the contact sheet", file));
   std::printf("contact sheet of %lld images: %s\n", (long long)count, file.c_str());
 }
 
 int pathfinder_main(const std::vector<std::string>& args) {
   const auto p = parse_args(
-      args, {"--out", "--images", "--preset", "--contour-length", "--seed", "--threads", "--per-batch", "--sheet"},
+      args,
+      {"--out", "--images", "--preset", "--contour-length", "--seed", "--threads", "--per-batch", "--sheet"},
       {"--help"});
   if (p.flag("--help")) {
     std::fputs(kUsage, stdout);
@@ -121,14 +123,17 @@ int pathfinder_main(const std::vector<std::string>& args) {
     throw std::invalid_argument("--images, --per-batch and --threads must be >= 1");
   const std::filesystem::path out = p.option("--out");
 
-  std::printf("pathfinder%s: %lld images into %s (contour length %lld, %lld distractors of %lld paddles, seed %llu, "
-              "%lld threads)\n",
-              preset.c_str(), (long long)images, out.string().c_str(), (long long)options.contour_length,
-              (long long)options.num_distractor_snakes, (long long)options.distractor_length,
-              (unsigned long long)seed, (long long)threads);
+  std::printf(
+      "pathfinder%s: %lld images into %s (contour length %lld, %lld distractors of %lld paddles, seed %llu, "
+      "%lld threads)\n",
+      preset.c_str(), (long long)images, out.string().c_str(), (long long)options.contour_length,
+      (long long)options.num_distractor_snakes, (long long)options.distractor_length,
+      (unsigned long long)seed, (long long)threads);
   std::fflush(stdout);
   const auto start = std::chrono::steady_clock::now();
-  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  auto seconds = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
   double last_line = -1e9;
   const auto stats = datasets::generate_pathfinder(
       options, out, images, seed, per_batch, threads, [&](int64_t done, int64_t total) {
@@ -140,17 +145,18 @@ int pathfinder_main(const std::vector<std::string>& args) {
         std::fflush(stdout);
       });
   const double s = seconds();
-  std::printf("done: %lld images in %.1f s (%.1f images/s); positives %.1f%%; two-snake restarts %lld "
-              "(%.1f per image)\n",
-              (long long)stats.images, s, double(stats.images) / std::max(s, 1e-9),
-              100.0 * double(stats.positives) / double(stats.images), (long long)stats.restarts,
-              double(stats.restarts) / double(stats.images));
+  std::printf(
+      "done: %lld images in %.1f s (%.1f images/s); positives %.1f%%; two-snake restarts %lld "
+      "(%.1f per image)\n",
+      (long long)stats.images, s, double(stats.images) / std::max(s, 1e-9),
+      100.0 * double(stats.positives) / double(stats.images), (long long)stats.restarts,
+      double(stats.restarts) / double(stats.images));
   if (!p.option("--sheet").empty()) write_sheet(out, p.option("--sheet"), options.window);
   return 0;
 }
 
-const DataTool kPathfinder{"pathfinder", "generate Pathfinder / Path-X images (snakes2 algorithm, LRA parameters)",
-                           pathfinder_main};
+const DataTool kPathfinder{
+    "pathfinder", "generate Pathfinder / Path-X images (snakes2 algorithm, LRA parameters)", pathfinder_main};
 
 }  // namespace
 }  // namespace mgl::cli

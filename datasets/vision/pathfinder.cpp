@@ -64,10 +64,6 @@
 
 #include <fmt/format.h>
 
-#include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -78,6 +74,9 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -120,9 +119,10 @@ PathfinderIndex read_pathfinder_index(const fs::path& root, bool skip_missing) {
   const fs::path meta = root / "metadata";
   std::error_code ec;
   if (!fs::is_directory(meta, ec))
-    throw std::runtime_error(fmt::format("{}: no metadata/ folder (a Pathfinder difficulty folder holds "
-                                         "metadata/<b>.npy and imgs/<b>/sample_<n>.png)",
-                                         root.string()));
+    throw std::runtime_error(
+        fmt::format("{}: no metadata/ folder (a Pathfinder difficulty folder holds "
+                    "metadata/<b>.npy and imgs/<b>/sample_<n>.png)",
+                    root.string()));
   std::vector<std::pair<int64_t, fs::path>> files;
   for (const auto& e : fs::directory_iterator(meta)) {
     if (!e.is_regular_file() || e.path().extension() != ".npy") continue;
@@ -150,9 +150,10 @@ PathfinderIndex read_pathfinder_index(const fs::path& root, bool skip_missing) {
       if (f.empty()) continue;
       const std::string where = fmt::format("{}:{}", file.string(), line_no);
       if (f.size() < 4)
-        throw std::runtime_error(fmt::format("{}: expected at least 4 space-separated fields "
-                                             "(imgs/<b> sample_<n>.png <n> <label> ...), found {}",
-                                             where, f.size()));
+        throw std::runtime_error(
+            fmt::format("{}: expected at least 4 space-separated fields "
+                        "(imgs/<b> sample_<n>.png <n> <label> ...), found {}",
+                        where, f.size()));
       if (f[3] != "0" && f[3] != "1")
         throw std::runtime_error(fmt::format("{}: label (field 4) must be 0 or 1, found '{}'", where, f[3]));
       PathfinderItem item;
@@ -183,16 +184,18 @@ PathfinderIndex read_pathfinder_index(const fs::path& root, bool skip_missing) {
 
 torch::Tensor load_pathfinder_image(const fs::path& file, int64_t expected_side) {
   std::error_code ec;
-  if (!fs::is_regular_file(file, ec)) throw std::runtime_error(fmt::format("{}: no such image file", file.string()));
+  if (!fs::is_regular_file(file, ec))
+    throw std::runtime_error(fmt::format("{}: no such image file", file.string()));
   cv::Mat m = cv::imread(file.string(), cv::IMREAD_GRAYSCALE);
   if (m.empty() || m.type() != CV_8UC1)
-    throw std::runtime_error(fmt::format("{}: cannot decode as an 8-bit grayscale image (empty or corrupt PNG?)",
-                                         file.string()));
+    throw std::runtime_error(
+        fmt::format("{}: cannot decode as an 8-bit grayscale image (empty or corrupt PNG?)", file.string()));
   if (expected_side > 0 && (m.rows != expected_side || m.cols != expected_side))
-    throw std::runtime_error(fmt::format("{}: image is {}×{} pixels, expected {}×{}", file.string(), m.rows, m.cols,
-                                         expected_side, expected_side));
+    throw std::runtime_error(fmt::format("{}: image is {}×{} pixels, expected {}×{}", file.string(), m.rows,
+                                         m.cols, expected_side, expected_side));
   torch::Tensor t = torch::empty({m.rows, m.cols}, torch::kUInt8);
-  for (int r = 0; r < m.rows; ++r) std::memcpy(t.data_ptr<uint8_t>() + int64_t(r) * m.cols, m.ptr<uint8_t>(r), m.cols);
+  for (int r = 0; r < m.rows; ++r)
+    std::memcpy(t.data_ptr<uint8_t>() + int64_t(r) * m.cols, m.ptr<uint8_t>(r), m.cols);
   return t;
 }
 
@@ -226,7 +229,7 @@ PathfinderGenOptions PathfinderGenOptions::path_x(int64_t contour_length) {
   o.seed_distance = 20;
   o.continuity = 1.8;
   o.contour_length = contour_length;
-  o.distractor_length = contour_length / 3;                                              // 14 / 3 = 4 (Python 2)
+  o.distractor_length = contour_length / 3;                                          // 14 / 3 = 4 (Python 2)
   o.num_distractor_snakes = o.distractor_length > 0 ? 35 / o.distractor_length : 0;  // 35 / 4 = 8
   o.snake_contrast = {0.9};
   o.paddle_contrast = {1.0};
@@ -240,7 +243,8 @@ bool integral(double v) { return std::isfinite(v) && v == std::floor(v); }
 void validate(const PathfinderGenOptions& o) {
   auto bad = [](const std::string& what) { throw std::invalid_argument("pathfinder generator: " + what); };
   if (o.window < 8) bad(fmt::format("window {} is too small (>= 8)", o.window));
-  if (o.padding < 1 || 2 * o.padding >= o.window) bad(fmt::format("padding {} must be in 1..window/2", o.padding));
+  if (o.padding < 1 || 2 * o.padding >= o.window)
+    bad(fmt::format("padding {} must be in 1..window/2", o.padding));
   if (o.antialias_scale < 1) bad("antialias_scale must be >= 1");
   if (!(o.paddle_length >= 1) || !integral(o.paddle_length)) bad("paddle_length must be a positive integer");
   if (!(o.paddle_thickness > 0) || !integral(o.paddle_thickness * double(o.antialias_scale)))
@@ -255,7 +259,8 @@ void validate(const PathfinderGenOptions& o) {
   if (o.contour_length < 2) bad("contour_length must be >= 2");
   if (o.num_distractor_snakes < 0) bad("num_distractor_snakes must be >= 0");
   if (o.num_distractor_snakes > 0 && o.distractor_length < 1) bad("distractor_length must be >= 1");
-  if (o.snake_contrast.empty() || o.paddle_contrast.empty()) bad("snake_contrast and paddle_contrast need values");
+  if (o.snake_contrast.empty() || o.paddle_contrast.empty())
+    bad("snake_contrast and paddle_contrast need values");
   if (o.max_distractor_contour_retrial < 0 || o.max_paddle_retrial < 0) bad("retry counts must be >= 0");
 }
 
@@ -296,7 +301,7 @@ class Rng {
 // ------------------------------------------------------------------------------------------------
 
 constexpr uint8_t kFull = 255;
-constexpr int kOccupied = 76;    // a mask level k > 76 means k/255 > 0.3: occupied
+constexpr int kOccupied = 76;     // a mask level k > 76 means k/255 > 0.3: occupied
 constexpr int kOverlapSum = 459;  // k1 + k2 >= 459 means k1/255 + k2/255 >= 1.8: overlap
 
 struct Point {
@@ -358,7 +363,7 @@ int round_half_toward(double f) { return f >= 0 ? int(std::ceil(f - 0.5)) : -int
 // down. Crossings are computed in single precision as PIL does.
 void fill_polygon(cv::Mat& c, const cv::Point* v, int n) {
   struct Edge {
-    int y0, y1;     // upper and lower row
+    int y0, y1;    // upper and lower row
     float x0, dx;  // x at y0, and x step per row
   };
   std::vector<Edge> edges;
@@ -373,8 +378,12 @@ void fill_polygon(cv::Mat& c, const cv::Point* v, int n) {
   }
   top = std::max(top, 0);
   bottom = std::min(bottom, c.rows);
-  auto round_up = [](float f) { return f >= 0 ? int(std::floor(f + 0.5f)) : -int(std::floor(std::fabs(f) + 0.5f)); };
-  auto round_down = [](float f) { return f >= 0 ? int(std::ceil(f - 0.5f)) : -int(std::ceil(std::fabs(f) - 0.5f)); };
+  auto round_up = [](float f) {
+    return f >= 0 ? int(std::floor(f + 0.5f)) : -int(std::floor(std::fabs(f) + 0.5f));
+  };
+  auto round_down = [](float f) {
+    return f >= 0 ? int(std::ceil(f - 0.5f)) : -int(std::ceil(std::fabs(f) - 0.5f));
+  };
   std::vector<float> xs;
   for (int y = top; y <= bottom; ++y) {
     xs.clear();
@@ -604,10 +613,12 @@ class SpriteCache {
       for (int y = 0; y < n; ++y)
         for (int x = 0; x < n; ++x) {
           const int sy = y - at + g.half, sx = x - at + g.half;
-          if (sy >= 0 && sx >= 0 && sy < s.mask.rows && sx < s.mask.cols && s.mask.at<uint8_t>(sy, sx) == kFull)
+          if (sy >= 0 && sx >= 0 && sy < s.mask.rows && sx < s.mask.cols &&
+              s.mask.at<uint8_t>(sy, sx) == kFull)
             k.at<uint8_t>(y, x) = 1;
         }
-      if (cv::countNonZero(k) == 0) k.at<uint8_t>(n / 2, n / 2) = 1;  // never empty (cv::dilate needs a point)
+      if (cv::countNonZero(k) == 0)
+        k.at<uint8_t>(n / 2, n / 2) = 1;  // never empty (cv::dilate needs a point)
       s.mask = k;
       s.line.release();
     }
@@ -730,8 +741,9 @@ class ImageSampler {
     cv::Mat mask;
     while (!two_snakes(snakes, layers, unions, mask)) {
       if (++out.restarts > 10000)
-        throw std::runtime_error("pathfinder generator: the two target snakes failed 10,000 times in a row "
-                                 "(the parameters leave no room for them)");
+        throw std::runtime_error(
+            "pathfinder generator: the two target snakes failed 10,000 times in a row "
+            "(the parameters leave no room for them)");
     }
     cv::Mat image = cv::max(layers[0], layers[1]);
 
@@ -831,7 +843,8 @@ class ImageSampler {
   // Free tails for the first seed at integer angle `deg`, given the initial (padding-only) mask.
   const std::vector<Point>& first_seed_tails(int64_t deg, const cv::Mat& mask) {
     const int band = int(2 * o_.seed_distance);
-    const SpriteCache::TailsKey key{g_.length, g_.margin, g_.aa, g_.line_width, n_, int(o_.padding), band, int(deg)};
+    const SpriteCache::TailsKey key{g_.length, g_.margin,       g_.aa, g_.line_width,
+                                    n_,        int(o_.padding), band,  int(deg)};
     if (const auto* hit = cache_.tails(key)) return *hit;
     cv::Mat dilated;
     cv::dilate(with_band(mask, band), dilated, cache_.seed_struct(g_, degrees(deg)));
@@ -881,8 +894,9 @@ class ImageSampler {
     for (int64_t t = 0; t <= o_.max_paddle_retrial && !ok; ++t) {
       const double theta = draw_angle();
       const double phi = degrees(rng_.range(0, 360));
-      const Point tail{static_cast<int64_t>(std::nearbyint(double(s[0].origin.y) + o_.seed_distance * std::sin(phi))),
-                       static_cast<int64_t>(std::nearbyint(double(s[0].origin.x) + o_.seed_distance * std::cos(phi)))};
+      const Point tail{
+          static_cast<int64_t>(std::nearbyint(double(s[0].origin.y) + o_.seed_distance * std::sin(phi))),
+          static_cast<int64_t>(std::nearbyint(double(s[0].origin.x) + o_.seed_distance * std::cos(phi)))};
       ok = seed_geometry(tail, theta, s[1]);
     }
     if (!ok) return false;
@@ -1129,13 +1143,15 @@ void write_atomically(const fs::path& file, const std::string& text) {
   }
   std::error_code ec;
   fs::rename(tmp, file, ec);
-  if (ec) throw std::runtime_error(fmt::format("{}: cannot rename into place: {}", file.string(), ec.message()));
+  if (ec)
+    throw std::runtime_error(fmt::format("{}: cannot rename into place: {}", file.string(), ec.message()));
 }
 
 }  // namespace
 
 PathfinderGenStats generate_pathfinder(const PathfinderGenOptions& options, const fs::path& out_dir,
-                                       int64_t num_images, uint64_t seed, int64_t images_per_batch, int64_t threads,
+                                       int64_t num_images, uint64_t seed, int64_t images_per_batch,
+                                       int64_t threads,
                                        const std::function<void(int64_t, int64_t)>& progress) {
   validate(options);
   if (num_images < 1) throw std::invalid_argument("generate_pathfinder: num_images must be >= 1");
@@ -1152,10 +1168,13 @@ PathfinderGenStats generate_pathfinder(const PathfinderGenOptions& options, cons
         throw std::runtime_error(fmt::format("{}: already holds metadata ({}); write into a new folder",
                                              out_dir.string(), e.path().filename().string()));
   fs::create_directories(out_dir / "metadata", ec);
-  if (ec) throw std::runtime_error(fmt::format("{}: cannot create metadata/: {}", out_dir.string(), ec.message()));
+  if (ec)
+    throw std::runtime_error(fmt::format("{}: cannot create metadata/: {}", out_dir.string(), ec.message()));
   for (int64_t b = 0; b < batches; ++b) {
     fs::create_directories(out_dir / "imgs" / std::to_string(b), ec);
-    if (ec) throw std::runtime_error(fmt::format("{}: cannot create imgs/{}: {}", out_dir.string(), b, ec.message()));
+    if (ec)
+      throw std::runtime_error(
+          fmt::format("{}: cannot create imgs/{}: {}", out_dir.string(), b, ec.message()));
   }
 
   // The constant tail of every metadata line (fields 4..10, §3.6).
@@ -1196,7 +1215,8 @@ PathfinderGenStats generate_pathfinder(const PathfinderGenOptions& options, cons
         const Drawn d = draw_image(options, pathfinder_image_seed(seed, i), cache, nullptr);
         const int64_t b = i / images_per_batch, n = i - b * images_per_batch;
         const fs::path png = out_dir / "imgs" / std::to_string(b) / fmt::format("sample_{}.png", n);
-        if (!cv::imwrite(png.string(), d.pixels)) throw std::runtime_error(fmt::format("{}: write failed", png.string()));
+        if (!cv::imwrite(png.string(), d.pixels))
+          throw std::runtime_error(fmt::format("{}: write failed", png.string()));
         labels[size_t(i)] = int8_t(d.label);
         margins[size_t(i)] = int16_t(d.margin);
         restarts[size_t(i)] = d.restarts;
@@ -1223,7 +1243,8 @@ PathfinderGenStats generate_pathfinder(const PathfinderGenOptions& options, cons
     const bool finished = d >= num_images || failed;
     lock.unlock();
     const auto now = std::chrono::steady_clock::now();
-    if (progress && d != reported && !failed && (finished || now - last_report >= std::chrono::milliseconds(500))) {
+    if (progress && d != reported && !failed &&
+        (finished || now - last_report >= std::chrono::milliseconds(500))) {
       progress(d, num_images);
       reported = d;
       last_report = now;

@@ -1,18 +1,17 @@
 // Pathfinder / Path-X: index reader and image decoder (oracle: folders and PNGs written by hand in
 // the released layout, paper-benchmarks §3.6) and the snakes2 generator (oracles: LRA's parameter
-// table §4.2, the generator's own trace of where each target snake lies, and a re-read of its output).
+// table §4.2, paddles rendered by the reference's steps under Pillow 9.4, the generator's own trace
+// of where each target snake lies, and a re-read of its output).
 // LibTorch here is built with glog, whose CHECK macro replaces Catch's when torch is included
 // after catch.hpp (failures would abort instead of being reported); so torch comes first and
 // Catch's CHECK is the one defined last.
 #include "datasets/vision/pathfinder.h"
 #undef CHECK
 #include <catch2/catch.hpp>
-
+#include <fstream>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
-
-#include <fstream>
 #include <sstream>
 
 #include "support/files.h"
@@ -72,11 +71,13 @@ TEST_CASE("Pathfinder index: metadata files in numeric order, field 3 is the lab
           "[pathfinder]") {
   TempDir d("pf-index");
   // Batches 0, 1, 2, 10: lexical order would put 10 before 2.
-  const std::vector<std::pair<int, std::vector<int>>> batches = {{10, {1, 0}}, {2, {0, 1}}, {0, {1, 1}}, {1, {0, 0}}};
+  const std::vector<std::pair<int, std::vector<int>>> batches = {
+      {10, {1, 0}}, {2, {0, 1}}, {0, {1, 1}}, {1, {0, 0}}};
   for (const auto& [b, labels] : batches) {
     std::string text;
     for (size_t n = 0; n < labels.size(); ++n) {
-      write_png(d / ("imgs/" + std::to_string(b) + "/sample_" + std::to_string(n) + ".png"), 4, 10 * b + int(n));
+      write_png(d / ("imgs/" + std::to_string(b) + "/sample_" + std::to_string(n) + ".png"), 4,
+                10 * b + int(n));
       text += meta_line(b, int(n), labels[n]);
     }
     if (b == 2) text += "\n";  // a blank line is ignored
@@ -92,8 +93,9 @@ TEST_CASE("Pathfinder index: metadata files in numeric order, field 3 is the lab
   CHECK(index.skipped_empty == 1);
   CHECK(index.skipped_missing == 0);
   const std::vector<std::pair<std::string, int64_t>> expected = {
-      {"imgs/0/sample_0.png", 1}, {"imgs/0/sample_1.png", 1},  {"imgs/1/sample_0.png", 0}, {"imgs/1/sample_1.png", 0},
-      {"imgs/2/sample_0.png", 0}, {"imgs/10/sample_0.png", 1}, {"imgs/10/sample_1.png", 0}};
+      {"imgs/0/sample_0.png", 1}, {"imgs/0/sample_1.png", 1}, {"imgs/1/sample_0.png", 0},
+      {"imgs/1/sample_1.png", 0}, {"imgs/2/sample_0.png", 0}, {"imgs/10/sample_0.png", 1},
+      {"imgs/10/sample_1.png", 0}};
   REQUIRE(index.items.size() == expected.size());
   for (size_t i = 0; i < expected.size(); ++i) {
     CHECK(index.items[i].image == expected[i].first);
@@ -172,7 +174,7 @@ TEST_CASE("Pathfinder presets carry LRA's parameters (§4.2 table)", "[pathfinde
   CHECK(p.seed_distance == 7);
   CHECK(p.continuity == 1.0);
   CHECK(p.contour_length == 14);
-  CHECK(p.distractor_length == 4);     // 14 // 3
+  CHECK(p.distractor_length == 4);      // 14 // 3
   CHECK(p.num_distractor_snakes == 5);  // 20 // 4
   CHECK(p.snake_contrast == std::vector<double>{2.0});
   CHECK(p.paddle_contrast == std::vector<double>{0.75});
@@ -192,7 +194,7 @@ TEST_CASE("Pathfinder presets carry LRA's parameters (§4.2 table)", "[pathfinde
   CHECK(x.seed_distance == 20);
   CHECK(x.continuity == 1.8);
   CHECK(x.contour_length == 14);
-  CHECK(x.distractor_length == 4);     // 14 / 3 in Python 2
+  CHECK(x.distractor_length == 4);      // 14 / 3 in Python 2
   CHECK(x.num_distractor_snakes == 8);  // 35 / 4 in Python 2
   CHECK(x.snake_contrast == std::vector<double>{0.9});
   CHECK(x.paddle_contrast == std::vector<double>{1.0});
@@ -201,16 +203,17 @@ TEST_CASE("Pathfinder presets carry LRA's parameters (§4.2 table)", "[pathfinde
 TEST_CASE("Pathfinder paddles match the reference's PIL rendering", "[pathfinder]") {
   // Oracle: the reference's draw_line_n_mask steps run with Pillow 9.4 (ImageDraw.line on an 'F'
   // canvas, resize with LANCZOS) and a disk dilation with cv2.dilate's semantics.
-  const int64_t line30[81] = {0, 0, 0, 0, 0,  0,   0,   0, 0, 0, 0, 0, 0, 0, 0,  0,  0, 0, 0, 0, 0,
-                              0, 1, 3, 0, 0,  0,   0,   0, 0, 0, 0, 0, 1, 0, 0,  0,  0, 1, 0, 93, 66,
-                              0, 1, 0, 0, 0,  1,   1,   24, 105, 121, 1, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0,
-                              0, 0, 0, 0, 1,  3,   0,   0, 0, 0, 0, 0, 0, 0, 0,  0,  0, 0};
-  const int64_t mask30[81] = {0, 0, 0,   0,   0,   0,   0,   0,  0, 0, 0, 0,  1,   3,   3,  0,  0,
-                              0, 0, 0,   0,   0,   0,   0,   3,  1, 0, 0, 1, 0,  19,  143, 57, 0,
-                              0, 0, 0,   3,   0,   154, 255, 250, 175, 20, 0, 0, 1, 2, 20,  189, 255,
-                              255, 182, 3, 0, 0,  1,   0,   13, 118, 206, 38, 0, 0, 0, 0,  1,  0,
-                              0,   0,   0, 0, 0,  0,   0,   0,   1,   3,  1, 2, 0};
-  const auto pf32 = mgl::datasets::render_pathfinder_paddle(PathfinderGenOptions::pathfinder32(), 1, 30 * M_PI / 180);
+  const int64_t line30[81] = {0, 0, 0, 0, 0, 0, 0, 0,  0,   0,   0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  0,
+                              0, 1, 3, 0, 0, 0, 0, 0,  0,   0,   0, 0, 1, 0, 0, 0, 0, 1, 0, 93, 66,
+                              0, 1, 0, 0, 0, 1, 1, 24, 105, 121, 1, 0, 0, 0, 0, 0, 0, 0, 6, 0,  0,
+                              0, 0, 0, 0, 1, 3, 0, 0,  0,   0,   0, 0, 0, 0, 0, 0, 0, 0};
+  const int64_t mask30[81] = {0,   0,   0, 0, 0, 0,   0,   0,   0,   0,   0,  0, 1, 3,  3,   0,   0,
+                              0,   0,   0, 0, 0, 0,   0,   3,   1,   0,   0,  1, 0, 19, 143, 57,  0,
+                              0,   0,   0, 3, 0, 154, 255, 250, 175, 20,  0,  0, 1, 2,  20,  189, 255,
+                              255, 182, 3, 0, 0, 1,   0,   13,  118, 206, 38, 0, 0, 0,  0,   1,   0,
+                              0,   0,   0, 0, 0, 0,   0,   0,   1,   3,   1,  2, 0};
+  const auto pf32 =
+      mgl::datasets::render_pathfinder_paddle(PathfinderGenOptions::pathfinder32(), 1, 30 * M_PI / 180);
   REQUIRE(pf32[0].sizes() == torch::IntArrayRef({9, 9}));
   CHECK(torch::equal(pf32[0].to(torch::kInt64).flatten(), torch::tensor(at::ArrayRef<int64_t>(line30, 81))));
   CHECK(torch::equal(pf32[1].to(torch::kInt64).flatten(), torch::tensor(at::ArrayRef<int64_t>(mask30, 81))));
@@ -225,7 +228,8 @@ TEST_CASE("Pathfinder paddles match the reference's PIL rendering", "[pathfinder
   REQUIRE(a[0].sizes() == torch::IntArrayRef({19, 19}));
   CHECK(sums(a[0]) == std::array<int64_t, 2>{2489, 464419});
   CHECK(sums(a[1]) == std::array<int64_t, 2>{11615, 2640439});
-  const auto b = mgl::datasets::render_pathfinder_paddle(PathfinderGenOptions::path_x(), 3, std::atan2(3.0, -7.0));
+  const auto b =
+      mgl::datasets::render_pathfinder_paddle(PathfinderGenOptions::path_x(), 3, std::atan2(3.0, -7.0));
   REQUIRE(b[0].sizes() == torch::IntArrayRef({21, 21}));
   CHECK(sums(b[0]) == std::array<int64_t, 2>{1772, 289242});
   CHECK(sums(b[1]) == std::array<int64_t, 2>{18343, 4283615});
@@ -264,7 +268,8 @@ void check_markers_and_connectivity(const PathfinderGenOptions& o, int64_t image
   const int side = static_cast<int>(o.window);
   for (int64_t k = 0; k < images; ++k) {
     mgl::datasets::PathfinderTrace tr;
-    const auto img = mgl::datasets::generate_pathfinder_image(o, mgl::datasets::pathfinder_image_seed(seed, k), &tr);
+    const auto img =
+        mgl::datasets::generate_pathfinder_image(o, mgl::datasets::pathfinder_image_seed(seed, k), &tr);
     INFO("image " << k << " label " << img.label);
     REQUIRE(tr.snake_masks.sizes() == torch::IntArrayRef({2, side, side}));
     const int i = static_cast<int>(tr.marked_snake);
@@ -311,10 +316,12 @@ void check_markers_and_connectivity(const PathfinderGenOptions& o, int64_t image
 
 }  // namespace
 
-TEST_CASE("Pathfinder32 images: balanced labels, markers on the snake tips, label-1 tips connected", "[pathfinder]") {
+TEST_CASE("Pathfinder32 images: balanced labels, markers on the snake tips, label-1 tips connected",
+          "[pathfinder]") {
   const auto o = PathfinderGenOptions::pathfinder32();
   int64_t positives = 0;
-  for (int64_t k = 0; k < 200; ++k) positives += mgl::datasets::generate_pathfinder_image(o, 1000 + uint64_t(k)).label;
+  for (int64_t k = 0; k < 200; ++k)
+    positives += mgl::datasets::generate_pathfinder_image(o, 1000 + uint64_t(k)).label;
   CHECK(positives >= 70);  // binomial(200, 1/2): ±30 is beyond 4 standard deviations
   CHECK(positives <= 130);
   check_markers_and_connectivity(o, 150, 7);
@@ -329,12 +336,13 @@ TEST_CASE("generate_pathfinder writes the released layout, independent of the th
   const auto o = PathfinderGenOptions::pathfinder32();
   const uint64_t seed = 99;
   int64_t last_done = -1, calls = 0;
-  const auto stats = mgl::datasets::generate_pathfinder(o, d / "t1", 40, seed, 16, 1, [&](int64_t done, int64_t total) {
-    CHECK(total == 40);
-    CHECK(done >= last_done);
-    last_done = done;
-    ++calls;
-  });
+  const auto stats =
+      mgl::datasets::generate_pathfinder(o, d / "t1", 40, seed, 16, 1, [&](int64_t done, int64_t total) {
+        CHECK(total == 40);
+        CHECK(done >= last_done);
+        last_done = done;
+        ++calls;
+      });
   CHECK(calls >= 1);
   CHECK(last_done == 40);
   CHECK(stats.images == 40);
@@ -361,7 +369,8 @@ TEST_CASE("generate_pathfinder writes the released layout, independent of the th
   for (int64_t i = 0; i < 40; ++i) {
     const auto& item = index.items[size_t(i)];
     CHECK(item.image == "imgs/" + std::to_string(i / 16) + "/sample_" + std::to_string(i % 16) + ".png");
-    const auto ref = mgl::datasets::generate_pathfinder_image(o, mgl::datasets::pathfinder_image_seed(seed, i));
+    const auto ref =
+        mgl::datasets::generate_pathfinder_image(o, mgl::datasets::pathfinder_image_seed(seed, i));
     CHECK(item.label == ref.label);
     CHECK(torch::equal(mgl::datasets::load_pathfinder_image(d / "t3" / item.image, 32), ref.pixels));
     positives += item.label;
