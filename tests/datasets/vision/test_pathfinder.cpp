@@ -3,8 +3,8 @@
 // table §4.2, paddles rendered by the reference's steps under Pillow 9.4, the generator's own trace
 // of where each target snake lies, and a re-read of its output).
 // LibTorch here is built with glog, whose CHECK macro replaces Catch's when torch is included
-// after catch.hpp (failures would abort instead of being reported); so torch comes first and
-// Catch's CHECK is the one defined last.
+// after catch.hpp (failures would abort instead of being reported). The CMake build's precompiled
+// header puts torch first anyway; including it first here keeps a build without that header right.
 #include "datasets/vision/pathfinder.h"
 #undef CHECK
 #include <catch2/catch.hpp>
