@@ -60,6 +60,9 @@ struct PathfinderGenOptions {
   bool use_single_paddles = false;
   static PathfinderGenOptions pathfinder32(int64_t contour_length = 14);
   static PathfinderGenOptions path_x();
+  // Path-X parameters with another contour length (distractor_length = cl / 3 and
+  // num_distractor_snakes = 35 / distractor_length, both integer divisions as in the Python 2 original).
+  static PathfinderGenOptions path_x(int64_t contour_length);
 };
 
 struct PathfinderImage {
@@ -67,10 +70,32 @@ struct PathfinderImage {
   int64_t label = 0;
   // Marker positions (y, x) at the origin and terminal tips used, for checks.
   std::array<int64_t, 2> marker_a{}, marker_b{};
+  int64_t restarts = 0;  // times the two-target-snake stage was restarted for this image
 };
 
 // Draws one image from a seeded RNG (deterministic for a seed).
 PathfinderImage generate_pathfinder_image(const PathfinderGenOptions& options, uint64_t seed);
+
+// The generator's internal state after one image, for checks and debugging.
+struct PathfinderTrace {
+  torch::Tensor snake_images;  // 2×H×W float32: each target snake's own paddles (intensity, before scaling)
+  torch::Tensor snake_masks;   // 2×H×W float32 in [0,1]: union of each target snake's paddle masks
+  int64_t marked_snake = 0;    // i: marker_a sits on the origin tip of target snake i
+  std::array<std::array<int64_t, 2>, 2> origin_tips{}, terminal_tips{};  // (y, x) per target snake
+  int64_t margin = 0;               // paddle margin m drawn for this image
+  int64_t distractor_snakes = 0;    // distractor snakes actually drawn (failures are allowed)
+  int64_t single_paddles = 0;       // single-paddle distractors drawn (use_single_paddles)
+};
+PathfinderImage generate_pathfinder_image(const PathfinderGenOptions& options, uint64_t seed, PathfinderTrace* trace);
+
+// The seed of image `index` in generate_pathfinder (a 64-bit hash of both).
+uint64_t pathfinder_image_seed(uint64_t seed, int64_t index);
+
+// One paddle as the generator renders it, for checks against PIL: {line, mask}, uint8 levels,
+// each (2K+1)² with K = paddle_length + ceil(paddle_thickness) + margin, the paddle starting at the
+// centre and pointing along theta (radians; y grows with sin θ, x with cos θ).
+std::array<torch::Tensor, 2> render_pathfinder_paddle(const PathfinderGenOptions& options, int64_t margin,
+                                                      double theta);
 
 struct PathfinderGenStats {
   int64_t images = 0, positives = 0;
@@ -79,7 +104,9 @@ struct PathfinderGenStats {
 
 // Writes `num_images` images as `<out_dir>/imgs/<b>/sample_<n>.png` (batches of `images_per_batch`)
 // and `<out_dir>/metadata/<b>.npy` text lines in the real layout (§3.6). Image i uses seed
-// hash(seed, i), so the output does not depend on `threads`.
+// hash(seed, i), so the output does not depend on `threads`. A metadata file is written (atomically)
+// once all images of its batch are; a folder whose metadata/ already holds .npy files is refused.
+// `progress(done, total)` is called from the calling thread about twice a second and at the end.
 PathfinderGenStats generate_pathfinder(const PathfinderGenOptions& options, const std::filesystem::path& out_dir,
                                        int64_t num_images, uint64_t seed, int64_t images_per_batch = 1000,
                                        int64_t threads = 1,
