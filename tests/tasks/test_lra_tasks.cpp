@@ -286,8 +286,12 @@ TEST_CASE("LRA Pathfinder: the S4/Mega 80/10/10 split and the metadata labels", 
   o.push_back("task.preload=false");
   auto lazy = mgl::harness::task_registry().at("lra_pathfinder", "task.name", "").create(load_experiment(kExperiments / "lra/pathfinder.toml", o));
   CHECK(torch::equal(lazy->make_batch(Split::test, {0, 1, 2}, 0).inputs, b.inputs));
-  // A wrong image size is an error naming the file.
+  // A wrong image size is an error naming the file: when the batch is decoded (lazy) ...
   o.push_back("task.image_size=128");
+  auto wrong = mgl::harness::task_registry().at("lra_pathfinder", "task.name", "").create(load_experiment(kExperiments / "lra/pathfinder.toml", o));
+  CHECK_THROWS_WITH(wrong->make_batch(Split::test, {0}, 0), Catch::Contains("sample_"));
+  // ... or up front (preload).
+  o.push_back("task.preload=true");
   CHECK_THROWS_WITH(mgl::harness::task_registry().at("lra_pathfinder", "task.name", "").create(load_experiment(kExperiments / "lra/pathfinder.toml", o)),
                     Catch::Contains("sample_"));
 }
