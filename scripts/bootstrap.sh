@@ -9,6 +9,8 @@ packages=(
   libopenblas0-pthread    # fast CPU BLAS: libtorch otherwise uses the reference BLAS (see README)
   libfmt-dev libtomlplusplus-dev nlohmann-json3-dev catch2 zlib1g-dev
   libopencv-dev libsndfile1-dev
+  libsoxr-dev             # resampling Speech Commands clips recorded at other rates
+  espeak-ng flite         # synthetic command words for the small Speech Commands set
   dataset-fashion-mnist   # real data for the quickstart (IDX files in /usr/share/datasets/fashion-mnist)
 )
 
