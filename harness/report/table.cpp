@@ -516,7 +516,16 @@ std::string render_pivot_markdown(const SweepResults& s, const std::vector<Varia
   }
   const PaperTable* paper = nullptr;
   if (!t.paper.empty()) paper = &paper_table(t.paper);
-  const int paper_avg = paper ? paper->column_index("Avg") : -1;
+  // The paper's Avg averages all its tasks: shown (and ours computed) only when this sweep has a
+  // column for every one of them, otherwise the two averages would not be over the same tasks.
+  int paper_avg = paper ? paper->column_index("Avg") : -1;
+  size_t paper_tasks = 0;
+  if (paper_avg >= 0)
+    for (const auto& c : paper->columns)
+      if (c != "Avg") {
+        ++paper_tasks;
+        if (std::find(cols.begin(), cols.end(), c) == cols.end()) paper_avg = -1;
+      }
   const double scale = t.scale_of(0);
 
   std::vector<std::string> header{"model"};
@@ -565,9 +574,12 @@ std::string render_pivot_markdown(const SweepResults& s, const std::vector<Varia
         line.push_back(pr.values[paper_avg] ? fmt::format("{:.{}f}", *pr.values[paper_avg], paper_decimals(*paper, paper_avg)) : "✗");
       md += md_row(line);
     }
-    md += fmt::format("\nPaper rows: {} — {}. Our Avg is the mean over the columns shown, given only when every "
-                      "cell has a result.\n",
-                      paper->title, paper->source);
+    md += fmt::format("\nPaper rows: {} — {}.", paper->title, paper->source);
+    if (paper_avg >= 0) md += " Our Avg is the mean over the tasks, given only when every cell has a result.";
+    else if (paper->column_index("Avg") >= 0)
+      md += fmt::format(" The paper's Avg (over {} tasks) is left out: this table has {} of them.", paper_tasks,
+                        std::count_if(cols.begin(), cols.end(), [&](const std::string& c) { return paper->column_index(c) >= 0; }));
+    md += "\n";
   }
   return md;
 }

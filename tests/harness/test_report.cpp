@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -351,16 +353,42 @@ TEST_CASE("suite sweeps: a model × task table beside the paper's rows", "[repor
   REQUIRE(sweep.cells.size() == 3);
   const std::string md = render_pivot_markdown(sweep, aggregate(sweep));
   INFO(md);
-  // Header: the columns in order of appearance, then the paper's Avg.
-  CHECK_THAT(md, Contains("| model | ListOps | Text | Avg |"));
-  // Mean ± sample std over the two seeds; Avg only when every column has a result (here: 2 of 2).
-  CHECK_THAT(md, Contains("| Megalodon (ours) | 62.00 ± 2.83 | 90.00 ± 0.00 | 76.00 |"));
-  CHECK_THAT(md, Contains("| Megalodon-chunk (ours) | – |  | – |"));
+  // Header: the columns in order of appearance; no Avg, since the paper's averages six tasks.
+  CHECK_THAT(md, Contains("| model | ListOps | Text |\n"));
+  CHECK_THAT(md, Contains("The paper's Avg (over 6 tasks) is left out: this table has 2 of them."));
+  // Mean ± sample std over the two seeds.
+  CHECK_THAT(md, Contains("| Megalodon (ours) | 62.00 ± 2.83 | 90.00 ± 0.00 |\n"));
+  CHECK_THAT(md, Contains("| Megalodon-chunk (ours) | – |  |\n"));
   // The paper's rows on the matching columns, ✗ kept.
-  CHECK_THAT(md, Contains("| Megalodon | 63.79 | 90.48 | 88.63 |"));
-  CHECK_THAT(md, Contains("| Transformer (Mega's rerun) | 37.11 | 65.21 | 59.24 |"));
+  CHECK_THAT(md, Contains("| Megalodon | 63.79 | 90.48 |\n"));
+  CHECK_THAT(md, Contains("| Transformer (Mega's rerun) | 37.11 | 65.21 |\n"));
   // The whole report includes it.
-  CHECK_THAT(render_markdown(sweep, aggregate(sweep)), Contains("| model | ListOps | Text | Avg |"));
+  CHECK_THAT(render_markdown(sweep, aggregate(sweep)), Contains("| model | ListOps | Text |\n"));
+
+  // With all six tasks the Avg column appears: ours is the mean over the six, only when all are in.
+  {
+    TempDir full;
+    const std::vector<std::string> tasks{"ListOps", "Text", "Retrieval", "Image", "Pathfinder", "Path-X"};
+    std::string variants, runs;
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      variants += fmt::format("{}{{\"name\": \"t{}\", \"overrides\": [], \"row\": \"ours\", \"column\": \"{}\"}}",
+                              i ? ", " : "", i, tasks[i]);
+      runs += fmt::format("{}{{\"variant\": \"t{}\", \"seed\": 1, \"dir\": \"t{}/seed1\", \"status\": \"finished\", "
+                          "\"error\": \"\", \"seconds\": 1.0}}",
+                          i ? ", " : "", i, i);
+      write_run(full.path / fmt::format("t{}/seed1", i), 1, 0.5 + 0.1 * i, 0.5 + 0.1 * i, 10, 0);
+    }
+    write(full.path / "sweep.json",
+          fmt::format(R"j({{"experiment": "lra/table", "variants": [{}], "seeds": [1], "runs": [{}],
+  "table": {{"title": "LRA", "metrics": ["test/accuracy"], "scale": 100.0, "paper": "lra"}}}})j",
+                      variants, runs));
+    const auto sw = load_sweep(full.path);
+    const std::string fm = render_pivot_markdown(sw, aggregate(sw));
+    INFO(fm);
+    CHECK_THAT(fm, Contains("| model | ListOps | Text | Retrieval | Image | Pathfinder | Path-X | Avg |"));
+    CHECK_THAT(fm, Contains("| ours | 50.00 | 60.00 | 70.00 | 80.00 | 90.00 | 100.00 | 75.00 |"));
+    CHECK_THAT(fm, Contains("| Megalodon | 63.79 | 90.48 | 91.76 | 89.42 | 98.13 | 98.17 | 88.63 |"));
+  }
   // Half a cell is an error naming the file.
   write(d.path / "sweep.json", R"({"experiment": "x", "variants": [{"name": "a", "row": "r"}], "runs": []})");
   CHECK_THROWS_WITH(load_sweep(d.path), Contains("sweep.json") && Contains("variants[0]"));
