@@ -3,6 +3,7 @@
 // the S4 / Mega recipe, and the official validation_list.txt / testing_list.txt for all 35 words),
 // the background-noise folder, and a 16-bit WAV writer.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -113,6 +114,9 @@ struct SpeechCommandsIndex {
 // path per line, '/'-separated; blank lines ignored) — both required, an error naming the file
 // when missing; listed paths outside the chosen classes are ignored, a listed path of a chosen
 // class that does not exist is an error naming the list file and line.
+// The stratified rule's split sizes {train, val, test} for n clips (see below).
+std::array<int64_t, 3> speech_split_sizes(int64_t n, double train_fraction = 0.7);
+
 SpeechCommandsIndex index_speech_commands(const std::filesystem::path& root, const SpeechIndexOptions& options);
 
 // The long noise recordings of `<root>/_background_noise_/*.wav` (sorted by name), decoded with

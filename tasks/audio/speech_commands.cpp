@@ -1,0 +1,282 @@
+// Raw Speech Commands (paper-benchmarks §1.2, §2.3, §3.7): classify one-second 16 kHz waveforms
+// given as 16,000 scalar samples, embedded as real numbers into the Megalodon encoder.
+//
+// Two conventions (task.split):
+// - "stratified": SC10 as the Megalodon and Mega papers (the S4 / CKConv recipe): the ten words
+//   yes … go, only clips of exactly 16,000 samples, a stratified 70 / 15 / 15 split. The original
+//   split depends on os.listdir order and cannot be reproduced; ours is deterministic for
+//   task.split_seed (rule in datasets/audio/speech_commands.h).
+// - "official": validation_list.txt and testing_list.txt of the release (the 35-class task, or any
+//   class subset); shorter clips are zero-padded at the end to task.clip_length.
+//
+// Samples are int16 / 32768, then standardised with the training split's mean and unbiased std as
+// (x − μ)/(σ + 1e-5), like Mega's loader. Optional training augmentations (off by default, so the
+// paper setup stays exact): a random time shift and background-noise mixing from
+// `_background_noise_`, applied to the raw waveform before the standardisation.
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "datasets/audio/speech_commands.h"
+#include "harness/task.h"
+#include "tasks/classification.h"
+
+namespace mgl::tasks {
+namespace {
+
+using harness::Config;
+using harness::ConfigError;
+using harness::Split;
+namespace fs = std::filesystem;
+
+template <typename E>
+E choose(const Config& cfg, const std::string& key, std::initializer_list<std::pair<const char*, E>> options) {
+  const std::string v = cfg.get_string(key);
+  for (const auto& [name, e] : options)
+    if (v == name) return e;
+  throw ConfigError(cfg.origin(key), key, fmt::format("unexpected value '{}'", v));  // the schema lists the choices
+}
+
+class SpeechCommandsTask final : public ClassificationTask {
+ public:
+  SpeechCommandsTask(const Config& cfg, int64_t num_classes, int64_t length)
+      : ClassificationTask(cfg, num_classes, 1, -1, length), length_(length) {}
+
+  static std::unique_ptr<harness::Task> create(const Config& cfg) {
+    const fs::path root = cfg.get_string("task.root");
+    if (!fs::is_directory(root))
+      throw ConfigError(cfg.origin("task.root"), "task.root",
+                        fmt::format("'{}' is not a directory (expected the speech_commands_v0.02 release: one folder "
+                                    "per word, validation_list.txt, testing_list.txt; or make a synthetic one with "
+                                    "`megalodon data speech --out DIR`)",
+                                    root.string()));
+    datasets::SpeechIndexOptions io;
+    const std::string classes = cfg.get_string("task.classes");
+    if (classes == "sc10") io.classes = datasets::sc10_classes();
+    else if (classes == "all") io.classes = datasets::speech_commands_words();
+    else io.classes = cfg.get_strings("task.class_list");
+    if (io.classes.empty())
+      throw ConfigError(cfg.origin("task.class_list"), "task.class_list", "is empty (task.classes = \"list\")");
+    io.split = choose<datasets::SpeechSplitRule>(
+        cfg, "task.split", {{"stratified", datasets::SpeechSplitRule::stratified}, {"official", datasets::SpeechSplitRule::official_lists}});
+    const std::string split_name = cfg.get_string("task.split");
+    io.clip_length = cfg.get_int("task.clip_length");
+    if (io.clip_length < 1) throw ConfigError(cfg.origin("task.clip_length"), "task.clip_length", "must be >= 1");
+    io.train_fraction = cfg.get_float("task.train_fraction");
+    if (!(io.train_fraction > 0 && io.train_fraction < 1))
+      throw ConfigError(cfg.origin("task.train_fraction"), "task.train_fraction", "must be in (0, 1)");
+    io.split_seed = static_cast<uint64_t>(cfg.get_int("task.split_seed"));
+    io.bad_files = choose<datasets::BadFilePolicy>(cfg, "task.bad_files",
+                                                   {{"error", datasets::BadFilePolicy::error}, {"skip", datasets::BadFilePolicy::skip}});
+    io.limit_per_class = cfg.get_int("task.limit_per_class");
+
+    auto t = std::make_unique<SpeechCommandsTask>(cfg, static_cast<int64_t>(io.classes.size()), io.clip_length);
+    t->wav_.sample_rate = cfg.get_int("task.sample_rate");
+    if (t->wav_.sample_rate < 1) throw ConfigError(cfg.origin("task.sample_rate"), "task.sample_rate", "must be >= 1");
+    t->wav_.rate = choose<datasets::RatePolicy>(cfg, "task.other_rates",
+                                                {{"reject", datasets::RatePolicy::reject}, {"resample", datasets::RatePolicy::resample}});
+    t->wav_.channels = choose<datasets::ChannelPolicy>(cfg, "task.channels",
+                                                       {{"reject", datasets::ChannelPolicy::reject}, {"mix", datasets::ChannelPolicy::mix}});
+    t->split_name_ = split_name == "official" ? "official-list" : "stratified 70/15/15";
+    t->skip_bad_ = io.bad_files == datasets::BadFilePolicy::skip;
+    t->index_ = datasets::index_speech_commands(root, io);
+    const char* limits[3] = {"task.train_limit", "task.val_limit", "task.test_limit"};
+    std::vector<datasets::SpeechClip>* splits[3] = {&t->index_.train, &t->index_.val, &t->index_.test};
+    for (int s = 0; s < 3; ++s) {
+      // An evenly spaced subset, so that a limited split still holds every class (splits are in
+      // label order).
+      const int64_t lim = cfg.get_int(limits[s]), n = static_cast<int64_t>(splits[s]->size());
+      if (lim >= 0 && n > lim) {
+        std::vector<datasets::SpeechClip> sub;
+        for (int64_t k = 0; k < lim; ++k) sub.push_back((*splits[s])[k * n / lim]);
+        *splits[s] = std::move(sub);
+      }
+    }
+    if (t->index_.train.empty())
+      throw ConfigError(cfg.origin("task.root"), "task.root", fmt::format("{}: no training clips for the chosen classes", root.string()));
+
+    t->preload_ = cfg.get_bool("task.preload");
+    if (t->preload_)
+      for (int s = 0; s < 3; ++s) t->load_split(s);
+    t->compute_moments(cfg.get_bool("task.standardize"));
+
+    t->shift_ = static_cast<int64_t>(std::llround(cfg.get_float("task.time_shift_ms") * 1e-3 * t->wav_.sample_rate));
+    if (t->shift_ < 0) throw ConfigError(cfg.origin("task.time_shift_ms"), "task.time_shift_ms", "must be >= 0");
+    t->noise_prob_ = cfg.get_float("task.noise_prob");
+    t->noise_volume_ = cfg.get_float("task.noise_volume");
+    if (t->noise_prob_ < 0 || t->noise_prob_ > 1)
+      throw ConfigError(cfg.origin("task.noise_prob"), "task.noise_prob", "must be in [0, 1]");
+    if (t->noise_volume_ < 0) throw ConfigError(cfg.origin("task.noise_volume"), "task.noise_volume", "must be >= 0");
+    if (t->noise_prob_ > 0) {
+      for (auto& n : datasets::read_background_noise(root, t->wav_))
+        if (static_cast<int64_t>(n.samples.size()) >= t->length_)
+          t->noise_.push_back(torch::tensor(n.samples, torch::kFloat32));
+      if (t->noise_.empty())
+        throw ConfigError(cfg.origin("task.noise_prob"), "task.noise_prob",
+                          fmt::format("{}/_background_noise_ holds no recording of at least {} samples", root.string(), t->length_));
+    }
+    return t;
+  }
+
+  int64_t size(Split s) const override { return static_cast<int64_t>(clips(int(s)).size()); }
+
+  harness::Batch make_batch(Split s, const std::vector<int64_t>& indices, uint64_t seed) const override {
+    const int si = int(s);
+    const int64_t B = static_cast<int64_t>(indices.size());
+    torch::Tensor x = torch::empty({B, length_}, torch::kFloat32);
+    std::vector<int64_t> y;
+    y.reserve(B);
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t i = indices[b];
+      x[b].copy_(preload_ ? audio_[si][i].to(torch::kFloat32).div_(32768.0) : decode(clips(si).at(i)));
+      y.push_back(clips(si).at(i).label);
+    }
+    if (s == Split::train && (shift_ > 0 || noise_prob_ > 0)) augment(x, seed);
+    harness::Batch out;
+    out.inputs = x.sub_(mean_).div_(std_ + 1e-5);
+    out.targets = torch::tensor(y, torch::kInt64);
+    out.examples = B;
+    out.tokens = out.inputs.numel();
+    return out;
+  }
+
+  std::string describe() const override {
+    std::vector<int64_t> labels;
+    for (const auto& c : index_.train) labels.push_back(c.label);
+    std::string extra;
+    if (index_.skipped_length) extra += fmt::format(", {} clips not {} samples long left out", index_.skipped_length, length_);
+    if (!index_.skipped_bad.empty() || dropped_)
+      extra += fmt::format(", {} unreadable files skipped", index_.skipped_bad.size() + dropped_);
+    if (shift_ > 0) extra += fmt::format(", time shift ±{} samples", shift_);
+    if (noise_prob_ > 0) extra += fmt::format(", background noise p={} ≤{}", noise_prob_, noise_volume_);
+    return fmt::format("Speech Commands {}: {} classes, {} split; {} train (labels {}) / {} val / {} test clips of {} "
+                       "samples at {} Hz; standardised with train mean {:.4g}, std {:.4g}{}",
+                       index_.root.string(), index_.classes.size(), split_name_, index_.train.size(),
+                       label_counts(labels, static_cast<int64_t>(index_.classes.size())), index_.val.size(),
+                       index_.test.size(), length_, wav_.sample_rate, mean_, std_, extra);
+  }
+
+ private:
+  const std::vector<datasets::SpeechClip>& clips(int s) const {
+    return s == 0 ? index_.train : s == 1 ? index_.val : index_.test;
+  }
+  std::vector<datasets::SpeechClip>& clips_mut(int s) { return s == 0 ? index_.train : s == 1 ? index_.val : index_.test; }
+
+  torch::Tensor decode(const datasets::SpeechClip& c) const {
+    auto v = datasets::fit_length(datasets::read_wav(index_.root / c.path, wav_), length_);
+    return torch::tensor(v, torch::kFloat32);
+  }
+
+  // Decodes a split into int16 rows (exact for 16-bit files; resampled clips are rounded to 16 bits).
+  // Under task.bad_files = "skip", a clip whose header was readable but whose data are not is dropped.
+  void load_split(int s) {
+    auto& cs = clips_mut(s);
+    std::vector<datasets::SpeechClip> kept;
+    std::vector<torch::Tensor> rows;
+    for (const auto& c : cs) {
+      torch::Tensor v;
+      try {
+        v = decode(c);
+      } catch (const std::exception& e) {
+        if (!skip_bad_) throw;
+        index_.skipped_bad.push_back({c.path, e.what()});
+        ++dropped_;
+        continue;
+      }
+      rows.push_back(v.mul_(32768.0).round_().clamp_(-32768, 32767).to(torch::kInt16));
+      kept.push_back(c);
+    }
+    cs = std::move(kept);
+    audio_[s] = rows.empty() ? torch::empty({0, length_}, torch::kInt16) : torch::stack(rows);
+  }
+
+  // The training split's mean and unbiased std over every sample (fp64 sums), as Mega computes them.
+  void compute_moments(bool standardize) {
+    if (!standardize) return;
+    double sum = 0, sq = 0;
+    int64_t n = 0;
+    auto add = [&](const torch::Tensor& x) {
+      auto d = x.to(torch::kFloat64);
+      sum += d.sum().item<double>();
+      sq += d.square().sum().item<double>();
+      n += d.numel();
+    };
+    if (preload_) add(audio_[0].to(torch::kFloat64).div_(32768.0));
+    else
+      for (const auto& c : index_.train) add(decode(c));
+    mean_ = sum / n;
+    std_ = n > 1 ? std::sqrt(std::max(0.0, (sq - n * mean_ * mean_) / (n - 1))) : 1.0;
+  }
+
+  // Random shift in [−shift, shift] samples (zero fill), then with probability noise_prob a random
+  // window of a random noise recording scaled by U(0, noise_volume) is added; clipped to [−1, 1].
+  void augment(torch::Tensor& x, uint64_t seed) const {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    const int64_t B = x.size(0);
+    for (int64_t b = 0; b < B; ++b) {
+      torch::Tensor row = x[b];
+      if (shift_ > 0) {
+        const int64_t k = torch::randint(-shift_, shift_ + 1, {1}, gen, torch::kInt64).item<int64_t>();
+        if (k != 0) {
+          torch::Tensor shifted = torch::zeros_like(row);
+          if (k > 0) shifted.narrow(0, k, length_ - k).copy_(row.narrow(0, 0, length_ - k));
+          else shifted.narrow(0, 0, length_ + k).copy_(row.narrow(0, -k, length_ + k));
+          row.copy_(shifted);
+        }
+      }
+      if (noise_prob_ > 0 && torch::rand({1}, gen).item<double>() < noise_prob_) {
+        const auto& n = noise_[torch::randint(0, static_cast<int64_t>(noise_.size()), {1}, gen, torch::kInt64).item<int64_t>()];
+        const int64_t start = torch::randint(0, n.size(0) - length_ + 1, {1}, gen, torch::kInt64).item<int64_t>();
+        const double gain = torch::rand({1}, gen).item<double>() * noise_volume_;
+        row.add_(n.narrow(0, start, length_), gain).clamp_(-1.0, 1.0);
+      }
+    }
+  }
+
+  int64_t length_;
+  datasets::WavReadOptions wav_;
+  datasets::SpeechCommandsIndex index_;
+  std::string split_name_;
+  bool preload_ = true, skip_bad_ = false;
+  int64_t dropped_ = 0;
+  torch::Tensor audio_[3];  // N×length int16 per split when preloaded
+  double mean_ = 0, std_ = 1;
+  int64_t shift_ = 0;
+  double noise_prob_ = 0, noise_volume_ = 0.1;
+  std::vector<torch::Tensor> noise_;
+};
+
+void schema(harness::Schema& s) {
+  s.add_string("task.root", "data/speech_commands_v0.02", "the release folder: one folder per word, the split lists");
+  s.add_string("task.classes", "sc10", "sc10 (yes no up down left right on off stop go), all (the 35 words) or list",
+               {"sc10", "all", "list"});
+  s.add_strings("task.class_list", {}, "the label folders in label order, when task.classes = \"list\"");
+  s.add_string("task.split", "stratified",
+               "stratified (SC10: exact-length clips, 70/15/15 per class) or official (validation_list.txt, "
+               "testing_list.txt)",
+               {"stratified", "official"});
+  s.add_float("task.train_fraction", 0.7, "stratified split: training share; the rest is halved into val and test");
+  s.add_int("task.split_seed", 0, "stratified split: seed of the per-class shuffles");
+  s.add_int("task.clip_length", 16000, "samples per clip: the stratified split keeps only this length; others are padded or cropped");
+  s.add_int("task.sample_rate", 16000, "expected sample rate (Hz)");
+  s.add_string("task.other_rates", "reject", "a clip at another rate: reject (error or skip) or resample (libsoxr)",
+               {"reject", "resample"});
+  s.add_string("task.channels", "reject", "a clip with several channels: reject or mix (average)", {"reject", "mix"});
+  s.add_string("task.bad_files", "error", "an unreadable, truncated or non-audio file: error (stop) or skip (counted)",
+               {"error", "skip"});
+  s.add_bool("task.standardize", true, "(x − train mean)/(train std + 1e-5), as Mega; false: raw int16/32768");
+  s.add_bool("task.preload", true, "decode every clip up front (2 bytes per sample); false: decode per batch");
+  s.add_float("task.time_shift_ms", 0, "augmentation: random time shift of up to ± this many ms (0 = off)");
+  s.add_float("task.noise_prob", 0, "augmentation: probability of mixing in _background_noise_ (0 = off)");
+  s.add_float("task.noise_volume", 0.1, "augmentation: noise gain drawn from U(0, noise_volume)");
+  s.add_int("task.limit_per_class", -1, "index only the first N files of each class folder; -1 = all");
+  s.add_int("task.train_limit", -1, "use only N training clips (evenly spaced over the split); -1 = all");
+  s.add_int("task.val_limit", -1, "use only N validation clips (evenly spaced); -1 = all");
+  s.add_int("task.test_limit", -1, "use only N test clips (evenly spaced); -1 = all");
+}
+
+MGL_REGISTER_TASK("speech_commands", "Speech Commands from raw 16 kHz waveforms (SC10 or 35 words)", schema,
+                  [](const Config& cfg) { return SpeechCommandsTask::create(cfg); });
+
+}  // namespace
+}  // namespace mgl::tasks
