@@ -16,6 +16,7 @@
 
 #include "cli/args.h"
 #include "cli/data.h"
+#include "datasets/audio/speech_commands.h"
 #include "datasets/audio/speech_synth.h"
 
 namespace mgl::cli {
@@ -105,7 +106,7 @@ int speech_main(const std::vector<std::string>& args) {
   datasets::SpeechSynthOptions o;
   const std::string words = p.option("--words", "all");
   if (words == "sc10") {
-    o.words = datasets::speech_synth_sc10_words();
+    o.words = datasets::sc10_classes();
   } else if (words != "all") {
     o.words = split_commas(words);
     if (o.words.empty()) throw std::invalid_argument("--words: no word given");
@@ -148,7 +149,7 @@ int speech_main(const std::vector<std::string>& args) {
   o.flite_program = p.option("--flite", o.flite_program);
   o.force = p.flag("--force");
   const std::filesystem::path out = p.option("--out");
-  const size_t n_words = o.words.empty() ? datasets::speech_synth_all_words().size() : o.words.size();
+  const size_t n_words = o.words.empty() ? datasets::speech_commands_words().size() : o.words.size();
 
   std::printf("speech: %zu words x %lld clips into %s (seed %llu, engines %s, %lld threads)\n", n_words,
               (long long)o.per_word, out.string().c_str(), (unsigned long long)o.seed, engines.c_str(),

@@ -141,21 +141,6 @@ SpeechSet speech_which_set(const std::string& filename, double validation_percen
 
 // ---- words -------------------------------------------------------------------------------------
 
-const std::vector<std::string>& speech_synth_all_words() {
-  static const std::vector<std::string> words = {
-      "bed",  "bird", "cat",   "dog",    "down",  "eight",  "five",   "follow",  "forward",
-      "four", "go",   "happy", "house",  "learn", "left",   "marvin", "nine",    "no",
-      "off",  "on",   "one",   "right",  "seven", "sheila", "six",    "stop",    "three",
-      "tree", "two",  "up",    "visual", "wow",   "yes",    "zero",   "backward"};
-  return words;
-}
-
-const std::vector<std::string>& speech_synth_sc10_words() {
-  static const std::vector<std::string> words = {"yes",   "no", "up",  "down", "left",
-                                                 "right", "on", "off", "stop", "go"};
-  return words;
-}
-
 namespace {
 
 // ---- seeded randomness (portable: no std:: distributions) --------------------------------------
@@ -670,7 +655,7 @@ std::pair<int64_t, int64_t> speech_active_range(const std::vector<float>& sample
 
 SpeechSynthStats generate_speech_commands(const SpeechSynthOptions& o, const fs::path& out,
                                           const std::function<void(int64_t, int64_t)>& progress) {
-  const std::vector<std::string> words = o.words.empty() ? speech_synth_all_words() : o.words;
+  const std::vector<std::string> words = o.words.empty() ? speech_commands_words() : o.words;
   {
     std::set<std::string> seen;
     for (const auto& w : words) {

@@ -36,9 +36,6 @@ SpeechSet speech_which_set(const std::string& filename, double validation_percen
 
 // ---- the generator -----------------------------------------------------------------------------
 
-// The 35 words of v0.02 (paper-benchmarks §3.7 order) and SC10's ten in Mega's label order.
-const std::vector<std::string>& speech_synth_all_words();
-const std::vector<std::string>& speech_synth_sc10_words();
 
 enum class SpeechEngines { both, espeak, flite };
 

@@ -18,6 +18,7 @@
 #include <set>
 #include <sstream>
 
+#include "datasets/audio/speech_commands.h"
 #include "datasets/audio/speech_synth.h"
 #include "support/files.h"
 
