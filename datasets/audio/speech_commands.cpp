@@ -1,5 +1,6 @@
-// Speech Commands v0.02: WAV decoding (libsndfile), the folder index and both split rules. The
-// rules are stated in speech_commands.h; the writer and resampler are in wav_write.cpp.
+// Speech Commands v0.02: WAV decoding (libsndfile), the release-layout index with its two split
+// rules, the background-noise folder (paper-benchmarks §2.3, §3.7). The writer and the resampler
+// are in wav_write.cpp.
 #include "datasets/audio/speech_commands.h"
 
 #include <fmt/format.h>
@@ -7,291 +8,391 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <map>
-#include <numeric>
+#include <memory>
 #include <set>
 #include <stdexcept>
 
 namespace mgl::datasets {
 
-namespace fs = std::filesystem;
-
 namespace {
 
-[[noreturn]] void fail(const fs::path& file, const std::string& what) {
-  throw std::runtime_error(file.string() + ": " + what);
-}
-
-uint32_t le32(const unsigned char* p) { return p[0] | (p[1] << 8) | (p[2] << 16) | (uint32_t(p[3]) << 24); }
-
-// libsndfile accepts a RIFF/WAVE file whose data chunk declares more bytes than the file holds
-// (it shortens the frame count). Walk the chunks up to `data` and refuse such a file.
-void check_riff_complete(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  unsigned char head[12];
-  if (!in.read(reinterpret_cast<char*>(head), 12)) return;  // too short for RIFF: libsndfile decides
-  if (std::string(reinterpret_cast<char*>(head), 4) != "RIFF" || std::string(reinterpret_cast<char*>(head) + 8, 4) != "WAVE")
-    return;
-  const uint64_t size = fs::file_size(file);
-  uint64_t pos = 12;
-  while (pos + 8 <= size) {
-    unsigned char ch[8];
-    in.seekg(static_cast<std::streamoff>(pos));
-    if (!in.read(reinterpret_cast<char*>(ch), 8)) return;
-    const std::string id(reinterpret_cast<char*>(ch), 4);
-    const uint64_t len = le32(ch + 4);
-    if (id == "data") {
-      if (pos + 8 + len > size)
-        fail(file, fmt::format("truncated: the data chunk declares {} bytes, the file holds {}", len, size - pos - 8));
-      return;
-    }
-    pos += 8 + len + (len & 1);
-  }
-  fail(file, "truncated: no data chunk in the RIFF/WAVE file");
-}
-
-struct SndFile {
-  SNDFILE* sf = nullptr;
-  SF_INFO info{};
-  explicit SndFile(const fs::path& file) {
-    if (!fs::exists(file)) fail(file, "no such file");
-    if (fs::is_directory(file)) fail(file, "is a directory, not a sound file");
-    if (fs::file_size(file) == 0) fail(file, "empty file (0 bytes), not a sound file");
-    check_riff_complete(file);
-    sf = sf_open(file.c_str(), SFM_READ, &info);
-    if (!sf) fail(file, std::string("not a sound file libsndfile can read: ") + sf_strerror(nullptr));
-    if (info.channels < 1 || info.samplerate < 1) fail(file, "header declares no channels or no sample rate");
-  }
-  ~SndFile() {
-    if (sf) sf_close(sf);
-  }
-  SndFile(const SndFile&) = delete;
-  SndFile& operator=(const SndFile&) = delete;
+struct SndFileCloser {
+  void operator()(SNDFILE* f) const { sf_close(f); }
 };
+using SndFilePtr = std::unique_ptr<SNDFILE, SndFileCloser>;
+
+uint32_t read_le32(const unsigned char* b) {
+  return static_cast<uint32_t>(b[0]) | static_cast<uint32_t>(b[1]) << 8 | static_cast<uint32_t>(b[2]) << 16 |
+         static_cast<uint32_t>(b[3]) << 24;
+}
+
+std::string printable_chunk_id(const unsigned char* b) {
+  std::string id(4, '?');
+  for (int i = 0; i < 4; ++i)
+    if (b[i] >= 0x20 && b[i] < 0x7f) id[static_cast<size_t>(i)] = static_cast<char>(b[i]);
+  return id;
+}
+
+// libsndfile opens a RIFF/WAVE whose data chunk declares more bytes than the file holds and just
+// returns fewer frames, so a clip cut short in a download would pass unnoticed. Walk the chunks
+// (id, little-endian size, bodies padded to an even length) up to `data` and compare its declared
+// size with what follows. Files that are not RIFF/WAVE are left to libsndfile. A data size of
+// 0xFFFFFFFF is the streaming writers' "unknown length" placeholder, not a claim.
+void check_riff_not_truncated(const std::filesystem::path& file, uint64_t file_size) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw std::runtime_error(fmt::format("{}: cannot open", file.string()));
+  std::array<unsigned char, 12> riff{};
+  if (!in.read(reinterpret_cast<char*>(riff.data()), riff.size())) return;  // too short: libsndfile decides
+  if (std::memcmp(riff.data(), "RIFF", 4) != 0 || std::memcmp(riff.data() + 8, "WAVE", 4) != 0) return;
+  uint64_t pos = 12;
+  while (pos + 8 <= file_size) {
+    std::array<unsigned char, 8> head{};
+    in.seekg(static_cast<std::streamoff>(pos));
+    if (!in.read(reinterpret_cast<char*>(head.data()), head.size()))
+      throw std::runtime_error(fmt::format("{}: read error at byte {}", file.string(), pos));
+    const uint64_t declared = read_le32(head.data() + 4);
+    const uint64_t body = pos + 8, present = file_size - body;
+    const bool is_data = std::memcmp(head.data(), "data", 4) == 0;
+    if (is_data && declared == 0xFFFFFFFFu) return;
+    if (declared > present)
+      throw std::runtime_error(fmt::format(
+          "{}: truncated: {} chunk declares {} bytes, file holds {}", file.string(),
+          is_data ? std::string("data") : "'" + printable_chunk_id(head.data()) + "'", declared, present));
+    if (is_data) return;
+    pos = body + declared + (declared & 1);
+  }
+  // No data chunk: libsndfile reports it when opening.
+}
 
 std::string format_name(int format) {
-  SF_FORMAT_INFO major{}, sub{};
-  major.format = format & SF_FORMAT_TYPEMASK;
-  sub.format = format & SF_FORMAT_SUBMASK;
-  std::string a = sf_command(nullptr, SFC_GET_FORMAT_INFO, &major, sizeof(major)) == 0 && major.name ? major.name : "?";
-  std::string b = sf_command(nullptr, SFC_GET_FORMAT_INFO, &sub, sizeof(sub)) == 0 && sub.name ? sub.name : "?";
-  return a + " " + b;
+  static const std::map<int, const char*> majors = {
+      {SF_FORMAT_WAV, "WAV"}, {SF_FORMAT_WAVEX, "WAVEX"}, {SF_FORMAT_AIFF, "AIFF"}, {SF_FORMAT_AU, "AU"},
+      {SF_FORMAT_RAW, "RAW"}, {SF_FORMAT_W64, "W64"},     {SF_FORMAT_RF64, "RF64"}, {SF_FORMAT_FLAC, "FLAC"},
+      {SF_FORMAT_OGG, "OGG"}, {SF_FORMAT_CAF, "CAF"},
+  };
+  static const std::map<int, const char*> subtypes = {
+      {SF_FORMAT_PCM_S8, "PCM_S8"},       {SF_FORMAT_PCM_16, "PCM_16"},     {SF_FORMAT_PCM_24, "PCM_24"},
+      {SF_FORMAT_PCM_32, "PCM_32"},       {SF_FORMAT_PCM_U8, "PCM_U8"},     {SF_FORMAT_FLOAT, "FLOAT"},
+      {SF_FORMAT_DOUBLE, "DOUBLE"},       {SF_FORMAT_ULAW, "ULAW"},         {SF_FORMAT_ALAW, "ALAW"},
+      {SF_FORMAT_IMA_ADPCM, "IMA_ADPCM"}, {SF_FORMAT_MS_ADPCM, "MS_ADPCM"}, {SF_FORMAT_GSM610, "GSM610"},
+      {SF_FORMAT_VORBIS, "VORBIS"},
+  };
+  auto name_of = [](const std::map<int, const char*>& table, int code) {
+    auto it = table.find(code);
+    if (it != table.end()) return std::string(it->second);
+    SF_FORMAT_INFO info{};
+    info.format = code;
+    if (sf_command(nullptr, SFC_GET_FORMAT_INFO, &info, sizeof(info)) == 0 && info.name)
+      return std::string(info.name);
+    return fmt::format("0x{:x}", code);
+  };
+  return name_of(majors, format & SF_FORMAT_TYPEMASK) + " " + name_of(subtypes, format & SF_FORMAT_SUBMASK);
 }
 
-std::vector<std::string> sorted_wavs(const fs::path& dir) {
+// The checks shared by read_wav_info and read_wav, then libsndfile's open (header only).
+SndFilePtr open_sound(const std::filesystem::path& file, SF_INFO& info) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(file, ec);
+  if (!std::filesystem::exists(status))
+    throw std::runtime_error(fmt::format("{}: missing (no such file)", file.string()));
+  if (!std::filesystem::is_regular_file(status))
+    throw std::runtime_error(fmt::format("{}: not a regular file", file.string()));
+  const uint64_t size = std::filesystem::file_size(file, ec);
+  if (ec) throw std::runtime_error(fmt::format("{}: cannot read ({})", file.string(), ec.message()));
+  if (size == 0) throw std::runtime_error(fmt::format("{}: empty file (0 bytes)", file.string()));
+  check_riff_not_truncated(file, size);
+  info = SF_INFO{};
+  SndFilePtr sf(sf_open(file.c_str(), SFM_READ, &info));
+  if (!sf)
+    throw std::runtime_error(
+        fmt::format("{}: not a sound file libsndfile can read: {}", file.string(), sf_strerror(nullptr)));
+  if (info.channels < 1 || info.samplerate < 1 || info.frames < 0)
+    throw std::runtime_error(fmt::format("{}: bad header ({} channels, {} Hz, {} frames)", file.string(),
+                                         info.channels, info.samplerate, info.frames));
+  return sf;
+}
+
+// `<folder>/*.wav`, regular files only, names sorted bytewise.
+std::vector<std::string> sorted_wav_names(const std::filesystem::path& folder) {
   std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (!e.is_regular_file()) continue;
-    std::string ext = e.path().extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (ext == ".wav") names.push_back(e.path().filename().string());
+  for (const auto& e : std::filesystem::directory_iterator(folder)) {
+    if (e.path().extension() != ".wav" || !e.is_regular_file()) continue;
+    names.push_back(e.path().filename().string());
   }
-  std::sort(names.begin(), names.end());
+  std::sort(names.begin(), names.end());  // std::string compares as unsigned bytes
   return names;
+}
+
+// Largest-remainder apportionment of `total` units over classes of sizes `counts` (sum `n`): each
+// class gets floor(count·total/n); the leftover units go to the largest fractional parts
+// (compared exactly as integer remainders), ties to the lower index.
+std::vector<int64_t> largest_remainder(const std::vector<int64_t>& counts, int64_t n, int64_t total) {
+  std::vector<int64_t> share(counts.size(), 0), rem(counts.size(), 0);
+  if (n == 0) return share;
+  int64_t given = 0;
+  for (size_t c = 0; c < counts.size(); ++c) {
+    share[c] = counts[c] * total / n;
+    rem[c] = counts[c] * total % n;
+    given += share[c];
+  }
+  std::vector<size_t> order(counts.size());
+  for (size_t c = 0; c < order.size(); ++c) order[c] = c;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return rem[a] > rem[b]; });
+  for (int64_t k = 0; k < total - given; ++k) ++share[order[static_cast<size_t>(k)]];
+  return share;
+}
+
+struct ListEntry {
+  std::filesystem::path list;
+  int64_t line = 0;
+};
+
+std::string trim(const std::string& s) {
+  const char* ws = " \t\r\n";
+  const size_t b = s.find_first_not_of(ws);
+  if (b == std::string::npos) return {};
+  return s.substr(b, s.find_last_not_of(ws) - b + 1);
+}
+
+void sort_split(std::vector<SpeechClip>& clips) {
+  std::sort(clips.begin(), clips.end(), [](const SpeechClip& a, const SpeechClip& b) {
+    return a.label != b.label ? a.label < b.label : a.path < b.path;
+  });
 }
 
 }  // namespace
 
-WavInfo read_wav_info(const fs::path& file) {
-  SndFile f(file);
-  WavInfo w;
-  w.frames = f.info.frames;
-  w.sample_rate = f.info.samplerate;
-  w.channels = f.info.channels;
-  w.format = format_name(f.info.format);
-  return w;
+WavInfo read_wav_info(const std::filesystem::path& file) {
+  SF_INFO info{};
+  SndFilePtr sf = open_sound(file, info);
+  return {info.frames, info.samplerate, info.channels, format_name(info.format)};
 }
 
-std::vector<float> read_wav(const fs::path& file, const WavReadOptions& options) {
-  SndFile f(file);
-  const int64_t frames = f.info.frames, ch = f.info.channels;
-  if (ch > 1 && options.channels == ChannelPolicy::reject)
-    fail(file, fmt::format("{} channels, expected mono (task.channels = \"mix\" averages them)", ch));
-  if (f.info.samplerate != options.sample_rate && options.rate == RatePolicy::reject)
-    fail(file, fmt::format("sample rate {} Hz, expected {} Hz (task.other_rates = \"resample\" converts it)",
-                           f.info.samplerate, options.sample_rate));
-  std::vector<float> inter(static_cast<size_t>(frames * ch));
+std::vector<float> read_wav(const std::filesystem::path& file, const WavReadOptions& options) {
+  if (options.sample_rate < 1)
+    throw std::runtime_error(
+        fmt::format("{}: expected sample rate must be >= 1 (got {})", file.string(), options.sample_rate));
+  SF_INFO info{};
+  SndFilePtr sf = open_sound(file, info);
+  if (info.samplerate != options.sample_rate && options.rate == RatePolicy::reject)
+    throw std::runtime_error(fmt::format("{}: sample rate {} Hz, expected {} Hz", file.string(),
+                                         info.samplerate, options.sample_rate));
+  if (info.channels != 1 && options.channels == ChannelPolicy::reject)
+    throw std::runtime_error(fmt::format("{}: {} channels, expected mono", file.string(), info.channels));
+
+  const auto frames = static_cast<size_t>(info.frames);
+  const auto channels = static_cast<size_t>(info.channels);
+  std::vector<float> interleaved(frames * channels);
   sf_count_t got = 0;
-  if ((f.info.format & SF_FORMAT_SUBMASK) == SF_FORMAT_PCM_16) {
-    std::vector<int16_t> pcm(inter.size());
-    got = sf_readf_short(f.sf, pcm.data(), frames);
-    for (size_t i = 0; i < pcm.size(); ++i) inter[i] = static_cast<float>(pcm[i]) / 32768.0f;
+  if ((info.format & SF_FORMAT_SUBMASK) == SF_FORMAT_PCM_16) {
+    // Integer path: k / 32768 exactly, whatever libsndfile's float conversion does.
+    std::vector<short> pcm(frames * channels);
+    got = sf_readf_short(sf.get(), pcm.data(), info.frames);
+    for (size_t i = 0; i < pcm.size(); ++i) interleaved[i] = static_cast<float>(pcm[i]) / 32768.0f;
   } else {
-    got = sf_readf_float(f.sf, inter.data(), frames);
+    // libsndfile normalises integer PCM by its full scale (2^(bits−1)), the same k / 32768 scale
+    // for 16 bits; float files are passed through.
+    sf_command(sf.get(), SFC_SET_NORM_FLOAT, nullptr, SF_TRUE);
+    got = sf_readf_float(sf.get(), interleaved.data(), info.frames);
   }
-  if (got != frames) fail(file, fmt::format("read {} of the {} frames the header declares", got, frames));
-  std::vector<float> mono(static_cast<size_t>(frames));
-  if (ch == 1) mono = std::move(inter);
-  else
-    for (int64_t i = 0; i < frames; ++i) {
-      double s = 0;
-      for (int64_t c = 0; c < ch; ++c) s += inter[i * ch + c];
-      mono[i] = static_cast<float>(s / ch);
+  if (got != info.frames)
+    throw std::runtime_error(
+        fmt::format("{}: decoded {} of the {} frames the header declares", file.string(), got, info.frames));
+
+  std::vector<float> mono;
+  if (channels == 1) {
+    mono = std::move(interleaved);
+  } else {
+    mono.resize(frames);
+    for (size_t f = 0; f < frames; ++f) {
+      double sum = 0;
+      for (size_t c = 0; c < channels; ++c) sum += interleaved[f * channels + c];
+      mono[f] = static_cast<float>(sum / static_cast<double>(channels));
     }
-  if (f.info.samplerate != options.sample_rate)
-    return resample_audio(mono, f.info.samplerate, static_cast<double>(options.sample_rate));
+  }
+  if (info.samplerate != options.sample_rate)
+    mono =
+        resample_audio(mono, static_cast<double>(info.samplerate), static_cast<double>(options.sample_rate));
   return mono;
 }
 
 const std::vector<std::string>& speech_commands_words() {
-  static const std::vector<std::string> w{"bed",   "bird",    "cat",   "dog",   "down",  "eight",  "five",
-                                          "follow", "forward", "four",  "go",    "happy", "house",  "learn",
-                                          "left",  "marvin",  "nine",  "no",    "off",   "on",     "one",
-                                          "right", "seven",   "sheila", "six",  "stop",  "three",  "tree",
-                                          "two",   "up",      "visual", "wow",  "yes",   "zero",   "backward"};
-  return w;
+  static const std::vector<std::string> words = {
+      "bed",  "bird", "cat",   "dog",    "down",  "eight",  "five",   "follow",  "forward",
+      "four", "go",   "happy", "house",  "learn", "left",   "marvin", "nine",    "no",
+      "off",  "on",   "one",   "right",  "seven", "sheila", "six",    "stop",    "three",
+      "tree", "two",  "up",    "visual", "wow",   "yes",    "zero",   "backward"};
+  return words;
 }
 
 const std::vector<std::string>& sc10_classes() {
-  static const std::vector<std::string> c{"yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"};
-  return c;
+  static const std::vector<std::string> classes = {"yes",   "no", "up",  "down", "left",
+                                                   "right", "on", "off", "stop", "go"};
+  return classes;
 }
 
-std::array<int64_t, 3> speech_split_sizes(int64_t n, double train_fraction) {
-  const int64_t train = static_cast<int64_t>(std::floor(train_fraction * static_cast<double>(n)));
-  const int64_t rest = n - train;
-  const int64_t test = (rest + 1) / 2;  // ceil(rest / 2)
-  return {train, rest - test, test};
+SpeechSplitSizes speech_split_sizes(int64_t n, double train_fraction) {
+  if (n < 0) throw std::runtime_error(fmt::format("speech_split_sizes: N = {} must be >= 0", n));
+  if (!(train_fraction >= 0.0 && train_fraction <= 1.0))
+    throw std::runtime_error(
+        fmt::format("speech_split_sizes: train_fraction {} must be in [0, 1]", train_fraction));
+  // sklearn's train_test_split: n_train = floor(train_size·N) (computed in double); the second call
+  // with test_size = 0.5 gives n_test = ceil(R/2).
+  SpeechSplitSizes s;
+  s.train = static_cast<int64_t>(std::floor(train_fraction * static_cast<double>(n)));
+  const int64_t rest = n - s.train;
+  s.test = (rest + 1) / 2;
+  s.val = rest - s.test;
+  return s;
 }
 
-SpeechCommandsIndex index_speech_commands(const fs::path& root, const SpeechIndexOptions& options) {
-  SpeechCommandsIndex idx;
-  idx.root = root;
-  idx.classes = options.classes.empty() ? speech_commands_words() : options.classes;
-  if (!fs::is_directory(root)) fail(root, "not a directory (expected the Speech Commands release folder)");
+SpeechCommandsIndex index_speech_commands(const std::filesystem::path& root,
+                                          const SpeechIndexOptions& options) {
+  SpeechCommandsIndex index;
+  index.root = root;
+  index.classes = options.classes.empty() ? speech_commands_words() : options.classes;
   {
     std::set<std::string> seen;
-    for (const auto& c : idx.classes)
-      if (!seen.insert(c).second) fail(root, "class '" + c + "' is listed twice");
-  }
-
-  // Every class folder, sorted file names, headers opened.
-  std::vector<SpeechClip> all;
-  for (size_t label = 0; label < idx.classes.size(); ++label) {
-    const fs::path dir = root / idx.classes[label];
-    if (!fs::is_directory(dir)) fail(dir, "missing class folder (class " + std::to_string(label) + ")");
-    auto names = sorted_wavs(dir);
-    if (options.limit_per_class >= 0 && static_cast<int64_t>(names.size()) > options.limit_per_class)
-      names.resize(options.limit_per_class);
-    for (const auto& n : names) {
-      const std::string rel = idx.classes[label] + "/" + n;
-      try {
-        const WavInfo w = read_wav_info(root / rel);
-        all.push_back({rel, static_cast<int64_t>(label), w.frames});
-      } catch (const std::exception& e) {
-        if (options.bad_files == BadFilePolicy::error) throw;
-        idx.skipped_bad.push_back({rel, e.what()});
-      }
+    for (const auto& c : index.classes) {
+      if (c.empty() || c.find('/') != std::string::npos)
+        throw std::runtime_error(fmt::format("{}: bad class name '{}'", root.string(), c));
+      if (!seen.insert(c).second)
+        throw std::runtime_error(fmt::format("{}: class '{}' given twice", root.string(), c));
     }
   }
+  const bool stratified = options.split == SpeechSplitRule::stratified;
+  if (stratified && options.clip_length < 1)
+    throw std::runtime_error(
+        fmt::format("{}: clip_length {} must be >= 1", root.string(), options.clip_length));
 
-  if (options.split == SpeechSplitRule::stratified) {
-    std::vector<std::vector<SpeechClip>> per(idx.classes.size());
-    int64_t n = 0;
-    for (auto& c : all) {
-      if (c.frames != options.clip_length) {
-        ++idx.skipped_length;
+  // Every readable clip per label, in sorted file order; plus, per class, every .wav name in the
+  // folder (before limit_per_class and bad-file skipping), to tell "listed but missing" apart.
+  const size_t n_classes = index.classes.size();
+  std::vector<std::vector<SpeechClip>> by_label(n_classes);
+  std::vector<std::set<std::string>> on_disk(n_classes);
+  for (size_t label = 0; label < n_classes; ++label) {
+    const std::string& cls = index.classes[label];
+    const std::filesystem::path folder = root / cls;
+    std::error_code ec;
+    if (!std::filesystem::is_directory(folder, ec))
+      throw std::runtime_error(
+          fmt::format("{}: class folder missing (expected <root>/{}/*.wav)", folder.string(), cls));
+    std::vector<std::string> names = sorted_wav_names(folder);
+    on_disk[label].insert(names.begin(), names.end());
+    if (options.limit_per_class >= 0 && static_cast<int64_t>(names.size()) > options.limit_per_class)
+      names.resize(static_cast<size_t>(options.limit_per_class));
+    for (const auto& name : names) {
+      const std::string rel = cls + "/" + name;
+      int64_t frames = 0;
+      try {
+        frames = read_wav_info(folder / name).frames;
+      } catch (const std::runtime_error& e) {
+        if (options.bad_files == BadFilePolicy::error) throw;
+        index.skipped_bad.push_back({rel, e.what()});
         continue;
       }
-      per[c.label].push_back(c);
-      ++n;
-    }
-    const auto sizes = speech_split_sizes(n, options.train_fraction);
-    // Largest-remainder allocation of `total` over the classes by their counts.
-    auto allocate = [&](const std::vector<int64_t>& counts, int64_t total) {
-      const int64_t sum = std::accumulate(counts.begin(), counts.end(), int64_t{0});
-      std::vector<int64_t> out(counts.size(), 0);
-      if (sum == 0) return out;
-      std::vector<std::pair<double, size_t>> rem;
-      int64_t given = 0;
-      for (size_t c = 0; c < counts.size(); ++c) {
-        const double exact = static_cast<double>(counts[c]) * total / sum;
-        out[c] = static_cast<int64_t>(std::floor(exact));
-        given += out[c];
-        rem.push_back({exact - out[c], c});
+      if (stratified && frames != options.clip_length) {
+        ++index.skipped_length;
+        continue;
       }
-      std::stable_sort(rem.begin(), rem.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-      for (size_t k = 0; given < total && k < rem.size(); ++k)
-        if (out[rem[k].second] < counts[rem[k].second]) {
-          ++out[rem[k].second];
-          ++given;
-        }
-      return out;
-    };
-    std::vector<int64_t> counts;
-    for (const auto& p : per) counts.push_back(static_cast<int64_t>(p.size()));
-    const auto train_n = allocate(counts, sizes[0]);
-    std::vector<int64_t> left(counts.size());
-    for (size_t c = 0; c < counts.size(); ++c) left[c] = counts[c] - train_n[c];
-    const auto val_n = allocate(left, sizes[1]);
-    for (size_t c = 0; c < per.size(); ++c) {
-      const int64_t m = counts[c];
-      if (m == 0) continue;
-      auto gen = at::make_generator<at::CPUGeneratorImpl>(options.split_seed + c);
-      const torch::Tensor perm = torch::randperm(m, gen, torch::kInt64);
-      const int64_t* p = perm.data_ptr<int64_t>();
-      std::vector<SpeechClip> tr, va, te;
-      for (int64_t k = 0; k < m; ++k) {
-        const SpeechClip& clip = per[c][p[k]];
-        (k < train_n[c] ? tr : k < train_n[c] + val_n[c] ? va : te).push_back(clip);
-      }
-      auto by_name = [](const SpeechClip& a, const SpeechClip& b) { return a.path < b.path; };
-      std::sort(tr.begin(), tr.end(), by_name);
-      std::sort(va.begin(), va.end(), by_name);
-      std::sort(te.begin(), te.end(), by_name);
-      idx.train.insert(idx.train.end(), tr.begin(), tr.end());
-      idx.val.insert(idx.val.end(), va.begin(), va.end());
-      idx.test.insert(idx.test.end(), te.begin(), te.end());
+      by_label[label].push_back({rel, static_cast<int64_t>(label), frames});
     }
-    return idx;
   }
 
-  // Official lists.
-  std::map<std::string, size_t> where;  // relative path → position in `all`
-  for (size_t i = 0; i < all.size(); ++i) where[all[i].path] = i;
-  std::set<std::string> chosen(idx.classes.begin(), idx.classes.end());
-  std::set<std::string> bad;
-  for (const auto& b : idx.skipped_bad) bad.insert(b.path);
-  std::vector<int> role(all.size(), 0);  // 0 train, 1 val, 2 test
-  for (int r = 1; r <= 2; ++r) {
-    const fs::path list = root / (r == 1 ? "validation_list.txt" : "testing_list.txt");
-    std::ifstream in(list);
-    if (!in) fail(list, "missing (the official split needs validation_list.txt and testing_list.txt)");
-    std::string line;
-    int64_t no = 0;
-    while (std::getline(in, line)) {
-      ++no;
-      while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
-      if (line.empty()) continue;
-      const auto slash = line.find('/');
-      if (slash == std::string::npos)
-        throw std::runtime_error(fmt::format("{}:{}: expected <word>/<file>.wav, got '{}'", list.string(), no, line));
-      if (!chosen.count(line.substr(0, slash)) || bad.count(line)) continue;
-      auto it = where.find(line);
-      if (it == where.end()) {
-        if (options.limit_per_class >= 0) continue;  // beyond the limit
-        throw std::runtime_error(fmt::format("{}:{}: '{}' is listed but does not exist", list.string(), no, line));
+  if (stratified) {
+    std::vector<int64_t> counts(n_classes);
+    int64_t n = 0;
+    for (size_t c = 0; c < n_classes; ++c) n += counts[c] = static_cast<int64_t>(by_label[c].size());
+    const SpeechSplitSizes sizes = speech_split_sizes(n, options.train_fraction);
+    const std::vector<int64_t> train = largest_remainder(counts, n, sizes.train);
+    std::vector<int64_t> rest(n_classes);
+    for (size_t c = 0; c < n_classes; ++c) rest[c] = counts[c] - train[c];
+    const std::vector<int64_t> val = largest_remainder(rest, n - sizes.train, sizes.val);
+    for (size_t c = 0; c < n_classes; ++c) {
+      if (counts[c] == 0) continue;
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(options.split_seed + static_cast<uint64_t>(c));
+      const torch::Tensor perm = torch::randperm(counts[c], gen, torch::kInt64);
+      const int64_t* p = perm.data_ptr<int64_t>();
+      for (int64_t k = 0; k < counts[c]; ++k) {
+        const SpeechClip& clip = by_label[c][static_cast<size_t>(p[k])];
+        if (k < train[c])
+          index.train.push_back(clip);
+        else if (k < train[c] + val[c])
+          index.val.push_back(clip);
+        else
+          index.test.push_back(clip);
       }
-      role[it->second] = r;
     }
+  } else {
+    std::map<std::string, size_t> label_of;
+    for (size_t c = 0; c < n_classes; ++c) label_of[index.classes[c]] = c;
+    // path -> 1 (validation) or 2 (testing), with where it was listed.
+    std::map<std::string, std::pair<int, ListEntry>> listed;
+    const char* list_names[2] = {"validation_list.txt", "testing_list.txt"};
+    for (int which = 0; which < 2; ++which) {
+      const std::filesystem::path list = root / list_names[which];
+      std::ifstream in(list, std::ios::binary);
+      if (!in)
+        throw std::runtime_error(fmt::format(
+            "{}: missing (the official-lists split needs validation_list.txt and testing_list.txt)",
+            list.string()));
+      std::string line;
+      int64_t line_no = 0;
+      while (std::getline(in, line)) {
+        ++line_no;
+        const std::string rel = trim(line);
+        if (rel.empty()) continue;
+        const size_t slash = rel.find('/');
+        const std::string cls = slash == std::string::npos ? std::string() : rel.substr(0, slash);
+        auto lab = label_of.find(cls);
+        if (lab == label_of.end()) continue;  // a class not chosen
+        if (!on_disk[lab->second].count(rel.substr(slash + 1)))
+          throw std::runtime_error(fmt::format("{}:{}: {} is listed but {} does not exist", list.string(),
+                                               line_no, rel, (root / rel).string()));
+        auto [it, inserted] = listed.emplace(rel, std::make_pair(which + 1, ListEntry{list, line_no}));
+        if (!inserted && it->second.first != which + 1)
+          throw std::runtime_error(fmt::format("{}:{}: {} is also listed in {} line {}", list.string(),
+                                               line_no, rel, it->second.second.list.string(),
+                                               it->second.second.line));
+      }
+      if (in.bad()) throw std::runtime_error(fmt::format("{}: read error", list.string()));
+    }
+    for (const auto& clips : by_label)
+      for (const auto& clip : clips) {
+        auto it = listed.find(clip.path);
+        const int which = it == listed.end() ? 0 : it->second.first;
+        (which == 1 ? index.val : which == 2 ? index.test : index.train).push_back(clip);
+      }
   }
-  for (size_t i = 0; i < all.size(); ++i) (role[i] == 0 ? idx.train : role[i] == 1 ? idx.val : idx.test).push_back(all[i]);
-  return idx;
+  sort_split(index.train);
+  sort_split(index.val);
+  sort_split(index.test);
+  return index;
 }
 
-std::vector<NoiseClip> read_background_noise(const fs::path& root, const WavReadOptions& options) {
-  const fs::path dir = root / "_background_noise_";
-  if (!fs::is_directory(dir)) fail(dir, "missing (background-noise mixing needs the release's _background_noise_ folder)");
-  std::vector<NoiseClip> out;
-  for (const auto& n : sorted_wavs(dir)) out.push_back({n, read_wav(dir / n, options)});
-  if (out.empty()) fail(dir, "holds no .wav file");
-  return out;
+std::vector<NoiseClip> read_background_noise(const std::filesystem::path& root,
+                                             const WavReadOptions& options) {
+  const std::filesystem::path folder = root / "_background_noise_";
+  std::error_code ec;
+  if (!std::filesystem::is_directory(folder, ec))
+    throw std::runtime_error(fmt::format("{}: background-noise folder missing", folder.string()));
+  const std::vector<std::string> names = sorted_wav_names(folder);
+  if (names.empty()) throw std::runtime_error(fmt::format("{}: holds no .wav file", folder.string()));
+  std::vector<NoiseClip> clips;
+  clips.reserve(names.size());
+  for (const auto& name : names)
+    clips.push_back({std::filesystem::path(name).stem().string(), read_wav(folder / name, options)});
+  return clips;
 }
 
 std::vector<float> fit_length(std::vector<float> samples, int64_t length) {
-  samples.resize(static_cast<size_t>(std::max<int64_t>(length, 0)), 0.0f);
+  if (length < 0) throw std::runtime_error(fmt::format("fit_length: length {} must be >= 0", length));
+  samples.resize(static_cast<size_t>(length), 0.0f);
   return samples;
 }
 

@@ -3,7 +3,6 @@
 // the S4 / Mega recipe, and the official validation_list.txt / testing_list.txt for all 35 words),
 // the background-noise folder, and a 16-bit WAV writer.
 #pragma once
-#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -25,10 +24,10 @@ struct WavReadOptions {
 };
 
 struct WavInfo {
-  int64_t frames = 0;       // samples per channel, as the header declares them (see read_wav_info)
+  int64_t frames = 0;  // samples per channel, as the header declares them (see read_wav_info)
   int64_t sample_rate = 0;
   int64_t channels = 0;
-  std::string format;       // e.g. "WAV PCM_16"
+  std::string format;  // e.g. "WAV PCM_16"
 };
 
 // Opens the file's header only (no decoding). Throws std::runtime_error naming the file when it is
@@ -44,7 +43,8 @@ std::vector<float> read_wav(const std::filesystem::path& file, const WavReadOpti
 
 // Writes mono 16-bit PCM WAV, samples in [-1, 1) scaled by 32768, rounded to nearest and clipped to
 // the int16 range. Atomic (temporary file + rename). Throws naming the file on failure.
-void write_wav_pcm16(const std::filesystem::path& file, const std::vector<float>& samples, int64_t sample_rate);
+void write_wav_pcm16(const std::filesystem::path& file, const std::vector<float>& samples,
+                     int64_t sample_rate);
 
 // Resamples mono float audio from one rate to another with libsoxr (high quality, no clipping).
 std::vector<float> resample_audio(const std::vector<float>& samples, double from_rate, double to_rate);
@@ -57,9 +57,9 @@ const std::vector<std::string>& speech_commands_words();
 const std::vector<std::string>& sc10_classes();
 
 struct SpeechClip {
-  std::string path;     // relative to the root, '/'-separated: "yes/0a7c2a8d_nohash_0.wav"
-  int64_t label = 0;    // index into SpeechCommandsIndex::classes
-  int64_t frames = 0;   // from the header (read_wav_info), at the file's own rate
+  std::string path;    // relative to the root, '/'-separated: "yes/0a7c2a8d_nohash_0.wav"
+  int64_t label = 0;   // index into SpeechCommandsIndex::classes
+  int64_t frames = 0;  // from the header (read_wav_info), at the file's own rate
 };
 
 enum class SpeechSplitRule {
@@ -72,21 +72,23 @@ enum class SpeechSplitRule {
 };
 
 // What to do with a file that cannot be read (not audio, truncated, wrong rate under reject, ...).
+// index_speech_commands opens headers only (read_wav_info), so there it covers what
+// read_wav_info rejects; rate and channel checks belong to whoever decodes (read_wav).
 enum class BadFilePolicy { error, skip };
 
 struct SpeechIndexOptions {
   std::vector<std::string> classes;  // the label folders in label order; empty = all 35 words
   SpeechSplitRule split = SpeechSplitRule::stratified;
-  int64_t clip_length = 16000;       // the stratified rule keeps clips of exactly this many frames
-  double train_fraction = 0.7;       // stratified: share of train; the remainder is halved
-  uint64_t split_seed = 0;           // stratified: seed of the per-class shuffles
+  int64_t clip_length = 16000;  // the stratified rule keeps clips of exactly this many frames
+  double train_fraction = 0.7;  // stratified: share of train; the remainder is halved
+  uint64_t split_seed = 0;      // stratified: seed of the per-class shuffles
   BadFilePolicy bad_files = BadFilePolicy::error;
-  int64_t limit_per_class = -1;      // >= 0: only the first N files (in sorted order) of each class
+  int64_t limit_per_class = -1;  // >= 0: only the first N files (in sorted order) of each class
 };
 
 struct SpeechBadFile {
-  std::string path;     // relative to the root
-  std::string reason;   // the reader's message
+  std::string path;    // relative to the root
+  std::string reason;  // the reader's message
 };
 
 struct SpeechCommandsIndex {
@@ -114,18 +116,24 @@ struct SpeechCommandsIndex {
 // path per line, '/'-separated; blank lines ignored) — both required, an error naming the file
 // when missing; listed paths outside the chosen classes are ignored, a listed path of a chosen
 // class that does not exist is an error naming the list file and line.
-// The stratified rule's split sizes {train, val, test} for n clips (see below).
-std::array<int64_t, 3> speech_split_sizes(int64_t n, double train_fraction = 0.7);
+SpeechCommandsIndex index_speech_commands(const std::filesystem::path& root,
+                                          const SpeechIndexOptions& options);
 
-SpeechCommandsIndex index_speech_commands(const std::filesystem::path& root, const SpeechIndexOptions& options);
+// The stratified rule's split sizes for N kept clips (the rounding described above): 34,975 clips
+// give 24,482 / 5,246 / 5,247. Throws unless N >= 0 and 0 <= train_fraction <= 1.
+struct SpeechSplitSizes {
+  int64_t train = 0, val = 0, test = 0;
+};
+SpeechSplitSizes speech_split_sizes(int64_t n, double train_fraction);
 
 // The long noise recordings of `<root>/_background_noise_/*.wav` (sorted by name), decoded with
 // the given options. Throws naming the folder when it is missing or holds no WAV file.
 struct NoiseClip {
-  std::string name;
+  std::string name;  // the file name without ".wav": "white_noise"
   std::vector<float> samples;
 };
-std::vector<NoiseClip> read_background_noise(const std::filesystem::path& root, const WavReadOptions& options = {});
+std::vector<NoiseClip> read_background_noise(const std::filesystem::path& root,
+                                             const WavReadOptions& options = {});
 
 // Fits a clip to `length` samples: zero-pads at the end or crops the end.
 std::vector<float> fit_length(std::vector<float> samples, int64_t length);
