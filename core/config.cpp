@@ -92,7 +92,7 @@ void MegalodonConfig::validate(const std::string& p) const {
   require(norm_eps > 0, key("norm_eps"), "must be > 0");
   require(rope_base > 0, key("rope_base"), "must be > 0");
   for (auto [name, v] : {std::pair{"dropout", dropout}, std::pair{"hidden_dropout", hidden_dropout},
-                         std::pair{"attention_dropout", attention_dropout}})
+                         std::pair{"attention_dropout", attention_dropout}, std::pair{"drop_path", drop_path}})
     require(v >= 0 && v < 1, key(name), fmt::format("must be in [0, 1), got {}", v));
   require(prior_count >= 0, key("prior_count"), "must be >= 0");
   require(!(ema_mega_exact && ema != EmaKind::ema), key("ema_mega_exact"), "requires ema = \"ema\"");

@@ -58,6 +58,10 @@ struct MegalodonConfig {
   double dropout = 0.0;
   double hidden_dropout = 0.0;
   double attention_dropout = 0.0;
+  // Stochastic depth (Huang et al. 2016; DeiT/Mega image recipes): the rate of the last block;
+  // block i drops each residual branch (the MEGA layer's h and the FFN's output) of a whole example
+  // with probability drop_path·i/(num_layers−1), timm's linear rule. 0 (the official default) = off.
+  double drop_path = 0.0;
   bool swiglu = false;
   bool rescale_nffn = false;
   bool scale_emb = false;

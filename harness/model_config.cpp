@@ -59,6 +59,7 @@ const std::vector<ModelField>& megalodon_fields() {
       MGL_FLOAT(dropout, "dropout on block outputs"),
       MGL_FLOAT(hidden_dropout, "dropout inside the FFN and MEGA layer"),
       MGL_FLOAT(attention_dropout, "dropout on attention weights"),
+      MGL_FLOAT(drop_path, "stochastic depth of the last block (block i: drop_path·i/(L−1)); 0 = off"),
       MGL_BOOL(swiglu, "SwiGLU FFN instead of SiLU"),
       MGL_BOOL(rescale_nffn, "learnable FFN output scale (layer scale)"),
       MGL_BOOL(scale_emb, "scale embeddings by sqrt(D)"),

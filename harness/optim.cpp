@@ -11,7 +11,9 @@ std::string parameter_kind(const std::string& name) {
   if (path.find(".cema.") != std::string::npos) return "cema";
   if (path.find("norm.") != std::string::npos) return "norm";  // timenorm, layernorm, rmsnorm, znorm, final_norm, ...
   if (leaf == "bias" || (leaf == "beta" && path.find(".mega.") != std::string::npos)) return "bias";
-  if (path.rfind(".embed.", 0) == 0) return "embedding";
+  // Token embeddings, and the learned positions / class token of the image encoders (timm exempts
+  // those from weight decay too).
+  if (path.rfind(".embed.", 0) == 0 || name == "positions" || name == "cls_token") return "embedding";
   return "weight";
 }
 

@@ -23,6 +23,13 @@ Schema base_schema() {
   add_megalodon_schema(s, "model");
   s.add_int("model.head_dim", -1, "classifier head width; -1 = 2·model_dim (Mega's LRA heads)");
   s.add_float("model.head_dropout", 0.0, "dropout inside the classifier head");
+  s.add_string("model.head", "mlp",
+               "classifier head: mlp = pool → Linear(2D) → GELU → Linear (Mega LRA), image = Linear + SiLU per "
+               "position → pool → Linear (Mega ImageNet)",
+               {"mlp", "image"});
+  s.add_string("model.positions", "none", "classifier inputs: none, or learned absolute position embeddings (ViT)",
+               {"none", "learned"});
+  s.add_string("model.pool", "cls", "Transformer classifier: class token (ViT/DeiT) or mean pooling", {"cls", "mean"});
   // optimiser and schedule (spec §5.3)
   s.add_string("optim.name", "adamw", "optimizer", optimizer_names());
   s.add_float("optim.lr", 1e-3, "peak learning rate");

@@ -63,10 +63,8 @@ PadTo parse_pad_to(const harness::Config& cfg) {
 ClassificationTask::ClassificationTask(const harness::Config& cfg, int64_t num_classes, int64_t input_dim,
                                        int64_t vocab_size, int64_t seq_len)
     : seq_len_(seq_len) {
-  if (cfg.get_string("model.name") != "megalodon")
-    throw harness::ConfigError(cfg.origin("model.name"), "model.name",
-                               "classification tasks build the Megalodon encoder; the Transformer baseline "
-                               "is available for language modelling only");
+  const std::string name = cfg.get_string("model.name");
+  transformer_ = name == "transformer";
   model_cfg_ = harness::megalodon_config_from(cfg, "model");
   model_cfg_.causal = false;
   model_cfg_.vocab_size = vocab_size;
@@ -74,27 +72,75 @@ ClassificationTask::ClassificationTask(const harness::Config& cfg, int64_t num_c
   options_.input_dim = input_dim;
   options_.head_dim = cfg.get_int("model.head_dim");
   options_.head_dropout = cfg.get_float("model.head_dropout");
+  try {
+    options_.head = parse_classifier_head("model.head", cfg.get_string("model.head"));
+  } catch (const mgl::ConfigError& e) {
+    throw harness::ConfigError(cfg.origin("model.head"), "model.head", e.what());
+  }
+  const bool learned_positions = cfg.get_string("model.positions") == "learned";
+  options_.max_positions = learned_positions ? seq_len : 0;
+  if (transformer_) {
+    tcfg_.num_layers = model_cfg_.num_layers;
+    tcfg_.model_dim = model_cfg_.model_dim;
+    tcfg_.num_heads = model_cfg_.num_heads;
+    tcfg_.ffn_hidden_dim = model_cfg_.ffn_hidden_dim;
+    tcfg_.num_classes = num_classes;
+    tcfg_.vocab_size = vocab_size;
+    tcfg_.input_dim = input_dim;
+    tcfg_.max_positions = seq_len;
+    tcfg_.cls_token = cfg.get_string("model.pool") == "cls";
+    tcfg_.dropout = model_cfg_.dropout;
+    tcfg_.attention_dropout = model_cfg_.attention_dropout;
+    tcfg_.drop_path = model_cfg_.drop_path;
+    tcfg_.norm_eps = model_cfg_.norm_eps;
+    try {
+      tcfg_.validate("model");
+    } catch (const mgl::ConfigError& e) {
+      throw harness::ConfigError(cfg.origin(e.key), e.key, e.what());
+    }
+  }
 }
 
 std::shared_ptr<torch::nn::Module> ClassificationTask::build_model() {
+  if (transformer_) {
+    tmodel_ = TransformerClassifier(tcfg_);
+    return tmodel_.ptr();
+  }
   model_ = MegalodonClassifier(model_cfg_, options_);
   return model_.ptr();
 }
 
+torch::Tensor ClassificationTask::pair_logits(const torch::Tensor& a, const torch::Tensor& mask_a,
+                                              const torch::Tensor& b, const torch::Tensor& mask_b) {
+  TORCH_CHECK(!transformer_, "the two-document (Retrieval) head is built for model.name = \"megalodon\" only");
+  return model_->forward_pair(a, mask_a, b, mask_b);
+}
+
 harness::StepOutput ClassificationTask::step(const harness::Batch& batch, bool training) {
   (void)training;
-  torch::Tensor logits = this->logits(batch);
-  torch::Tensor loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), batch.targets);
+  torch::Tensor logits = this->logits(batch).to(torch::kFloat32);
+  torch::Tensor loss, labels;
+  if (batch.targets.dim() == 2) {  // class probabilities
+    TORCH_CHECK(batch.targets.sizes() == logits.sizes(), "soft targets ", batch.targets.sizes(), " vs logits ",
+                logits.sizes());
+    loss = -(batch.targets.to(torch::kFloat32) * torch::log_softmax(logits, -1)).sum(-1).mean();
+    labels = batch.targets.argmax(-1);
+  } else {
+    loss = torch::nn::functional::cross_entropy(logits, batch.targets);
+    labels = batch.targets;
+  }
   harness::StepOutput out;
   out.loss = loss;
   const double n = static_cast<double>(batch.targets.size(0));
   out.sums.add("loss_sum", loss.item<double>() * n);
-  out.sums.add("correct", logits.argmax(-1).eq(batch.targets).sum().item<double>());
+  out.sums.add("correct", logits.argmax(-1).eq(labels).sum().item<double>());
   out.sums.add("count", n);
   return out;
 }
 
-torch::Tensor ClassificationTask::logits(const harness::Batch& batch) { return model_->forward(batch.inputs, batch.mask); }
+torch::Tensor ClassificationTask::logits(const harness::Batch& batch) {
+  return transformer_ ? tmodel_->forward(batch.inputs, batch.mask) : model_->forward(batch.inputs, batch.mask);
+}
 
 std::map<std::string, double> ClassificationTask::finalize(const harness::MetricSums& s) const {
   auto get = [&](const char* k) {
@@ -106,6 +152,7 @@ std::map<std::string, double> ClassificationTask::finalize(const harness::Metric
 }
 
 std::optional<harness::ModelSpec> ClassificationTask::model_spec() const {
+  if (transformer_) return std::nullopt;  // the export format describes Megalodon models only
   harness::ModelSpec spec;
   spec.architecture = "megalodon_classifier";
   spec.model = model_cfg_;
@@ -116,6 +163,7 @@ std::optional<harness::ModelSpec> ClassificationTask::model_spec() const {
 double ClassificationTask::train_flops_per_example() const {
   // 6 FLOPs per weight per position (forward + backward matmuls), plus attention scores and
   // values within a chunk (non-causal: every key of the chunk).
+  if (transformer_) return 3.0 * transformer_classifier_flops(tcfg_, seq_len_);
   const auto& c = model_cfg_;
   const double D = c.model_dim, Z = c.z_dim, E = c.value_dim, F = c.ffn_hidden_dim;
   const double mats = D * Z + 2 * D * E + D * D + E * D + (c.swiglu ? 3 : 2) * D * F;

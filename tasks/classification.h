@@ -4,6 +4,7 @@
 #pragma once
 #include "core/config.h"
 #include "core/models/megalodon.h"
+#include "core/models/transformer_classifier.h"
 #include "harness/task.h"
 
 namespace mgl::tasks {
@@ -31,6 +32,13 @@ struct TokenSplit {
 // Label histogram as "n0/n1/..." for describe() lines.
 std::string label_counts(const std::vector<int64_t>& labels, int64_t num_classes);
 
+// model.name = "megalodon" builds the MegalodonClassifier; "transformer" the ViT/DeiT-form
+// TransformerClassifier (the baseline rows) from the same model.* sizes (num_layers, model_dim,
+// num_heads, ffn_hidden_dim, dropout, attention_dropout, drop_path, norm_eps) plus model.pool.
+//
+// Targets: B class indices, or B×C class probabilities (label smoothing, mixup, cutmix); the loss
+// is then the soft cross-entropy −Σ t·log softmax, and accuracy counts argmax(logits) =
+// argmax(targets).
 class ClassificationTask : public harness::Task {
  public:
   // `input_dim` for real-valued inputs (vocab_size <= 0), or a token vocabulary (vocab_size > 0).
@@ -38,7 +46,10 @@ class ClassificationTask : public harness::Task {
                      int64_t seq_len);
 
   std::shared_ptr<torch::nn::Module> build_model() override;
-  std::shared_ptr<torch::nn::Module> model() const override { return model_.ptr(); }
+  std::shared_ptr<torch::nn::Module> model() const override {
+    if (transformer_) return tmodel_.ptr();
+    return model_.ptr();
+  }
   harness::StepOutput step(const harness::Batch& batch, bool training) override;
   // The logits of a batch; the default is the one-document classifier on (inputs, mask).
   virtual torch::Tensor logits(const harness::Batch& batch);
@@ -47,10 +58,18 @@ class ClassificationTask : public harness::Task {
   std::optional<harness::ModelSpec> model_spec() const override;
 
  protected:
+  // The two-document form (LRA Retrieval); Megalodon only.
+  torch::Tensor pair_logits(const torch::Tensor& a, const torch::Tensor& mask_a, const torch::Tensor& b,
+                            const torch::Tensor& mask_b);
+  bool is_transformer() const { return transformer_; }
+
   MegalodonConfig model_cfg_;
   ClassifierOptions options_;
   int64_t seq_len_;
   MegalodonClassifier model_{nullptr};
+  bool transformer_ = false;
+  TransformerClassifierConfig tcfg_;
+  TransformerClassifier tmodel_{nullptr};
 };
 
 }  // namespace mgl::tasks

@@ -55,7 +55,7 @@ class RetrievalTask final : public ClassificationTask {
   }
 
   torch::Tensor logits(const harness::Batch& b) override {
-    return model_->forward_pair(b.inputs, b.mask, b.extra.at(0), b.extra.at(1));
+    return pair_logits(b.inputs, b.mask, b.extra.at(0), b.extra.at(1));
   }
 
   std::string describe() const override {

@@ -23,6 +23,9 @@ void MegalodonState::detach_() {
 MegaBlockImpl::MegaBlockImpl(const MegalodonConfig& c, int64_t layer_id) : cfg(c) {
   mega = register_module("mega", MovingAverageGatedAttention(c));
   nffn = register_module("nffn", NormalizedFeedForwardNetwork(c, layer_id));
+  const double rate = c.num_layers > 1 ? c.drop_path * double(layer_id) / double(c.num_layers - 1) : c.drop_path;
+  mega->drop_path_rate = rate;
+  nffn->drop_path_rate = rate;
 }
 
 Tensor MegaBlockImpl::forward(const Tensor& x, MegaLayerState* state, const Tensor& padding_mask) {
@@ -110,19 +113,35 @@ double MegalodonLMImpl::flops_per_token(int64_t context) const {
 
 // ---- classifier -----------------------------------------------------------------------------
 
+const char* to_string(ClassifierHead h) { return h == ClassifierHead::image ? "image" : "mlp"; }
+
+ClassifierHead parse_classifier_head(const std::string& key, const std::string& v) {
+  if (v == "mlp") return ClassifierHead::mlp;
+  if (v == "image") return ClassifierHead::image;
+  throw ConfigError(key, "expected one of mlp, image; got '" + v + "'");
+}
+
 MegalodonClassifierImpl::MegalodonClassifierImpl(MegalodonConfig c, const ClassifierOptions& o)
     : cfg(std::move(c)), options(o) {
   cfg.causal = false;
   cfg.validate();
   TORCH_CHECK(o.num_classes >= 2, "classifier.num_classes must be >= 2");
   TORCH_CHECK(o.num_documents == 1 || o.num_documents == 2, "classifier.num_documents must be 1 or 2");
-  const int64_t D = cfg.model_dim, hd = o.head_dim > 0 ? o.head_dim : 2 * D;
+  TORCH_CHECK(o.max_positions >= 0, "classifier.max_positions must be >= 0");
+  TORCH_CHECK(o.head == ClassifierHead::mlp || o.num_documents == 1, "the image head takes one document");
+  const int64_t D = cfg.model_dim;
+  const int64_t hd = o.head_dim > 0 ? o.head_dim : (o.head == ClassifierHead::image ? D : 2 * D);
   if (cfg.vocab_size > 0) {
     embed = register_module("embed", torch::nn::Embedding(cfg.vocab_size, D));
     init_weight(embed->weight, InitMode::gaussian, D);
   } else {
     input_proj = register_module("input_proj", torch::nn::Linear(o.input_dim, D));
     init_linear(input_proj, cfg.init_mode);
+  }
+  if (o.max_positions > 0) {
+    positions = register_parameter("positions", torch::empty({o.max_positions, D}));
+    torch::NoGradGuard g;
+    trunc_normal_(positions, 0.02, -0.04, 0.04);
   }
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < cfg.num_layers; ++i) {
@@ -132,7 +151,8 @@ MegalodonClassifierImpl::MegalodonClassifierImpl(MegalodonConfig c, const Classi
   final_norm = register_module("final_norm", SequenceNorm(cfg.norm, D, cfg.norm_num_groups, cfg.norm_eps,
                                                           cfg.prior_count));
   head_fc1 = register_module("head_fc1", torch::nn::Linear(o.num_documents * D, hd));
-  head_fc2 = register_module("head_fc2", torch::nn::Linear(torch::nn::LinearOptions(hd, o.num_classes).bias(false)));
+  head_fc2 = register_module(
+      "head_fc2", torch::nn::Linear(torch::nn::LinearOptions(hd, o.num_classes).bias(o.head == ClassifierHead::image)));
   init_linear(head_fc1, cfg.init_mode);
   init_linear(head_fc2, cfg.init_mode);
 }
@@ -149,18 +169,30 @@ Tensor MegalodonClassifierImpl::encode(const Tensor& inputs, const Tensor& mask,
                 options.input_dim);
     x = input_proj(in.to(input_proj->weight.scalar_type()));
   }
+  if (positions.defined()) {
+    TORCH_CHECK(x.size(1) <= positions.size(0), "classifier: ", x.size(1), " positions but max_positions = ",
+                positions.size(0));
+    x = x + positions.narrow(0, 0, x.size(1)).to(x.scalar_type());
+  }
   if (cfg.dropout > 0 && is_training()) x = F::dropout(x, F::DropoutFuncOptions().p(cfg.dropout).training(true));
   for (auto& b : blocks) {
     x = b(x, nullptr, mask);
     if (layer_outputs) layer_outputs->push_back(x);
   }
   Tensor h = final_norm(x, nullptr, mask);
+  if (options.head == ClassifierHead::image) h = torch::silu(head_fc1(h));
   if (!mask.defined()) return h.mean(1);
   Tensor valid = mask.logical_not().unsqueeze(-1).to(h.scalar_type());
   return (h * valid).sum(1) / valid.sum(1).clamp_min(1.0);
 }
 
 Tensor MegalodonClassifierImpl::head(const Tensor& pooled) {
+  if (options.head == ClassifierHead::image) {
+    Tensor h = pooled;  // head_fc1 + SiLU were applied per position before pooling
+    if (options.head_dropout > 0 && is_training())
+      h = F::dropout(h, F::DropoutFuncOptions().p(options.head_dropout).training(true));
+    return head_fc2(h);
+  }
   Tensor h = head_fc1(pooled);
   if (options.head_dropout > 0 && is_training())
     h = F::dropout(h, F::DropoutFuncOptions().p(options.head_dropout).training(true));

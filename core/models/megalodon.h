@@ -51,12 +51,23 @@ class MegalodonLMImpl : public CausalLMImpl {
   MegaOutputLayer output{nullptr};
 };
 
+// The classifier head. mlp: mean pool → Linear(n·D→hd) → dropout → GELU → Linear(hd→classes, no
+// bias) (Mega's LRA / speech heads). image: Linear(D→hd) + SiLU at every position → mean pool →
+// dropout → Linear(hd→classes) (Mega's ImageNet model: final norm → Linear + SiLU → pool → head).
+enum class ClassifierHead { mlp, image };
+const char* to_string(ClassifierHead);
+ClassifierHead parse_classifier_head(const std::string& key, const std::string& v);
+
 struct ClassifierOptions {
   int64_t num_classes = 2;
   int64_t input_dim = 1;    // real-valued inputs: features per position (used when vocab_size <= 0)
   int64_t head_dim = -1;    // hidden width of the head; -1 = 2·D (Mega's LRA heads)
   double head_dropout = 0.0;
   int64_t num_documents = 1;  // 2: two sequences through the same encoder, [rep1; rep2] into the head (LRA Retrieval)
+  // > 0: learned absolute position embeddings for up to this many positions, added to the input
+  // embedding (ViT / Mega ImageNet: one per patch), initialised N(0, 0.02²) truncated at ±2σ.
+  int64_t max_positions = 0;
+  ClassifierHead head = ClassifierHead::mlp;  // head_dim -1 means 2·D for mlp, D for image
 };
 
 // Encoder for classification (§2.1 of the benchmarks doc): token embedding or a linear embedding of
@@ -86,6 +97,7 @@ class MegalodonClassifierImpl : public torch::nn::Module {
   ClassifierOptions options;
   torch::nn::Embedding embed{nullptr};
   torch::nn::Linear input_proj{nullptr};
+  torch::Tensor positions;  // max_positions×D learned position embeddings (when max_positions > 0)
   torch::nn::ModuleList layers{nullptr};
   std::vector<MegaBlock> blocks;
   SequenceNorm final_norm{nullptr};

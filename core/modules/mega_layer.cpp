@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/init.h"
+#include "core/modules/drop_path.h"
 #include "core/ops/attention.h"
 
 namespace mgl {
@@ -127,9 +128,9 @@ Tensor MovingAverageGatedAttentionImpl::forward(const Tensor& x, MegaLayerState*
   if (cfg.update_gate == UpdateGate::mega) {
     // Mega (§8.5): u = σ(W_u mx + b), h = silu(·), y = x + u ⊙ (h − x).
     Tensor u = torch::sigmoid(wu(mx));
-    return x + u * (apply_dropout(torch::silu(hidden), cfg.dropout, train) - x);
+    return x + drop_path(u * (apply_dropout(torch::silu(hidden), cfg.dropout, train) - x), drop_path_rate, train);
   }
-  return x + apply_dropout(hidden, cfg.dropout, train);
+  return x + drop_path(apply_dropout(hidden, cfg.dropout, train), drop_path_rate, train);
 }
 
 }  // namespace mgl

@@ -27,6 +27,7 @@ class MovingAverageGatedAttentionImpl : public torch::nn::Module {
                        MegaLayerState* state, const torch::Tensor& padding_mask);
 
   MegalodonConfig cfg;
+  double drop_path_rate = 0.0;  // stochastic depth of this block's branch (set by MegaBlock)
   SequenceNorm timenorm{nullptr};
   ComplexEMA cema{nullptr};
   RMSNorm rmsnorm{nullptr}, znorm{nullptr};

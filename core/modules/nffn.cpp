@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/init.h"
+#include "core/modules/drop_path.h"
 
 namespace mgl {
 
@@ -40,7 +41,7 @@ Tensor NormalizedFeedForwardNetworkImpl::forward(const Tensor& x, const Tensor& 
   if (fc3) hid = hid * fc3(u);
   Tensor f = drop(fc2(drop(hid, cfg.hidden_dropout)), cfg.dropout);
   if (alpha.defined()) f = f * alpha;
-  return residual + f;
+  return residual + drop_path(f, drop_path_rate, train);
 }
 
 }  // namespace mgl

@@ -16,6 +16,7 @@ class NormalizedFeedForwardNetworkImpl : public torch::nn::Module {
 
   MegalodonConfig cfg;
   int64_t layer_id;
+  double drop_path_rate = 0.0;  // stochastic depth of the FFN branch (set by MegaBlock)
   LayerNorm norm{nullptr};
   torch::nn::Linear fc1{nullptr}, fc2{nullptr}, fc3{nullptr};
   torch::Tensor alpha;  // layer scale (rescale_nffn only), init 0.1·0.5^layer_id

@@ -58,7 +58,9 @@ nlohmann::json classifier_json(const ClassifierOptions& o) {
           {"input_dim", o.input_dim},
           {"head_dim", o.head_dim},
           {"head_dropout", o.head_dropout},
-          {"num_documents", o.num_documents}};
+          {"num_documents", o.num_documents},
+          {"max_positions", o.max_positions},
+          {"head", to_string(o.head)}};
 }
 
 ClassifierOptions classifier_from_json(const nlohmann::json& j, const std::string& where) {
@@ -66,17 +68,25 @@ ClassifierOptions classifier_from_json(const nlohmann::json& j, const std::strin
   ClassifierOptions o;
   for (const auto& [k, v] : j.items()) {
     const std::string key = "classifier." + k;
-    if (k == "num_classes" || k == "input_dim" || k == "head_dim" || k == "num_documents") {
+    if (k == "num_classes" || k == "input_dim" || k == "head_dim" || k == "num_documents" || k == "max_positions") {
       if (!v.is_number_integer()) throw ConfigError(where, key, fmt::format("expected an integer, got {}", v.dump()));
-      (k == "num_classes" ? o.num_classes
-       : k == "input_dim" ? o.input_dim
-       : k == "head_dim"  ? o.head_dim
-                          : o.num_documents) = v.get<int64_t>();
+      (k == "num_classes"   ? o.num_classes
+       : k == "input_dim"   ? o.input_dim
+       : k == "head_dim"    ? o.head_dim
+       : k == "max_positions" ? o.max_positions
+                            : o.num_documents) = v.get<int64_t>();
+    } else if (k == "head") {
+      if (!v.is_string()) throw ConfigError(where, key, fmt::format("expected \"mlp\" or \"image\", got {}", v.dump()));
+      try {
+        o.head = parse_classifier_head(key, v.get<std::string>());
+      } catch (const mgl::ConfigError& e) {
+        throw ConfigError(where, key, e.what());
+      }
     } else if (k == "head_dropout") {
       if (!v.is_number()) throw ConfigError(where, key, fmt::format("expected a number, got {}", v.dump()));
       o.head_dropout = v.get<double>();
     } else {
-      throw ConfigError(where, key, "unknown key (expected num_classes, input_dim, head_dim, head_dropout, num_documents)");
+      throw ConfigError(where, key, "unknown key (expected num_classes, input_dim, head_dim, head_dropout, num_documents, max_positions, head)");
     }
   }
   if (o.num_classes < 2) throw ConfigError(where, "classifier.num_classes", "must be >= 2");
@@ -84,6 +94,7 @@ ClassifierOptions classifier_from_json(const nlohmann::json& j, const std::strin
   if (o.num_documents != 1 && o.num_documents != 2)
     throw ConfigError(where, "classifier.num_documents", "must be 1 or 2");
   if (o.head_dropout < 0 || o.head_dropout >= 1) throw ConfigError(where, "classifier.head_dropout", "must be in [0, 1)");
+  if (o.max_positions < 0) throw ConfigError(where, "classifier.max_positions", "must be >= 0");
   return o;
 }
 
