@@ -403,42 +403,42 @@ TEST_CASE("point ops: invert, posterize, solarize, solarize_add", "[image-transf
 }
 
 TEST_CASE("equalize: PIL's cumulative table on a known histogram", "[image-transforms]") {
-  // 32×32 = 1024 pixels; R takes 0, 50, 100, 200 on 256 pixels each. PIL: step = (1024 − 256) // 255
-  // = 3, table[i] = (1 + pixels below i) // 3: 0 -> 0, 50 -> 257 // 3 = 85, 100 -> 513 // 3 = 171,
-  // 200 -> 769 // 3 = 256, clipped to 255. G is constant (one level: unchanged). B has two levels of
-  // 512: step = 512 // 255 = 2, 30 -> 1 // 2 = 0, 90 -> 513 // 2 = 256 -> 255.
+  // 32×32 = 1024 pixels. R takes 0, 50, 100, 200 on 256 pixels each: PIL's step = (1024 − 256) // 255
+  // = 3 and table[i] = (step // 2 + pixels below i) // step, clipped to 255: 0 -> 1 // 3 = 0,
+  // 50 -> 257 // 3 = 85, 100 -> 513 // 3 = 171, 200 -> 769 // 3 = 256 -> 255.
+  // G takes 40, 80, 120 on 300, 465, 259 pixels: step = 765 // 255 = 3: 40 -> 0, 80 -> 301 // 3 = 100,
+  // 120 -> 766 // 3 = 255. B is constant (a single level): unchanged.
   const int levels[4] = {0, 50, 100, 200};
   const cv::Mat m = make_image(32, 32, [&](int x, int y, int c) {
     const int i = y * 32 + x;
     if (c == 0) return levels[i / 256];
-    if (c == 1) return 77;
-    return i < 512 ? 30 : 90;
+    if (c == 1) return i < 300 ? 40 : i < 765 ? 80 : 120;
+    return 77;
   });
   const cv::Mat e = ops::equalize(m);
   const int expected[4] = {0, 85, 171, 255};
   for (int k = 0; k < 4; ++k) CHECK(px(e, 0, 8 * k, 0) == expected[k]);
-  CHECK(px(e, 5, 5, 1) == 77);
-  CHECK(px(e, 0, 0, 2) == 0);
-  CHECK(px(e, 0, 31, 2) == 255);
+  CHECK(px(e, 0, 0, 1) == 0);
+  CHECK(px(e, 12, 9, 1) == 100);  // pixel 300
+  CHECK(px(e, 31, 31, 1) == 255);
+  CHECK(px(e, 5, 5, 2) == 77);
   // Too few pixels for a step (16 − 4 < 255): PIL leaves the image unchanged.
   const cv::Mat small = make_image(4, 4, [&](int x, int y, int) { return levels[(y * 4 + x) / 4]; });
   CHECK(same_bytes(ops::equalize(small), small));
 }
 
 TEST_CASE("auto_contrast: per-channel stretch of [lo, hi] to [0, 255]", "[image-transforms]") {
-  // R in {10, 50, 95}: scale 255/85 = 3, table 3i − 30 -> 0, 120, 255. G constant: unchanged.
-  // B in {20, 105}: scale 3 again, 20 -> 0, 105 -> 255.
-  const int r[3] = {10, 50, 95};
-  const cv::Mat m = make_image(3, 1, [&](int x, int, int c) {
-    return c == 0 ? r[x] : c == 1 ? 77 : (x == 0 ? 20 : 105);
-  });
+  // R in {10, 50, 95}: scale 255/85 = 3, table 3i − 30 -> 0, 120, 255. G in {0, 1, 2}: scale 127.5,
+  // truncated: 0, 127, 255. B constant: unchanged.
+  const int r[4] = {10, 50, 95, 95}, g[4] = {0, 1, 2, 2};
+  const cv::Mat m = make_image(4, 1, [&](int x, int, int c) { return c == 0 ? r[x] : c == 1 ? g[x] : 77; });
   const cv::Mat a = ops::auto_contrast(m);
-  CHECK(px(a, 0, 0, 0) == 0);
-  CHECK(px(a, 1, 0, 0) == 120);
-  CHECK(px(a, 2, 0, 0) == 255);
-  for (int x = 0; x < 3; ++x) CHECK(px(a, x, 0, 1) == 77);
-  CHECK(px(a, 0, 0, 2) == 0);
-  CHECK(px(a, 1, 0, 2) == 255);
+  const int er[4] = {0, 120, 255, 255}, eg[4] = {0, 127, 255, 255};
+  for (int x = 0; x < 4; ++x) {
+    CHECK(px(a, x, 0, 0) == er[x]);
+    CHECK(px(a, x, 0, 1) == eg[x]);
+    CHECK(px(a, x, 0, 2) == 77);
+  }
 }
 
 TEST_CASE("enhance ops: Color, Brightness, Contrast, Sharpness blend with PIL's degenerate images",
