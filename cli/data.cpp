@@ -23,7 +23,7 @@ void usage(FILE* out) {
   std::fprintf(out, "usage: megalodon data <tool> [options]   (megalodon data <tool> --help)\n\ntools:\n");
   auto all = tools();
   std::sort(all.begin(), all.end(), [](auto a, auto b) { return std::strcmp(a->name, b->name) < 0; });
-  for (const auto* t : all) std::fprintf(out, "  %-12s %s\n", t->name, t->summary);
+  for (const auto* t : all) std::fprintf(out, "  %-16s %s\n", t->name, t->summary);
 }
 
 int data_main(const std::vector<std::string>& args) {

@@ -9,6 +9,7 @@ packages=(
   libopenblas0-pthread    # fast CPU BLAS: libtorch otherwise uses the reference BLAS (see README)
   libfmt-dev libtomlplusplus-dev nlohmann-json3-dev catch2 zlib1g-dev
   libopencv-dev libsndfile1-dev
+  libjpeg62-turbo-dev     # CMYK JPEGs for the ImageNet-layout data tool and the decoder tests
   libsoxr-dev             # resampling Speech Commands clips recorded at other rates
   espeak-ng flite         # synthetic command words for the small Speech Commands set
   dataset-fashion-mnist   # real data for the quickstart (IDX files in /usr/share/datasets/fashion-mnist)
