@@ -65,9 +65,11 @@ ClassificationTask::ClassificationTask(const harness::Config& cfg, int64_t num_c
     : seq_len_(seq_len) {
   const std::string name = cfg.get_string("model.name");
   transformer_ = name == "transformer";
-  model_cfg_ = harness::megalodon_config_from(cfg, "model");
-  model_cfg_.causal = false;
-  model_cfg_.vocab_size = vocab_size;
+  if (!transformer_) {  // the Transformer reads only the shared size keys (below)
+    model_cfg_ = harness::megalodon_config_from(cfg, "model");
+    model_cfg_.causal = false;
+    model_cfg_.vocab_size = vocab_size;
+  }
   options_.num_classes = num_classes;
   options_.input_dim = input_dim;
   options_.head_dim = cfg.get_int("model.head_dim");
@@ -80,19 +82,19 @@ ClassificationTask::ClassificationTask(const harness::Config& cfg, int64_t num_c
   const bool learned_positions = cfg.get_string("model.positions") == "learned";
   options_.max_positions = learned_positions ? seq_len : 0;
   if (transformer_) {
-    tcfg_.num_layers = model_cfg_.num_layers;
-    tcfg_.model_dim = model_cfg_.model_dim;
-    tcfg_.num_heads = model_cfg_.num_heads;
-    tcfg_.ffn_hidden_dim = model_cfg_.ffn_hidden_dim;
+    tcfg_.num_layers = cfg.get_int("model.num_layers");
+    tcfg_.model_dim = cfg.get_int("model.model_dim");
+    tcfg_.num_heads = cfg.get_int("model.num_heads");
+    tcfg_.ffn_hidden_dim = cfg.get_int("model.ffn_hidden_dim");
     tcfg_.num_classes = num_classes;
     tcfg_.vocab_size = vocab_size;
     tcfg_.input_dim = input_dim;
     tcfg_.max_positions = seq_len;
     tcfg_.cls_token = cfg.get_string("model.pool") == "cls";
-    tcfg_.dropout = model_cfg_.dropout;
-    tcfg_.attention_dropout = model_cfg_.attention_dropout;
-    tcfg_.drop_path = model_cfg_.drop_path;
-    tcfg_.norm_eps = model_cfg_.norm_eps;
+    tcfg_.dropout = cfg.get_float("model.dropout");
+    tcfg_.attention_dropout = cfg.get_float("model.attention_dropout");
+    tcfg_.drop_path = cfg.get_float("model.drop_path");
+    tcfg_.norm_eps = cfg.get_float("model.norm_eps");
     try {
       tcfg_.validate("model");
     } catch (const mgl::ConfigError& e) {
