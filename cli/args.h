@@ -1,6 +1,8 @@
 // Minimal argument splitting shared by the subcommands: `--flag`, `--key value`, `a.b=c`
 // overrides and positionals.
 #pragma once
+#include <cstdint>
+#include <limits>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -18,6 +20,39 @@ struct ParsedArgs {
   std::string option(const std::string& k, const std::string& def = "") const {
     auto it = options.find(k);
     return it == options.end() ? def : it->second;
+  }
+  // `--key N`: the whole value must be an integer >= lo; absent = def.
+  int64_t int_option(const std::string& k, int64_t def,
+                     int64_t lo = std::numeric_limits<int64_t>::min()) const {
+    const std::string v = option(k);
+    if (v.empty()) return def;
+    size_t used = 0;
+    int64_t out = 0;
+    try {
+      out = std::stoll(v, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != v.size() || out < lo)
+      throw std::invalid_argument(k + " expects an integer" +
+                                  (lo == std::numeric_limits<int64_t>::min() ? "" : " >= " + std::to_string(lo)) +
+                                  ", got '" + v + "'");
+    return out;
+  }
+  // `--seed S` (decimal, 0x hex or octal): a non-negative 64-bit integer; absent = def.
+  uint64_t seed_option(const std::string& k = "--seed", uint64_t def = 0) const {
+    const std::string v = option(k);
+    if (v.empty()) return def;
+    size_t used = 0;
+    uint64_t out = 0;
+    try {
+      out = std::stoull(v, &used, 0);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != v.size() || v[0] == '-')
+      throw std::invalid_argument(k + " expects a non-negative integer, got '" + v + "'");
+    return out;
   }
 };
 

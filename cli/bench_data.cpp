@@ -58,9 +58,8 @@ int bench_data_main(const std::vector<std::string>& args) {
                                    ? harness::Split::test
                                    : throw std::invalid_argument("--split: expected train, val or test, got '" +
                                                                  split_name + "'");
-  const int64_t batches = std::stoll(p.option("--batches", "20"));
-  const int64_t bs = std::stoll(p.option("--batch-size", std::to_string(cfg.get_int("trainer.batch_size"))));
-  if (batches < 1 || bs < 1) throw std::invalid_argument("--batches and --batch-size must be >= 1");
+  const int64_t batches = p.int_option("--batches", 20, 1);
+  const int64_t bs = p.int_option("--batch-size", cfg.get_int("trainer.batch_size"), 1);
   const auto workers = parse_list(p.option("--workers", "0,1,2"));
 
   auto t0 = std::chrono::steady_clock::now();

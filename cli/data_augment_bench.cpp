@@ -41,21 +41,6 @@ constexpr const char* kUsage =
     "  --threads LIST      comma-separated thread counts (default 1,2)\n"
     "  --seed S            seed of the first thread; thread t uses S + t (default 0)\n";
 
-int64_t int_option(const ParsedArgs& p, const std::string& key, int64_t def) {
-  const std::string v = p.option(key);
-  if (v.empty()) return def;
-  size_t used = 0;
-  int64_t out = 0;
-  try {
-    out = std::stoll(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != v.size() || out < 0)
-    throw std::invalid_argument(fmt::format("{} expects a non-negative integer, got '{}'", key, v));
-  return out;
-}
-
 std::vector<int> thread_counts(const std::string& list) {
   std::vector<int> out;
   std::stringstream s(list);
@@ -136,9 +121,9 @@ int augment_bench_main(const std::vector<std::string>& args) {
     std::fputs(kUsage, stderr);
     return 2;
   }
-  const int64_t iterations = int_option(p, "--iterations", 300);
-  const int size = int(int_option(p, "--size", 224));
-  const uint64_t seed = uint64_t(int_option(p, "--seed", 0));
+  const int64_t iterations = p.int_option("--iterations", 300, 0);
+  const int size = int(p.int_option("--size", 224, 0));
+  const uint64_t seed = uint64_t(p.int_option("--seed", 0, 0));
   const std::vector<int> threads = thread_counts(p.option("--threads", "1,2"));
   if (iterations < 1 || size < 1) throw std::invalid_argument("--iterations and --size must be >= 1");
 

@@ -56,36 +56,6 @@ constexpr const char* kUsage =
     "  --force                 replace train/, val/ and the two LOC_ files if DIR has them (other\n"
     "                          files in DIR are left alone)\n";
 
-int64_t int_option(const ParsedArgs& p, const std::string& key, int64_t def, int64_t lo) {
-  const std::string v = p.option(key);
-  if (v.empty()) return def;
-  size_t used = 0;
-  int64_t out = 0;
-  try {
-    out = std::stoll(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != v.size() || out < lo)
-    throw std::invalid_argument(fmt::format("{} expects an integer >= {}, got '{}'", key, lo, v));
-  return out;
-}
-
-uint64_t seed_option(const ParsedArgs& p) {
-  const std::string v = p.option("--seed");
-  if (v.empty()) return 0;
-  size_t used = 0;
-  uint64_t out = 0;
-  try {
-    out = std::stoull(v, &used, 0);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != v.size() || v[0] == '-')
-    throw std::invalid_argument(fmt::format("--seed expects a non-negative integer, got '{}'", v));
-  return out;
-}
-
 int imagenet_folder_main(const std::vector<std::string>& args) {
   const auto p = parse_args(
       args, {"--out", "--idx", "--train-per-class", "--val-per-class", "--val-layout", "--size", "--seed"},
@@ -101,14 +71,14 @@ int imagenet_folder_main(const std::vector<std::string>& args) {
   datasets::ImageNetFolderOptions o;
   const fs::path out = p.option("--out");
   o.idx_dir = p.option("--idx", o.idx_dir.string());
-  o.train_per_class = int_option(p, "--train-per-class", o.train_per_class, 1);
-  o.val_per_class = int_option(p, "--val-per-class", o.val_per_class, 1);
-  o.size = int(int_option(p, "--size", o.size, 1));
+  o.train_per_class = p.int_option("--train-per-class", o.train_per_class, 1);
+  o.val_per_class = p.int_option("--val-per-class", o.val_per_class, 1);
+  o.size = int(p.int_option("--size", o.size, 1));
   const std::string layout = p.option("--val-layout", "csv");
   if (layout != "csv" && layout != "folders")
     throw std::invalid_argument(fmt::format("--val-layout must be csv or folders, got '{}'", layout));
   o.val_folders = layout == "folders";
-  o.seed = seed_option(p);
+  o.seed = p.seed_option();
   o.quirks = p.flag("--quirks");
   o.force = p.flag("--force");
 
@@ -158,7 +128,7 @@ int imagenet_check_main(const std::vector<std::string>& args) {
     return 2;
   }
   const int64_t threads =
-      int_option(p, "--threads", std::max<int64_t>(1, std::thread::hardware_concurrency()), 1);
+      p.int_option("--threads", std::max<int64_t>(1, std::thread::hardware_concurrency()), 1);
   const auto start = std::chrono::steady_clock::now();
   auto seconds = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

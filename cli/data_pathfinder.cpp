@@ -41,35 +41,6 @@ constexpr const char* kUsage =
     "  --sheet FILE.png       also write a contact sheet of the first images, framed green\n"
     "                         (label 1, connected) or red (label 0), for eyeballing\n";
 
-int64_t int_option(const ParsedArgs& p, const std::string& key, int64_t def) {
-  const std::string v = p.option(key);
-  if (v.empty()) return def;
-  size_t used = 0;
-  int64_t out = 0;
-  try {
-    out = std::stoll(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != v.size()) throw std::invalid_argument(fmt::format("{} expects an integer, got '{}'", key, v));
-  return out;
-}
-
-uint64_t seed_option(const ParsedArgs& p) {
-  const std::string v = p.option("--seed");
-  if (v.empty()) return 0;
-  size_t used = 0;
-  uint64_t out = 0;
-  try {
-    out = std::stoull(v, &used, 0);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != v.size() || v[0] == '-')
-    throw std::invalid_argument(fmt::format("--seed expects a non-negative integer, got '{}'", v));
-  return out;
-}
-
 // Tiles the first images of the folder, scaled up, each framed by its label's colour.
 void write_sheet(const std::filesystem::path& root, const std::string& file, int64_t side) {
   const auto index = datasets::read_pathfinder_index(root);
@@ -112,13 +83,13 @@ int pathfinder_main(const std::vector<std::string>& args) {
   const std::string preset = p.option("--preset", "32");
   if (preset != "32" && preset != "128")
     throw std::invalid_argument(fmt::format("--preset must be 32 or 128, got '{}'", preset));
-  const int64_t contour_length = int_option(p, "--contour-length", 14);
+  const int64_t contour_length = p.int_option("--contour-length", 14);
   const auto options = preset == "32" ? datasets::PathfinderGenOptions::pathfinder32(contour_length)
                                       : datasets::PathfinderGenOptions::path_x(contour_length);
-  const int64_t images = int_option(p, "--images", 200000);
-  const int64_t per_batch = int_option(p, "--per-batch", 1000);
-  const int64_t threads = int_option(p, "--threads", std::max(1u, std::thread::hardware_concurrency()));
-  const uint64_t seed = seed_option(p);
+  const int64_t images = p.int_option("--images", 200000);
+  const int64_t per_batch = p.int_option("--per-batch", 1000);
+  const int64_t threads = p.int_option("--threads", std::max(1u, std::thread::hardware_concurrency()));
+  const uint64_t seed = p.seed_option();
   if (images < 1 || per_batch < 1 || threads < 1)
     throw std::invalid_argument("--images, --per-batch and --threads must be >= 1");
   const std::filesystem::path out = p.option("--out");

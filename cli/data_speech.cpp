@@ -53,21 +53,6 @@ constexpr const char* kUsage =
     "them.\n"
     "An engine run that fails is retried with another speaker (8 runs at most per clip).\n";
 
-int64_t int_option(const ParsedArgs& p, const std::string& key, int64_t def, int64_t lo) {
-  const std::string v = p.option(key);
-  if (v.empty()) return def;
-  size_t used = 0;
-  int64_t out = 0;
-  try {
-    out = std::stoll(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != v.size()) throw std::invalid_argument(fmt::format("{} expects an integer, got '{}'", key, v));
-  if (out < lo) throw std::invalid_argument(fmt::format("{}: {} is below the minimum {}", key, out, lo));
-  return out;
-}
-
 double double_option(const std::string& key, const std::string& v) {
   size_t used = 0;
   double out = 0;
@@ -111,9 +96,9 @@ int speech_main(const std::vector<std::string>& args) {
     o.words = split_commas(words);
     if (o.words.empty()) throw std::invalid_argument("--words: no word given");
   }
-  o.per_word = int_option(p, "--per-word", o.per_word, 1);
-  o.speakers = int_option(p, "--speakers", 0, 1);
-  o.threads = int_option(p, "--threads", std::max(1u, std::thread::hardware_concurrency()), 1);
+  o.per_word = p.int_option("--per-word", o.per_word, 1);
+  o.speakers = p.int_option("--speakers", 0, 1);
+  o.threads = p.int_option("--threads", std::max(1u, std::thread::hardware_concurrency()), 1);
   {
     const std::string v = p.option("--seed", "0");
     size_t used = 0;

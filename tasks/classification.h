@@ -29,6 +29,17 @@ struct TokenSplit {
   // The padded batch of `indices`: inputs/mask from `first`, and for pairs extra = {ids2, mask2}.
   harness::Batch batch(const std::vector<int64_t>& indices, PadTo pad, int64_t max_length) const;
 };
+// `limit` items of `v` evenly spaced over it (all of `v` when limit < 0 or >= its size), so a
+// limited split in label order still holds every class (the `task.*_limit` keys).
+template <class T>
+std::vector<T> evenly_spaced(const std::vector<T>& v, int64_t limit) {
+  const int64_t n = static_cast<int64_t>(v.size());
+  if (limit < 0 || limit >= n) return v;
+  std::vector<T> out;
+  out.reserve(static_cast<size_t>(limit));
+  for (int64_t k = 0; k < limit; ++k) out.push_back(v[static_cast<size_t>(k * n / limit)]);
+  return out;
+}
 // Label histogram as "n0/n1/..." for describe() lines.
 std::string label_counts(const std::vector<int64_t>& labels, int64_t num_classes);
 

@@ -82,16 +82,7 @@ class SpeechCommandsTask final : public ClassificationTask {
     t->index_ = datasets::index_speech_commands(root, io);
     const char* limits[3] = {"task.train_limit", "task.val_limit", "task.test_limit"};
     std::vector<datasets::SpeechClip>* splits[3] = {&t->index_.train, &t->index_.val, &t->index_.test};
-    for (int s = 0; s < 3; ++s) {
-      // An evenly spaced subset, so that a limited split still holds every class (splits are in
-      // label order).
-      const int64_t lim = cfg.get_int(limits[s]), n = static_cast<int64_t>(splits[s]->size());
-      if (lim >= 0 && n > lim) {
-        std::vector<datasets::SpeechClip> sub;
-        for (int64_t k = 0; k < lim; ++k) sub.push_back((*splits[s])[k * n / lim]);
-        *splits[s] = std::move(sub);
-      }
-    }
+    for (int s = 0; s < 3; ++s) *splits[s] = evenly_spaced(*splits[s], cfg.get_int(limits[s]));
     if (t->index_.train.empty())
       throw ConfigError(cfg.origin("task.root"), "task.root", fmt::format("{}: no training clips for the chosen classes", root.string()));
 

@@ -216,20 +216,10 @@ class ImageNetTask final : public ClassificationTask {
     }
     std::vector<const datasets::LabeledImage*> val;
     for (const auto& it : index_.val) val.push_back(&it);
-    split_[0] = limit(train, cfg, "task.train_limit");
-    split_[1] = limit(holdout_ > 0 ? held : val, cfg, "task.val_limit");
-    split_[2] = limit(val, cfg, "task.test_limit");
+    split_[0] = evenly_spaced(train, cfg.get_int("task.train_limit"));
+    split_[1] = evenly_spaced(holdout_ > 0 ? held : val, cfg.get_int("task.val_limit"));
+    split_[2] = evenly_spaced(val, cfg.get_int("task.test_limit"));
     if (split_[0].empty()) throw ConfigError(cfg.origin("task.root"), "task.root", "no training images");
-  }
-
-  // N evenly spaced items of the split (so a limited validation set keeps every class).
-  static std::vector<const datasets::LabeledImage*> limit(const std::vector<const datasets::LabeledImage*>& v,
-                                                          const Config& cfg, const char* key) {
-    const int64_t lim = cfg.get_int(key);
-    if (lim < 0 || lim >= static_cast<int64_t>(v.size())) return v;
-    std::vector<const datasets::LabeledImage*> out;
-    for (int64_t i = 0; i < lim; ++i) out.push_back(v[static_cast<size_t>(i * static_cast<int64_t>(v.size()) / lim)]);
-    return out;
   }
 
   // A file that fails to decode stops the run (task.bad_images = "error") or is reported once and
