@@ -1,0 +1,182 @@
+// Text corpora for language modelling (paper-benchmarks.md §3.8–3.9): the tokenizers, the WikiText-103
+// and PG-19 readers, a plain-text reader, and the memory-mapped packed token cache.
+//
+//   tokenizer  — byte (256 byte ids + </s>), word (a fairseq-style vocabulary built from train, for
+//                WikiText), sentencepiece (a model file, through libsentencepiece).
+//   corpus     — the documents of a split and how each becomes token ids and a word count.
+//   cache      — the token ids of a split packed into one file with document offsets and word counts,
+//                memory-mapped; its header records a fingerprint of the tokenizer and of the corpus
+//                files, so a changed tokenizer or corpus rebuilds it.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <torch/torch.h>
+
+namespace mgl::datasets::text {
+
+// ---- tokenizers -----------------------------------------------------------------------------
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  virtual std::string kind() const = 0;  // "byte", "word", "sentencepiece"
+  virtual int64_t vocab_size() const = 0;
+  // Ids of `text`, no BOS/EOS added. Word tokenizer: whitespace-separated words, a line break is NOT
+  // an end-of-line token (the WikiText reader adds those per line).
+  virtual std::vector<int32_t> encode(std::string_view text) const = 0;
+  // Text of ids. Byte: the bytes (invalid UTF-8 kept as is); word: words joined by single spaces, the
+  // eos token as "\n"; sentencepiece: the library's decode.
+  virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
+  virtual int32_t eos_id() const = 0;  // -1 when the tokenizer has none
+  // Changes whenever the mapping text → ids changes (kind + a hash of the model/vocabulary bytes).
+  virtual std::string fingerprint() const = 0;
+  // One line for run records: kind, vocabulary size, source file.
+  virtual std::string describe() const = 0;
+};
+
+// Ids 0..255 are the bytes, 256 is </s>: vocab_size 257.
+std::unique_ptr<Tokenizer> make_byte_tokenizer();
+// A SentencePiece model file (.model). Errors name the file.
+std::unique_ptr<Tokenizer> load_sentencepiece(const std::filesystem::path& model_file);
+
+// fairseq-style word vocabulary: ids 0..3 = <s>, <pad>, </s>, <unk>, then the words by descending
+// count (ties in order of first occurrence), padded with madeupword0000, madeupword0001, ... to a
+// multiple of `pad_to` (8, as fairseq-preprocess does). Words whose count < min_count map to <unk>.
+class Vocabulary {
+ public:
+  static constexpr int32_t kBos = 0, kPad = 1, kEos = 2, kUnk = 3;
+  // Counts whitespace-separated words of the text files (WikiText: the train split), line by line.
+  static Vocabulary build(const std::vector<std::filesystem::path>& files, int64_t min_count = 1,
+                          int64_t pad_to = 8);
+  // fairseq dict.txt: one "<word> <count>" per line (the four specials and the padding words are
+  // not written). Errors name file:line and what was expected.
+  static Vocabulary load(const std::filesystem::path& dict_txt, int64_t pad_to = 8);
+  void save(const std::filesystem::path& dict_txt) const;  // atomic
+  int64_t size() const;
+  int32_t id(std::string_view word) const;  // kUnk when absent
+  const std::string& word(int32_t id) const;
+  int64_t count(int32_t id) const;
+  std::string fingerprint() const;
+
+ private:
+  std::vector<std::string> words_;
+  std::vector<int64_t> counts_;
+  std::unordered_map<std::string, int32_t> index_;
+};
+std::unique_ptr<Tokenizer> make_word_tokenizer(Vocabulary vocab);
+
+// ---- corpora --------------------------------------------------------------------------------
+
+enum class TextSplit { train, valid, test };
+const char* to_string(TextSplit);
+
+struct Document {
+  std::string id;     // WikiText: the file name; PG-19: the book id; text: the file name
+  std::string title;  // PG-19: short_book_title from metadata.csv; else empty
+  std::filesystem::path path;
+};
+
+// Tokenised document: ids, and the number of words for word-level perplexity.
+struct TokenizedDocument {
+  std::vector<int32_t> ids;
+  int64_t words = 0;
+};
+
+class Corpus {
+ public:
+  virtual ~Corpus() = default;
+  virtual std::string format() const = 0;  // "wikitext", "pg19", "text"
+  virtual std::vector<Document> documents(TextSplit split) const = 0;  // deterministic order
+  // Reads and tokenises one document. Errors name the file (and line where one is at fault).
+  virtual TokenizedDocument tokenize(const Document& doc, const Tokenizer& tok) const = 0;
+  // Hash of the names, sizes and modification times of every file of the split (and metadata).
+  virtual std::string fingerprint(TextSplit split) const = 0;
+};
+
+// WikiText-103 (`wiki.{train,valid,test}.tokens` in `root`): one document per split (the whole file);
+// every line, blank lines included, is its whitespace-split words then </s> (the tokenizer's
+// eos). words = the number of tokens including the </s> of each line (the WikiText convention).
+// The word tokenizer needs no text normalisation; the byte and sentencepiece tokenizers encode each
+// line's text (without its newline) and append eos.
+std::unique_ptr<Corpus> open_wikitext(const std::filesystem::path& root);
+// PG-19: `root/{train,validation,test}/<book_id>.txt` and `root/metadata.csv` (book_id,
+// short_book_title, publication_date, book_link; RFC 4180 quoting, with or without a header line).
+// Books sorted by numeric id; a book file absent from metadata is an error naming it, as is a
+// malformed metadata line (file:line). Each book is one document, encoded whole without EOS;
+// words = the number of whitespace-separated words of the book text (the PG-19 word count).
+std::unique_ptr<Corpus> open_pg19(const std::filesystem::path& root);
+// Plain text: `root/{train,valid,test}/*.txt` (or `root/{train,valid,test}.txt`), each file one
+// document encoded whole; words = whitespace-separated words.
+std::unique_ptr<Corpus> open_plain_text(const std::filesystem::path& root);
+// By format name ("wikitext", "pg19", "text"); an unknown name is an error listing the names.
+std::unique_ptr<Corpus> open_corpus(const std::string& format, const std::filesystem::path& root);
+
+// Parses RFC 4180 CSV (quoted fields, "" escapes, embedded commas and newlines); errors name
+// `where`:line. Exposed for tests.
+std::vector<std::vector<std::string>> parse_csv(std::string_view text, const std::string& where);
+
+// ---- packed token cache ---------------------------------------------------------------------
+
+// A split's token ids, concatenated in document order, memory-mapped read-only. File layout
+// (little-endian): magic "MGLTOK01", u32 bytes per id (2 or 4), u32 reserved, u64 fingerprint length,
+// fingerprint bytes, u64 tokens, u64 documents, u64 doc_offsets[documents+1], i64 doc_words[documents],
+// then the ids.
+class PackedTokens {
+ public:
+  PackedTokens() = default;
+  ~PackedTokens();
+  PackedTokens(PackedTokens&&) noexcept;
+  PackedTokens& operator=(PackedTokens&&) noexcept;
+  // Opens a cache file; a bad magic, a short file or inconsistent offsets is an error naming it.
+  static PackedTokens open(const std::filesystem::path& file);
+  const std::string& fingerprint() const;
+  int64_t size() const;           // tokens
+  int64_t num_documents() const;
+  int64_t document_begin(int64_t d) const;
+  int64_t document_end(int64_t d) const;
+  int64_t document_words(int64_t d) const;
+  int64_t total_words() const;
+  int32_t at(int64_t i) const;
+  // ids [begin, begin+length) as an int64 tensor (a copy); the range must lie inside the stream.
+  torch::Tensor slice(int64_t begin, int64_t length) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Writes the tokens of `docs` (in order) as a cache file, atomically (temp + rename).
+void write_packed_tokens(const std::filesystem::path& file, const std::string& fingerprint,
+                         const std::vector<TokenizedDocument>& docs, int64_t vocab_size);
+
+// The cache of (corpus, split, tokenizer) under cache_dir: opened when its fingerprint (tokenizer
+// fingerprint + corpus fingerprint of the split) matches, otherwise (re)built by tokenising every
+// document with `threads` threads and written atomically. `log` (may be empty) receives progress
+// lines ("tokenising valid: 12/60 documents ...") and whether the cache was reused or rebuilt.
+PackedTokens load_or_build_tokens(const Corpus& corpus, TextSplit split, const Tokenizer& tok,
+                                  const std::filesystem::path& cache_dir, int threads = 1,
+                                  const std::function<void(const std::string&)>& log = {});
+
+// ---- SentencePiece training (`megalodon data sentencepiece`) ---------------------------------
+
+struct SentencePieceOptions {
+  int64_t vocab_size = 8000;
+  std::string model_type = "unigram";  // unigram | bpe | char | word
+  double character_coverage = 1.0;
+  int64_t input_sentence_size = 2000000;  // lines sampled by the trainer (0 = all)
+  uint64_t seed = 0;
+  int threads = 1;
+};
+// Trains on the text files (one sentence per line) and writes <prefix>.model and <prefix>.vocab;
+// returns the .model path. Library errors are rethrown with the inputs named.
+std::filesystem::path train_sentencepiece(const std::vector<std::filesystem::path>& inputs,
+                                          const std::filesystem::path& model_prefix,
+                                          const SentencePieceOptions& options);
+
+}  // namespace mgl::datasets::text
