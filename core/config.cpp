@@ -73,6 +73,23 @@ UpdateGate parse_update_gate(const std::string& k, const std::string& v) {
 }
 InitMode parse_init_mode(const std::string& k, const std::string& v) { return parse_enum<InitMode>(k, v); }
 
+namespace {
+void validate_adaptive(const std::vector<int64_t>& cutoffs, double factor, double dropout, int64_t vocab,
+                       bool share_emb, const std::string& p) {
+  if (cutoffs.empty()) return;
+  const std::string key = p + ".adaptive_cutoffs";
+  for (size_t i = 0; i < cutoffs.size(); ++i)
+    require(cutoffs[i] > 0 && (i == 0 || cutoffs[i] > cutoffs[i - 1]), key,
+            fmt::format("must be positive and increasing, got {}", fmt::join(cutoffs, ", ")));
+  require(vocab <= 0 || cutoffs.back() < vocab, key,
+          fmt::format("the last cutoff ({}) must be below vocab_size ({})", cutoffs.back(), vocab));
+  require(factor >= 1, p + ".adaptive_factor", fmt::format("must be >= 1, got {}", factor));
+  require(dropout >= 0 && dropout < 1, p + ".adaptive_softmax_dropout", "must be in [0, 1)");
+  require(!share_emb, p + ".share_emb",
+          "the adaptive input and softmax already share their weights; share_emb must be false");
+}
+}  // namespace
+
 void MegalodonConfig::validate(const std::string& p) const {
   auto key = [&](const char* k) { return p + "." + k; };
   require(num_layers >= 1, key("num_layers"), fmt::format("must be >= 1, got {}", num_layers));
@@ -100,6 +117,9 @@ void MegalodonConfig::validate(const std::string& p) const {
           "requires attention = \"plain\"");
   require(!(share_emb && output_size > 0 && output_size != vocab_size), key("share_emb"),
           "a tied head needs output_size == vocab_size");
+  validate_adaptive(adaptive_cutoffs, adaptive_factor, adaptive_softmax_dropout, vocab_size, share_emb, p);
+  require(adaptive_cutoffs.empty() || output_size <= 0 || output_size == vocab_size, key("adaptive_cutoffs"),
+          "the adaptive softmax predicts the vocabulary: output_size must be -1");
 }
 
 MegalodonConfig MegalodonConfig::preset(const std::string& name) {
@@ -143,6 +163,7 @@ void TransformerConfig::validate(const std::string& p) const {
   require(ffn_hidden_dim >= 1, key("ffn_hidden_dim"), "must be >= 1");
   require(norm_eps > 0, key("norm_eps"), "must be > 0");
   require(dropout >= 0 && dropout < 1, key("dropout"), "must be in [0, 1)");
+  validate_adaptive(adaptive_cutoffs, adaptive_factor, adaptive_softmax_dropout, vocab_size, share_emb, p);
 }
 
 TransformerConfig TransformerConfig::matched(const MegalodonConfig& m) {

@@ -68,6 +68,13 @@ struct MegalodonConfig {
   bool share_emb = false;
   InitMode init_mode = InitMode::he;
   int64_t prior_count = 0;  // TimestepNorm prior count (official: 0)
+  // ---- adaptive input and adaptive softmax (Baevski & Auli 2019; the WikiText-103 setups) ----
+  // Band edges of the vocabulary (ids sorted by frequency), e.g. {20000, 60000}; empty = a plain
+  // embedding and head. Band i has width D/factor^i; input and output share every band's embedding
+  // and projection ("tied weights and projections"). Not in the official ModelConf.
+  std::vector<int64_t> adaptive_cutoffs;
+  double adaptive_factor = 4.0;
+  double adaptive_softmax_dropout = 0.0;  // on the head input and inside every tail (fairseq's 0.2 for WT103)
 
   // ---- ablation switches (spec §8) ----
   EmaKind ema = EmaKind::cema;
@@ -105,6 +112,10 @@ struct TransformerConfig {
   double rope_base = 10000.0;
   double dropout = 0.0;
   bool share_emb = false;
+  // Adaptive input and softmax, as MegalodonConfig's (so the baseline row of WikiText-103 matches).
+  std::vector<int64_t> adaptive_cutoffs;
+  double adaptive_factor = 4.0;
+  double adaptive_softmax_dropout = 0.0;
 
   int64_t head_dim() const { return model_dim / num_heads; }
   void validate(const std::string& prefix = "model") const;

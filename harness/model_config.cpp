@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace mgl::harness {
 
 namespace {
@@ -19,6 +21,10 @@ bool as_bool(const Value& v, const std::string& key) {
   if (auto p = std::get_if<bool>(&v)) return *p;
   throw ConfigError("", key, "expected a boolean");
 }
+std::vector<int64_t> as_ints(const Value& v, const std::string& key) {
+  if (auto p = std::get_if<std::vector<int64_t>>(&v)) return *p;
+  throw ConfigError("", key, "expected a list of integers");
+}
 std::string as_str(const Value& v, const std::string& key) {
   if (auto p = std::get_if<std::string>(&v)) return *p;
   throw ConfigError("", key, "expected a string");
@@ -33,6 +39,9 @@ std::string as_str(const Value& v, const std::string& key) {
 #define MGL_BOOL(name, doc)                                                                            \
   ModelField{#name, ValueType::Bool, doc, {}, [](const MegalodonConfig& c) { return Value{c.name}; }, \
              [](MegalodonConfig& c, const Value& v, const std::string& k) { c.name = as_bool(v, k); }}
+#define MGL_INTS(name, doc)                                                                              \
+  ModelField{#name, ValueType::IntList, doc, {}, [](const MegalodonConfig& c) { return Value{c.name}; }, \
+             [](MegalodonConfig& c, const Value& v, const std::string& k) { c.name = as_ints(v, k); }}
 #define MGL_ENUM(name, parse, doc, ...)                                                                   \
   ModelField{#name, ValueType::String, doc, {__VA_ARGS__},                                               \
              [](const MegalodonConfig& c) { return Value{std::string(to_string(c.name))}; },             \
@@ -66,6 +75,9 @@ const std::vector<ModelField>& megalodon_fields() {
       MGL_BOOL(share_emb, "tie input and output embeddings"),
       MGL_ENUM(init_mode, parse_init_mode, "linear-layer initialisation", "he", "gaussian", "bert", "xavier", "none"),
       MGL_INT(prior_count, "timestep-norm prior count (official 0)"),
+      MGL_INTS(adaptive_cutoffs, "adaptive input/softmax band edges over frequency-sorted ids, e.g. [20000, 60000]; [] = off"),
+      MGL_FLOAT(adaptive_factor, "adaptive band i has width D/factor^i"),
+      MGL_FLOAT(adaptive_softmax_dropout, "dropout on the adaptive softmax input and inside its tails"),
       MGL_ENUM(ema, parse_ema, "ablation: complex EMA or real EMA", "cema", "ema"),
       MGL_BOOL(ema_mega_exact, "with ema=ema: Mega's exact EMA layer (beta, gamma, omega, silu)"),
       MGL_ENUM(norm, parse_norm, "ablation: timestep, layer, group (per token) or sequence (GroupNorm over the whole sequence; classification only) norm",
@@ -118,7 +130,7 @@ nlohmann::json to_json(const MegalodonConfig& c) {
         [&](const auto& x) {
           using T = std::decay_t<decltype(x)>;
           if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, double> || std::is_same_v<T, bool> ||
-                        std::is_same_v<T, std::string>)
+                        std::is_same_v<T, std::string> || std::is_same_v<T, std::vector<int64_t>>)
             j[f.key] = x;
         },
         f.get(c));
@@ -139,6 +151,8 @@ MegalodonConfig megalodon_config_from_json(const nlohmann::json& j, const std::s
     else if (v.is_number_integer()) val = v.get<int64_t>();
     else if (v.is_number()) val = v.get<double>();
     else if (v.is_string()) val = v.get<std::string>();
+    else if (v.is_array() && std::all_of(v.begin(), v.end(), [](const auto& e) { return e.is_number_integer(); }))
+      val = v.get<std::vector<int64_t>>();
     else throw ConfigError(where, k, fmt::format("expected a {}", to_string(field->type)));
     try {
       field->set(m, val, k);

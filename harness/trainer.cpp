@@ -554,15 +554,8 @@ TrainResult train(const Config& cfg, const TrainOptions& o) {
   return result;
 }
 
-namespace {
 
-// A finished or interrupted run, rebuilt from its directory: the resolved config, the task and
-// the model with the chosen checkpoint loaded.
-struct LoadedRun {
-  Config cfg;
-  std::unique_ptr<Task> task;
-  std::shared_ptr<torch::nn::Module> model;
-};
+torch::Device run_device(const Config& cfg) { return pick_device(cfg); }
 
 LoadedRun load_run(const fs::path& run_dir, const std::string& which, const std::vector<std::string>& overrides) {
   const fs::path cfg_file = run_dir / "config.toml";
@@ -592,7 +585,6 @@ LoadedRun load_run(const fs::path& run_dir, const std::string& which, const std:
   return r;
 }
 
-}  // namespace
 
 std::map<std::string, double> evaluate_run(const fs::path& run_dir, const std::string& split, const std::string& which,
                                            const std::vector<std::string>& overrides) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "harness/config.h"
+#include "harness/task.h"
 
 namespace mgl::harness {
 
@@ -31,6 +32,18 @@ struct TrainResult {
 };
 
 TrainResult train(const Config& cfg, const TrainOptions& options);
+
+// A finished or interrupted run, rebuilt from its directory: the resolved config (with `overrides`
+// applied), the task and its model with the chosen checkpoint loaded ("best", "latest" or a file).
+struct LoadedRun {
+  Config cfg;
+  std::unique_ptr<Task> task;
+  std::shared_ptr<torch::nn::Module> model;
+};
+LoadedRun load_run(const std::filesystem::path& run_dir, const std::string& which,
+                   const std::vector<std::string>& overrides);
+// The device a config asks for (run.device: auto, cpu, cuda).
+torch::Device run_device(const Config& cfg);
 
 // Evaluates a run's best (or latest) checkpoint on a split; used by `megalodon eval`.
 std::map<std::string, double> evaluate_run(const std::filesystem::path& run_dir, const std::string& split,

@@ -16,9 +16,25 @@ class CausalLMImpl : public torch::nn::Module {
   // tokens: B×L int64. Without a state: one stand-alone sequence. With a state: the next segment
   // of a stream; the state is read and replaced by the state after this segment (it keeps the
   // autograd graph: call detach on it between segments for truncated BPTT / evaluation).
-  // Returns logits B×L×V in fp32. If layer_outputs is given, it receives each block's output.
+  // Returns logits B×L×V in fp32 (with an adaptive softmax: the log-probabilities). If layer_outputs is given, it receives each block's output.
   virtual torch::Tensor forward(const torch::Tensor& tokens, StreamState* state = nullptr,
                                 std::vector<torch::Tensor>* layer_outputs = nullptr) = 0;
+  // Per-position negative log-likelihood (B×L, fp32; fp64 for an fp64 model) of `targets` (B×L
+  // int64; entries < 0 are ignored and give 0) after `tokens`, from the same pass (and with the same
+  // state handling) as forward. The default goes through forward's logits; models with an adaptive
+  // softmax never form the B×L×V logits here.
+  virtual torch::Tensor nll(const torch::Tensor& tokens, const torch::Tensor& targets, StreamState* state = nullptr) {
+    const torch::Tensor logits = forward(tokens, state);
+    const torch::Tensor keep = targets >= 0;
+    const torch::Tensor lp = torch::log_softmax(logits, -1);
+    const torch::Tensor picked = lp.gather(-1, targets.clamp_min(0).unsqueeze(-1)).squeeze(-1);
+    return torch::where(keep, -picked, torch::zeros_like(picked));
+  }
+  // The logits of the last position only (B×V), with the same state handling as forward: what
+  // generation needs after a prefill, without the B×L×V tensor.
+  virtual torch::Tensor last_logits(const torch::Tensor& tokens, StreamState* state = nullptr) {
+    return forward(tokens, state).select(1, -1);
+  }
   // A fresh state (nothing consumed) for a batch of B streams.
   virtual std::unique_ptr<StreamState> make_state(int64_t batch) const = 0;
   virtual std::string name() const = 0;

@@ -40,7 +40,9 @@ Tensor MegaBlockImpl::forward(const Tensor& x, MegaLayerState* state, const Tens
 MegaOutputLayerImpl::MegaOutputLayerImpl(const MegalodonConfig& c, Tensor embed_weight) : cfg(c) {
   final_norm = register_module("final_norm", SequenceNorm(c.norm, c.model_dim, c.norm_num_groups, c.norm_eps,
                                                           c.prior_count));
-  if (c.share_emb) {
+  if (!c.adaptive_cutoffs.empty()) {
+    // the adaptive softmax (owned by the LM) is the head
+  } else if (c.share_emb) {
     tied_weight = embed_weight;
   } else {
     output = register_module("output",
@@ -50,7 +52,11 @@ MegaOutputLayerImpl::MegaOutputLayerImpl(const MegalodonConfig& c, Tensor embed_
 }
 
 Tensor MegaOutputLayerImpl::forward(const Tensor& x, ops::NormState* state) {
-  Tensor h = final_norm(x, state);
+  return project(final_norm(x, state));
+}
+
+Tensor MegaOutputLayerImpl::project(const Tensor& h) {
+  TORCH_CHECK(cfg.adaptive_cutoffs.empty(), "MegaOutputLayer: with an adaptive softmax the LM owns the head");
   Tensor logits = output ? output(h) : F::linear(h, tied_weight);
   // Logits in fp32 (fp64 when the model runs in fp64, as the oracle tests do).
   return logits.scalar_type() == torch::kFloat64 ? logits : logits.to(torch::kFloat32);
@@ -66,14 +72,22 @@ MegalodonLMImpl::MegalodonLMImpl(const MegalodonConfig& c) : cfg(c) {
     throw ConfigError("model.norm",
                       "'sequence' normalises with statistics of the whole sequence, which a causal language model "
                       "must not see; it is for the classification encoder");
-  embed = register_module("embed", torch::nn::Embedding(cfg.vocab_size, cfg.model_dim));
-  init_weight(embed->weight, cfg.init_mode == InitMode::none ? InitMode::none : InitMode::gaussian, cfg.model_dim);
+  if (cfg.adaptive_cutoffs.empty()) {
+    embed = register_module("embed", torch::nn::Embedding(cfg.vocab_size, cfg.model_dim));
+    init_weight(embed->weight, cfg.init_mode == InitMode::none ? InitMode::none : InitMode::gaussian, cfg.model_dim);
+  } else {
+    adaptive_input = register_module(
+        "adaptive_input", AdaptiveInput(cfg.vocab_size, cfg.model_dim, cfg.adaptive_cutoffs, cfg.adaptive_factor));
+  }
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < cfg.num_layers; ++i) {
     blocks.emplace_back(cfg, i);
     layers->push_back(blocks.back());
   }
-  output = register_module("output", MegaOutputLayer(cfg, embed->weight));
+  output = register_module("output", MegaOutputLayer(cfg, embed ? embed->weight : Tensor()));
+  if (adaptive_input)
+    adaptive_softmax =
+        register_module("adaptive_softmax", AdaptiveSoftmax(adaptive_input, cfg.adaptive_softmax_dropout));
 }
 
 std::unique_ptr<StreamState> MegalodonLMImpl::make_state(int64_t) const {
@@ -83,6 +97,21 @@ std::unique_ptr<StreamState> MegalodonLMImpl::make_state(int64_t) const {
 }
 
 Tensor MegalodonLMImpl::forward(const Tensor& tokens, StreamState* state, std::vector<Tensor>* layer_outputs) {
+  Tensor h = features(tokens, state, layer_outputs);
+  return adaptive_softmax ? adaptive_softmax->log_prob(h) : output->project(h);
+}
+
+Tensor MegalodonLMImpl::last_logits(const Tensor& tokens, StreamState* state) {
+  const Tensor h = features(tokens, state, nullptr).narrow(1, tokens.size(1) - 1, 1);
+  return (adaptive_softmax ? adaptive_softmax->log_prob(h) : output->project(h)).squeeze(1);
+}
+
+Tensor MegalodonLMImpl::nll(const Tensor& tokens, const Tensor& targets, StreamState* state) {
+  if (!adaptive_softmax) return CausalLMImpl::nll(tokens, targets, state);
+  return adaptive_softmax->nll(features(tokens, state, nullptr), targets);
+}
+
+Tensor MegalodonLMImpl::features(const Tensor& tokens, StreamState* state, std::vector<Tensor>* layer_outputs) {
   TORCH_CHECK(tokens.dim() == 2, "MegalodonLM: tokens must be B×L, got ", tokens.sizes());
   MegalodonState* st = nullptr;
   if (state) {
@@ -90,16 +119,16 @@ Tensor MegalodonLMImpl::forward(const Tensor& tokens, StreamState* state, std::v
     TORCH_CHECK(st && static_cast<int64_t>(st->layers.size()) == cfg.num_layers,
                 "MegalodonLM: the state was not made by this model");
   }
-  Tensor x = embed(tokens);
+  Tensor x = adaptive_input ? adaptive_input(tokens) : embed(tokens);
   if (cfg.scale_emb) x = x * std::sqrt(static_cast<double>(cfg.model_dim));
   if (cfg.dropout > 0 && is_training()) x = F::dropout(x, F::DropoutFuncOptions().p(cfg.dropout).training(true));
   for (size_t i = 0; i < blocks.size(); ++i) {
     x = blocks[i](x, st ? &st->layers[i] : nullptr, Tensor());
     if (layer_outputs) layer_outputs->push_back(x);
   }
-  Tensor logits = output(x, st ? &st->final_norm : nullptr);
+  Tensor h = output->final_norm(x, st ? &st->final_norm : nullptr);
   if (st) st->position += tokens.size(1);
-  return logits;
+  return h;
 }
 
 double MegalodonLMImpl::flops_per_token(int64_t context) const {
@@ -108,7 +137,8 @@ double MegalodonLMImpl::flops_per_token(int64_t context) const {
   // Average visible keys per query in causal chunked attention: (min(L, C) + 1) / 2.
   const double ctx = (std::min<int64_t>(context, cfg.chunk_size) + 1) / 2.0;
   const double attn = 2.0 * ctx * (Z + E);
-  return cfg.num_layers * (2.0 * mats + attn) + 2.0 * D * cfg.out_size();
+  const double head = adaptive_softmax ? adaptive_softmax->flops_per_row() : 2.0 * D * cfg.out_size();
+  return cfg.num_layers * (2.0 * mats + attn) + head;
 }
 
 // ---- classifier -----------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 
 #include "core/config.h"
 #include "core/models/lm.h"
+#include "core/modules/adaptive.h"
 #include "core/modules/mega_layer.h"
 #include "core/modules/nffn.h"
 
@@ -23,11 +24,14 @@ class MegaBlockImpl : public torch::nn::Module {
 TORCH_MODULE(MegaBlock);
 
 // Final norm and head (MegaOutputLayer, §4.3): a TimestepNorm (or the ablation's norm), then a
-// bias-free projection to V, optionally tied to the embedding.
+// bias-free projection to V, optionally tied to the embedding. With an adaptive softmax the LM owns
+// the head and this layer is the final norm only (forward returns the normed features).
 class MegaOutputLayerImpl : public torch::nn::Module {
  public:
   MegaOutputLayerImpl(const MegalodonConfig& cfg, torch::Tensor embed_weight);
   torch::Tensor forward(const torch::Tensor& x, ops::NormState* state = nullptr);
+  // The head alone on normed features (logits in fp32, fp64 for fp64).
+  torch::Tensor project(const torch::Tensor& h);
   MegalodonConfig cfg;
   SequenceNorm final_norm{nullptr};
   torch::nn::Linear output{nullptr};  // absent when share_emb
@@ -40,15 +44,22 @@ class MegalodonLMImpl : public CausalLMImpl {
   explicit MegalodonLMImpl(const MegalodonConfig& cfg);
   torch::Tensor forward(const torch::Tensor& tokens, StreamState* state = nullptr,
                         std::vector<torch::Tensor>* layer_outputs = nullptr) override;
+  torch::Tensor nll(const torch::Tensor& tokens, const torch::Tensor& targets, StreamState* state = nullptr) override;
+  torch::Tensor last_logits(const torch::Tensor& tokens, StreamState* state = nullptr) override;
+  // The final-normed features B×L×D (what the head reads); advances the state like forward.
+  torch::Tensor features(const torch::Tensor& tokens, StreamState* state = nullptr,
+                         std::vector<torch::Tensor>* layer_outputs = nullptr);
   std::unique_ptr<StreamState> make_state(int64_t batch) const override;
   std::string name() const override { return "megalodon"; }
   double flops_per_token(int64_t context) const override;
 
   MegalodonConfig cfg;
-  torch::nn::Embedding embed{nullptr};
+  torch::nn::Embedding embed{nullptr};  // absent with an adaptive input
   torch::nn::ModuleList layers{nullptr};
   std::vector<MegaBlock> blocks;  // typed views of `layers`
   MegaOutputLayer output{nullptr};
+  AdaptiveInput adaptive_input{nullptr};      // cfg.adaptive_cutoffs non-empty
+  AdaptiveSoftmax adaptive_softmax{nullptr};
 };
 
 // The classifier head. mlp: mean pool → Linear(n·D→hd) → dropout → GELU → Linear(hd→classes, no

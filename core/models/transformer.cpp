@@ -76,15 +76,23 @@ Tensor TransformerBlockImpl::forward(const Tensor& x, int64_t start_pos, Tensor*
 TransformerLMImpl::TransformerLMImpl(const TransformerConfig& c) : cfg(c) {
   cfg.validate();
   TORCH_CHECK(cfg.vocab_size > 0, "model.vocab_size must be set (> 0) for a language model");
-  tok_embeddings = register_module("tok_embeddings", torch::nn::Embedding(cfg.vocab_size, cfg.model_dim));
-  init_weight(tok_embeddings->weight, InitMode::gaussian, cfg.model_dim);
+  if (cfg.adaptive_cutoffs.empty()) {
+    tok_embeddings = register_module("tok_embeddings", torch::nn::Embedding(cfg.vocab_size, cfg.model_dim));
+    init_weight(tok_embeddings->weight, InitMode::gaussian, cfg.model_dim);
+  } else {
+    adaptive_input = register_module(
+        "adaptive_input", AdaptiveInput(cfg.vocab_size, cfg.model_dim, cfg.adaptive_cutoffs, cfg.adaptive_factor));
+  }
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < cfg.num_layers; ++i) {
     blocks.emplace_back(cfg, i);
     layers->push_back(blocks.back());
   }
   norm = register_module("norm", RMSNorm(cfg.model_dim, true, cfg.norm_eps));
-  if (!cfg.share_emb) {
+  if (adaptive_input) {
+    adaptive_softmax =
+        register_module("adaptive_softmax", AdaptiveSoftmax(adaptive_input, cfg.adaptive_softmax_dropout));
+  } else if (!cfg.share_emb) {
     output = register_module("output",
                              torch::nn::Linear(torch::nn::LinearOptions(cfg.model_dim, cfg.vocab_size).bias(false)));
     init_weight(output->weight, InitMode::gaussian, cfg.model_dim);
@@ -98,7 +106,7 @@ std::unique_ptr<StreamState> TransformerLMImpl::make_state(int64_t) const {
   return s;
 }
 
-Tensor TransformerLMImpl::forward(const Tensor& tokens, StreamState* state, std::vector<Tensor>* layer_outputs) {
+Tensor TransformerLMImpl::features(const Tensor& tokens, StreamState* state, std::vector<Tensor>* layer_outputs) {
   TORCH_CHECK(tokens.dim() == 2, "TransformerLM: tokens must be B×L, got ", tokens.sizes());
   TransformerState* st = nullptr;
   if (state) {
@@ -107,21 +115,39 @@ Tensor TransformerLMImpl::forward(const Tensor& tokens, StreamState* state, std:
                 "TransformerLM: the state was not made by this model");
   }
   const int64_t start = st ? st->position : 0;
-  Tensor x = drop(tok_embeddings(tokens), cfg.dropout, is_training());
+  Tensor x = drop(adaptive_input ? adaptive_input(tokens) : tok_embeddings(tokens), cfg.dropout, is_training());
   for (size_t i = 0; i < blocks.size(); ++i) {
     x = blocks[i](x, start, st ? &st->k[i] : nullptr, st ? &st->v[i] : nullptr);
     if (layer_outputs) layer_outputs->push_back(x);
   }
-  Tensor h = norm(x);
-  Tensor logits = output ? output(h) : F::linear(h, tok_embeddings->weight);
   if (st) st->position += tokens.size(1);
+  return norm(x);
+}
+
+Tensor TransformerLMImpl::forward(const Tensor& tokens, StreamState* state, std::vector<Tensor>* layer_outputs) {
+  Tensor h = features(tokens, state, layer_outputs);
+  if (adaptive_softmax) return adaptive_softmax->log_prob(h);
+  Tensor logits = output ? output(h) : F::linear(h, tok_embeddings->weight);
   return logits.scalar_type() == torch::kFloat64 ? logits : logits.to(torch::kFloat32);
+}
+
+Tensor TransformerLMImpl::last_logits(const Tensor& tokens, StreamState* state) {
+  const Tensor h = features(tokens, state, nullptr).narrow(1, tokens.size(1) - 1, 1);
+  if (adaptive_softmax) return adaptive_softmax->log_prob(h).squeeze(1);
+  const Tensor logits = (output ? output(h) : F::linear(h, tok_embeddings->weight)).squeeze(1);
+  return logits.scalar_type() == torch::kFloat64 ? logits : logits.to(torch::kFloat32);
+}
+
+Tensor TransformerLMImpl::nll(const Tensor& tokens, const Tensor& targets, StreamState* state) {
+  if (!adaptive_softmax) return CausalLMImpl::nll(tokens, targets, state);
+  return adaptive_softmax->nll(features(tokens, state, nullptr), targets);
 }
 
 double TransformerLMImpl::flops_per_token(int64_t context) const {
   const double D = cfg.model_dim, Fh = cfg.ffn_hidden_dim;
   const double ctx = (context + 1) / 2.0;
-  return cfg.num_layers * (2.0 * (4 * D * D + 3 * D * Fh) + 4.0 * ctx * D) + 2.0 * D * cfg.vocab_size;
+  const double head = adaptive_softmax ? adaptive_softmax->flops_per_row() : 2.0 * D * cfg.vocab_size;
+  return cfg.num_layers * (2.0 * (4 * D * D + 3 * D * Fh) + 4.0 * ctx * D) + head;
 }
 
 }  // namespace mgl

@@ -6,6 +6,7 @@
 
 #include "core/config.h"
 #include "core/models/lm.h"
+#include "core/modules/adaptive.h"
 #include "core/modules/norms.h"
 
 namespace mgl {
@@ -37,12 +38,19 @@ class TransformerLMImpl : public CausalLMImpl {
   explicit TransformerLMImpl(const TransformerConfig& cfg);
   torch::Tensor forward(const torch::Tensor& tokens, StreamState* state = nullptr,
                         std::vector<torch::Tensor>* layer_outputs = nullptr) override;
+  torch::Tensor nll(const torch::Tensor& tokens, const torch::Tensor& targets, StreamState* state = nullptr) override;
+  torch::Tensor last_logits(const torch::Tensor& tokens, StreamState* state = nullptr) override;
+  // The final-normed features B×L×D (what the head reads); advances the state like forward.
+  torch::Tensor features(const torch::Tensor& tokens, StreamState* state = nullptr,
+                         std::vector<torch::Tensor>* layer_outputs = nullptr);
   std::unique_ptr<StreamState> make_state(int64_t batch) const override;
   std::string name() const override { return "transformer"; }
   double flops_per_token(int64_t context) const override;
 
   TransformerConfig cfg;
-  torch::nn::Embedding tok_embeddings{nullptr};
+  torch::nn::Embedding tok_embeddings{nullptr};  // absent with an adaptive input
+  AdaptiveInput adaptive_input{nullptr};
+  AdaptiveSoftmax adaptive_softmax{nullptr};
   torch::nn::ModuleList layers{nullptr};
   std::vector<TransformerBlock> blocks;
   RMSNorm norm{nullptr};
