@@ -11,6 +11,7 @@ packages=(
   libopencv-dev libsndfile1-dev
   libjpeg62-turbo-dev     # CMYK JPEGs for the ImageNet-layout data tool and the decoder tests
   libsoxr-dev             # resampling Speech Commands clips recorded at other rates
+  libsentencepiece-dev    # PG-19 tokenizer and `megalodon data sentencepiece` (model training)
   espeak-ng flite         # synthetic command words for the small Speech Commands set
   dataset-fashion-mnist   # real data for the quickstart (IDX files in /usr/share/datasets/fashion-mnist)
 )

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <torch/torch.h>
@@ -30,6 +31,10 @@ class Tokenizer {
   // Ids of `text`, no BOS/EOS added. Word tokenizer: whitespace-separated words, a line break is NOT
   // an end-of-line token (the WikiText reader adds those per line).
   virtual std::vector<int32_t> encode(std::string_view text) const = 0;
+  // encode(text) appended to `out` (the readers' path: the byte and word tokenizers override it to
+  // avoid a vector per line). Tokenizers are used from several threads at once: const methods
+  // must be thread-safe.
+  virtual void encode_append(std::string_view text, std::vector<int32_t>& out) const;
   // Text of ids. Byte: the bytes (invalid UTF-8 kept as is); word: words joined by single spaces, the
   // eos token as "\n"; sentencepiece: the library's decode.
   virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
@@ -42,32 +47,47 @@ class Tokenizer {
 
 // Ids 0..255 are the bytes, 256 is </s>: vocab_size 257.
 std::unique_ptr<Tokenizer> make_byte_tokenizer();
-// A SentencePiece model file (.model). Errors name the file.
+// A SentencePiece model file (.model). Errors name the file. libsentencepiece is reached through a
+// module loaded on first use (libmegalodon_sentencepiece.so beside the executable, or where the build
+// put it, or $MEGALODON_SENTENCEPIECE_MODULE): it cannot share a symbol scope with LibTorch
+// (datasets/text/sentencepiece_module.cpp). The fingerprint hashes the serialized model, which also
+// records the trainer's options (its model prefix included).
 std::unique_ptr<Tokenizer> load_sentencepiece(const std::filesystem::path& model_file);
 
 // fairseq-style word vocabulary: ids 0..3 = <s>, <pad>, </s>, <unk>, then the words by descending
-// count (ties in order of first occurrence), padded with madeupword0000, madeupword0001, ... to a
-// multiple of `pad_to` (8, as fairseq-preprocess does). Words whose count < min_count map to <unk>.
+// count, ties in byte (= code point) order of the words as fairseq's Dictionary.finalize sorts them,
+// padded with madeupword0000, madeupword0001, ... to a multiple of `pad_to` (8, as
+// fairseq-preprocess does). Words whose count < min_count map to <unk>. The specials occurring in
+// the text (WikiText's `<unk>`) map to their ids and are never added as words.
 class Vocabulary {
  public:
   static constexpr int32_t kBos = 0, kPad = 1, kEos = 2, kUnk = 3;
   // Counts whitespace-separated words of the text files (WikiText: the train split), line by line.
+  // Whitespace as Python's str.split() (fairseq's tokenize_line): ASCII and Unicode white space.
   static Vocabulary build(const std::vector<std::filesystem::path>& files, int64_t min_count = 1,
                           int64_t pad_to = 8);
   // fairseq dict.txt: one "<word> <count>" per line (the four specials and the padding words are
   // not written). Errors name file:line and what was expected.
+  // A fairseq dict.txt that lists its madeupword padding loads as is (they are words of count 0
+  // then, and no padding is added). "<word> <count> #fairseq:overwrite" lines are accepted.
   static Vocabulary load(const std::filesystem::path& dict_txt, int64_t pad_to = 8);
   void save(const std::filesystem::path& dict_txt) const;  // atomic
   int64_t size() const;
   int32_t id(std::string_view word) const;  // kUnk when absent
-  const std::string& word(int32_t id) const;
+  const std::string& word(int32_t id) const;  // std::out_of_range outside [0, size)
   int64_t count(int32_t id) const;
-  std::string fingerprint() const;
+  int64_t num_padding() const { return padding_; }  // madeupword entries at the end
+  std::string fingerprint() const;                  // hash of the words in id order
+  const std::string& source() const { return source_; }  // the file(s) it was built or loaded from
 
  private:
+  void add(std::string word, int64_t count);
+  void pad(int64_t pad_to);
   std::vector<std::string> words_;
   std::vector<int64_t> counts_;
   std::unordered_map<std::string, int32_t> index_;
+  int64_t padding_ = 0;
+  std::string source_;
 };
 std::unique_ptr<Tokenizer> make_word_tokenizer(Vocabulary vocab);
 
@@ -117,9 +137,11 @@ std::unique_ptr<Corpus> open_plain_text(const std::filesystem::path& root);
 // By format name ("wikitext", "pg19", "text"); an unknown name is an error listing the names.
 std::unique_ptr<Corpus> open_corpus(const std::string& format, const std::filesystem::path& root);
 
-// Parses RFC 4180 CSV (quoted fields, "" escapes, embedded commas and newlines); errors name
-// `where`:line. Exposed for tests.
-std::vector<std::vector<std::string>> parse_csv(std::string_view text, const std::string& where);
+// Parses RFC 4180 CSV (quoted fields, "" escapes, embedded commas and newlines; rows end with CRLF,
+// LF or CR; blank lines are skipped; a leading UTF-8 BOM is dropped); errors name `where`:line.
+// `row_lines`, when given, receives the line on which each row starts. Exposed for tests.
+std::vector<std::vector<std::string>> parse_csv(std::string_view text, const std::string& where,
+                                                std::vector<int64_t>* row_lines = nullptr);
 
 // ---- packed token cache ---------------------------------------------------------------------
 
@@ -158,10 +180,14 @@ void write_packed_tokens(const std::filesystem::path& file, const std::string& f
 // The cache of (corpus, split, tokenizer) under cache_dir: opened when its fingerprint (tokenizer
 // fingerprint + corpus fingerprint of the split) matches, otherwise (re)built by tokenising every
 // document with `threads` threads and written atomically. `log` (may be empty) receives progress
-// lines ("tokenising valid: 12/60 documents ...") and whether the cache was reused or rebuilt.
+// lines ("tokenising valid: 12/60 documents ...") and whether the cache was reused or rebuilt;
+// `reused` (may be null) is set to whether an existing file was opened. The file is
+// `<format>.<split>.<tokenizer kind>-<12 hex digits of the tokenizer fingerprint>.tokens`, so several
+// tokenizers share a cache_dir; a corpus change rewrites that file. A corrupt file is rebuilt (logged).
 PackedTokens load_or_build_tokens(const Corpus& corpus, TextSplit split, const Tokenizer& tok,
                                   const std::filesystem::path& cache_dir, int threads = 1,
-                                  const std::function<void(const std::string&)>& log = {});
+                                  const std::function<void(const std::string&)>& log = {},
+                                  bool* reused = nullptr);
 
 // ---- SentencePiece training (`megalodon data sentencepiece`) ---------------------------------
 
@@ -170,8 +196,11 @@ struct SentencePieceOptions {
   std::string model_type = "unigram";  // unigram | bpe | char | word
   double character_coverage = 1.0;
   int64_t input_sentence_size = 2000000;  // lines sampled by the trainer (0 = all)
-  uint64_t seed = 0;
+  uint64_t seed = 0;  // the library's global generator (SetRandomGeneratorSeed; 32 bits are used)
   int threads = 1;
+  bool byte_fallback = true;     // unknown characters become <0xXX> byte pieces (needs vocab >= 256+)
+  bool hard_vocab_limit = true;  // false: vocab_size is an upper bound (small corpora)
+  bool verbose = false;          // the library's INFO log on stderr
 };
 // Trains on the text files (one sentence per line) and writes <prefix>.model and <prefix>.vocab;
 // returns the .model path. Library errors are rethrown with the inputs named.
