@@ -23,6 +23,9 @@ bool as_bool(const Value& v, const std::string& key) {
 }
 std::vector<int64_t> as_ints(const Value& v, const std::string& key) {
   if (auto p = std::get_if<std::vector<int64_t>>(&v)) return *p;
+  // An empty TOML array carries no element type: whatever list type it was read as, it is [].
+  if (auto p = std::get_if<std::vector<double>>(&v); p && p->empty()) return {};
+  if (auto p = std::get_if<std::vector<std::string>>(&v); p && p->empty()) return {};
   throw ConfigError("", key, "expected a list of integers");
 }
 std::string as_str(const Value& v, const std::string& key) {

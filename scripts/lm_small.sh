@@ -38,7 +38,7 @@ for corpus in kjv foldoc; do
   for dir in runs/lm/small/$corpus/*/seed1; do
     name=$(basename "$(dirname "$dir")" | sed 's/-(ours)//; s/-small.*//' | tr '[:upper:]' '[:lower:]')
     if [ "$corpus" = foldoc ]; then
-      evaluate "$corpus" "$dir" "$name" --contexts 768,3072 --blocks 0 &
+      evaluate "$corpus" "$dir" "$name" --blocks 10 &   # the paper's WikiText-103 protocol
     else
       evaluate "$corpus" "$dir" "$name" &
     fi

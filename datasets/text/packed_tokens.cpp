@@ -60,6 +60,7 @@ struct PackedTokens::Impl {
   }
 };
 
+PackedTokens::PackedTokens() = default;
 PackedTokens::~PackedTokens() = default;
 PackedTokens::PackedTokens(PackedTokens&&) noexcept = default;
 PackedTokens& PackedTokens::operator=(PackedTokens&&) noexcept = default;

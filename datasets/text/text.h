@@ -151,7 +151,7 @@ std::vector<std::vector<std::string>> parse_csv(std::string_view text, const std
 // then the ids.
 class PackedTokens {
  public:
-  PackedTokens() = default;
+  PackedTokens();
   ~PackedTokens();
   PackedTokens(PackedTokens&&) noexcept;
   PackedTokens& operator=(PackedTokens&&) noexcept;
