@@ -55,19 +55,13 @@ TEST_CASE("cli: data tokenize builds, then reuses; word vocabulary saved; exit c
   CHECK(contains(r.output, "reused"));
   CHECK_FALSE(contains(r.output, "built"));
 
-  CHECK(
-      megalodon(base + " --tokenizer word --vocab '" + (d / "cache" / "dict.txt").string() + "'", d / "log3")
-          .code == 0);
-  CHECK(megalodon(base + " --tokenizer sentencepiece", d / "log4").code == 2);     // no --model
-  CHECK(megalodon(base + " --tokenizer bytes", d / "log5").code == 2);             // unknown tokenizer
-  CHECK(megalodon(base + " --tokenizer byte --threads x", d / "log6").code == 2);  // not an integer
-  CHECK(megalodon("data tokenize --format wikitext --tokenizer byte", d / "log7").code == 2);
+  // Each run loads LibTorch (about a second of CPU): one bad-usage and one bad-data case only.
+  CHECK(megalodon(base + " --tokenizer sentencepiece", d / "log3").code == 2);  // no --model: usage
   r = megalodon(fmt::format("data tokenize --format pg19 --root '{}' --cache '{}' --tokenizer byte",
                             (d / "wt").string(), (d / "cache").string()),
-                d / "log8");
+                d / "log4");
   CHECK(r.code == 1);  // no metadata.csv: bad data
   CHECK(contains(r.output, "metadata.csv"));
-  CHECK(megalodon("data tokenize --help", d / "log9").code == 0);
 }
 
 TEST_CASE("cli: data sentencepiece trains from a folder of .txt files", "[text][cli][sentencepiece]") {
@@ -86,9 +80,4 @@ TEST_CASE("cli: data sentencepiece trains from a folder of .txt files", "[text][
   CHECK(std::filesystem::exists(d / "out" / "spm.model"));
   CHECK(contains(r.output, "2 files"));
   CHECK(contains(r.output, "eos 2"));
-  CHECK(megalodon(fmt::format("data sentencepiece --input '{}' --model-prefix x", (d / "none").string()),
-                  d / "log2")
-            .code == 1);
-  CHECK(megalodon("data sentencepiece --model-prefix x", d / "log3").code == 2);
-  CHECK(megalodon("data sentencepiece --input a --model-prefix x --model-type bigram", d / "log4").code == 2);
 }
