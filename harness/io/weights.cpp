@@ -29,17 +29,6 @@ bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
-// The official RotaryEmbedding buffer (`freqs`, §3.3): base ** (j / d_z) in double for j = 0, 2, ..,
-// rounded to fp32, then 1/x in fp32 — the same operations in the same precisions, so bit-equal.
-Tensor rope_freqs(const MegalodonConfig& c) {
-  const int64_t d = c.z_head_dim();
-  Tensor t = torch::empty({d / 2}, torch::kFloat32);
-  float* p = t.data_ptr<float>();
-  for (int64_t j = 0; j < d; j += 2)
-    p[j / 2] = 1.0f / static_cast<float>(std::pow(c.rope_base, static_cast<double>(j) / static_cast<double>(d)));
-  return t;
-}
-
 // The module's own parameters and buffers, by their (official) LibTorch names, sharing storage.
 std::map<std::string, Tensor> live_tensors(const torch::nn::Module& m) {
   std::map<std::string, Tensor> out;
@@ -99,6 +88,17 @@ ClassifierOptions classifier_from_json(const nlohmann::json& j, const std::strin
 }
 
 }  // namespace
+
+// The official RotaryEmbedding buffer (`freqs`, §3.3): base ** (j / d_z) in double for j = 0, 2, ..,
+// rounded to fp32, then 1/x in fp32 — the same operations in the same precisions, so bit-equal.
+Tensor rope_freqs(const MegalodonConfig& c) {
+  const int64_t d = c.z_head_dim();
+  Tensor t = torch::empty({d / 2}, torch::kFloat32);
+  float* p = t.data_ptr<float>();
+  for (int64_t j = 0; j < d; j += 2)
+    p[j / 2] = 1.0f / static_cast<float>(std::pow(c.rope_base, static_cast<double>(j) / static_cast<double>(d)));
+  return t;
+}
 
 nlohmann::json to_json(const ModelSpec& spec) {
   nlohmann::json j = {{"format", kModelSpecFormat}, {"architecture", spec.architecture}, {"model", to_json(spec.model)}};

@@ -60,6 +60,9 @@ std::shared_ptr<torch::nn::Module> build_model(const ModelSpec& spec);
 // storage), plus rope.freqs and, with share_emb, output.output.weight for a MegalodonLM.
 std::map<std::string, torch::Tensor> model_state(const torch::nn::Module& m);
 
+// The official rope.freqs buffer of a config (fp32, d_z/2), bit-equal to RotaryEmbedding's.
+torch::Tensor rope_freqs(const mgl::MegalodonConfig& c);
+
 // Writes dir/model.safetensors and dir/config.json, each atomically; creates dir. Refuses a module
 // whose type or configuration is not that of `spec`.
 void export_weights(const torch::nn::Module& m, const ModelSpec& spec, const std::filesystem::path& dir);
