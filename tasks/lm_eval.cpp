@@ -105,8 +105,12 @@ StreamEvalResult stream_eval(CausalLMImpl& lm, const datasets::text::PackedToken
 
 Tensor one_shot_nll(CausalLMImpl& lm, const Tensor& ids) {
   torch::NoGradGuard no_grad;
+  const bool was_training = lm.is_training();
+  lm.eval();
   const int64_t n = ids.size(0);
-  return lm.nll(ids.narrow(0, 0, n - 1).unsqueeze(0), ids.narrow(0, 1, n - 1).unsqueeze(0)).squeeze(0);
+  Tensor out = lm.nll(ids.narrow(0, 0, n - 1).unsqueeze(0), ids.narrow(0, 1, n - 1).unsqueeze(0)).squeeze(0);
+  lm.train(was_training);
+  return out;
 }
 
 int64_t sample_next(const Tensor& logits_in, const GenerateOptions& o, at::Generator& gen) {

@@ -56,7 +56,7 @@ StreamEvalResult stream_eval(CausalLMImpl& lm, const datasets::text::PackedToken
                              const std::function<void(int64_t, int64_t)>& progress = {});
 
 // The per-position NLL of one document, one-shot (the whole sequence in one call, no state): the
-// oracle the streaming path is tested against.
+// oracle the streaming path is tested against. Runs in eval mode (no dropout).
 torch::Tensor one_shot_nll(CausalLMImpl& lm, const torch::Tensor& ids);
 
 struct GenerateOptions {

@@ -208,18 +208,18 @@ TEST_CASE("LM task: samples of m·C tokens, eval blocks cover every token once, 
   CHECK(m.at("ppl") == Approx(std::exp(m.at("loss"))));
   CHECK(m.at("word_ppl") == Approx(std::exp(out.sums.sum.at("nll_sum") / words)));
   // A token budget sets the number of samples.
-  Config budget = plain_config(run.path(), {"task.tokens_per_batch=100"});
+  Config budget = plain_config(run.path(), {"task.tokens_per_batch=100", "task.min_chunks=1", "task.max_chunks=1"});
   auto t2 = make_task(budget);
   CHECK(t2->make_batch(Split::train, {0}, 3).inputs.size(0) == 100 / 16);
 }
 
 TEST_CASE("LM task: bad configurations are named", "[tasks][lm]") {
   TempDir run("lm-bad");
-  CHECK_THROWS_WITH(plain_config(run.path(), {"task.root=" + (run / "absent").string()}),
+  CHECK_THROWS_WITH(make_task(plain_config(run.path(), {"task.root=" + (run / "absent").string()})),
                     Catch::Contains("task.root"));
   auto cfg = plain_config(run.path(), {"task.min_chunks=3", "task.max_chunks=2"});
   CHECK_THROWS_WITH(make_task(cfg), Catch::Contains("task.max_chunks"));
-  auto sp = plain_config(run.path(), {"task.tokenizer=\"sentencepiece\""});
+  auto sp = plain_config(run.path(), {"task.tokenizer=\"sentencepiece\"", "task.tokenizer_model=\"\""});
   CHECK_THROWS_WITH(make_task(sp), Catch::Contains("task.tokenizer_model"));
   auto big = plain_config(run.path(), {"model.adaptive_cutoffs=[100, 400]"});
   CHECK_THROWS_WITH(make_task(big), Catch::Contains("adaptive_cutoffs"));
