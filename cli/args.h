@@ -11,6 +11,19 @@
 
 namespace mgl::cli {
 
+// `v` as a whole decimal number; otherwise std::invalid_argument "<key> expects a number, got 'v'".
+inline double parse_number(const std::string& key, const std::string& v) {
+  size_t used = 0;
+  double out = 0;
+  try {
+    out = std::stod(v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != v.size() || v.empty()) throw std::invalid_argument(key + " expects a number, got '" + v + "'");
+  return out;
+}
+
 struct ParsedArgs {
   std::vector<std::string> positional;
   std::vector<std::string> overrides;  // anything containing '=' that is not an option
@@ -38,6 +51,11 @@ struct ParsedArgs {
                                   (lo == std::numeric_limits<int64_t>::min() ? "" : " >= " + std::to_string(lo)) +
                                   ", got '" + v + "'");
     return out;
+  }
+  // `--key X`: a number (parse_number); absent = def.
+  double float_option(const std::string& k, double def) const {
+    const std::string v = option(k);
+    return v.empty() ? def : parse_number(k, v);
   }
   // `--seed S` (decimal, 0x hex or octal): a non-negative 64-bit integer; absent = def.
   uint64_t seed_option(const std::string& k = "--seed", uint64_t def = 0) const {

@@ -36,21 +36,6 @@ const char* kHelp =
     "embed.weight.\n"
     "Exit status: 0 converted, 1 bad data (files, params, tensors), 2 bad usage.\n";
 
-const char* dtype_name(torch::ScalarType t) {
-  switch (t) {
-    case torch::kFloat32:
-      return "float32";
-    case torch::kBFloat16:
-      return "bfloat16";
-    case torch::kFloat16:
-      return "float16";
-    case torch::kFloat64:
-      return "float64";
-    default:
-      return c10::toString(t);
-  }
-}
-
 int usage_error(const std::string& what) {
   std::fprintf(stderr, "megalodon convert: %s (see megalodon convert --help)\n", what.c_str());
   return 2;
@@ -99,7 +84,7 @@ int convert_main(const std::vector<std::string>& args) {
       long(c.norm_num_groups), long(c.vocab_size), long(c.out_size()), c.share_emb ? ", tied head" : "",
       c.scale_emb ? ", scaled embedding" : "");
   std::printf("  parameters %ld\n  dtype      %s (checkpoint %s)\n  tensors    %zu read, %zu written\n",
-              long(s.parameters), dtype_name(s.dtype), dtype_name(s.source_dtype), s.tensors_read,
+              long(s.parameters), harness::dtype_name(s.dtype).c_str(), harness::dtype_name(s.source_dtype).c_str(), s.tensors_read,
               s.tensors_written);
   for (const auto& note : s.notes) std::printf("  note       %s\n", note.c_str());
   std::printf("wrote %s and %s\n", (s.out / "model.safetensors").string().c_str(),

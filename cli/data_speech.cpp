@@ -53,19 +53,6 @@ constexpr const char* kUsage =
     "them.\n"
     "An engine run that fails is retried with another speaker (8 runs at most per clip).\n";
 
-double double_option(const std::string& key, const std::string& v) {
-  size_t used = 0;
-  double out = 0;
-  try {
-    out = std::stod(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != v.size() || v.empty())
-    throw std::invalid_argument(fmt::format("{} expects a number, got '{}'", key, v));
-  return out;
-}
-
 std::vector<std::string> split_commas(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream in(s);
@@ -121,14 +108,14 @@ int speech_main(const std::vector<std::string>& args) {
     throw std::invalid_argument(fmt::format("--engines must be both, espeak-ng or flite, got '{}'", engines));
   }
   if (!p.option("--flite-share").empty())
-    o.flite_share = double_option("--flite-share", p.option("--flite-share"));
+    o.flite_share = parse_number("--flite-share", p.option("--flite-share"));
   if (!p.option("--noise-seconds").empty())
-    o.noise_seconds = double_option("--noise-seconds", p.option("--noise-seconds"));
+    o.noise_seconds = parse_number("--noise-seconds", p.option("--noise-seconds"));
   if (!p.option("--peak-dbfs").empty()) {
     const auto parts = split_commas(p.option("--peak-dbfs"));
     if (parts.size() != 2) throw std::invalid_argument("--peak-dbfs expects LO,HI, e.g. -10,-2");
-    o.peak_dbfs_min = double_option("--peak-dbfs", parts[0]);
-    o.peak_dbfs_max = double_option("--peak-dbfs", parts[1]);
+    o.peak_dbfs_min = parse_number("--peak-dbfs", parts[0]);
+    o.peak_dbfs_max = parse_number("--peak-dbfs", parts[1]);
   }
   o.espeak_program = p.option("--espeak", o.espeak_program);
   o.flite_program = p.option("--flite", o.flite_program);

@@ -56,20 +56,6 @@ std::vector<std::filesystem::path> expand_inputs(const std::vector<std::string>&
   return out;
 }
 
-double double_option(const ParsedArgs& p, const std::string& key, double def) {
-  const std::string v = p.option(key);
-  if (v.empty()) return def;
-  size_t used = 0;
-  double out = 0;
-  try {
-    out = std::stod(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used != v.size()) throw std::invalid_argument(fmt::format("{} expects a number, got '{}'", key, v));
-  return out;
-}
-
 const char* kSentencePieceHelp =
     "usage: megalodon data sentencepiece --input FILE_OR_DIR [FILE_OR_DIR ...] --model-prefix P [options]\n"
     "Trains a SentencePiece model (libsentencepiece) on text files, one sentence per line, and writes\n"
@@ -106,7 +92,7 @@ int sentencepiece_main(const std::vector<std::string>& args) {
         o.model_type != "word")
       throw std::invalid_argument("--model-type expects unigram, bpe, char or word, got '" + o.model_type +
                                   "'");
-    o.character_coverage = double_option(p, "--character-coverage", o.character_coverage);
+    o.character_coverage = p.float_option("--character-coverage", o.character_coverage);
     if (!(o.character_coverage > 0 && o.character_coverage <= 1))
       throw std::invalid_argument("--character-coverage expects a number in (0, 1]");
     o.input_sentence_size = p.int_option("--input-sentence-size", o.input_sentence_size, 0);

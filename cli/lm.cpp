@@ -244,9 +244,9 @@ int generate_main(const std::vector<std::string>& args) {
   tasks::GenerateOptions o;
   o.max_new_tokens = p.int_option("--max-tokens", 200, 1);
   o.greedy = p.flag("--greedy");
-  o.temperature = std::stod(p.option("--temperature", "1.0"));
+  o.temperature = p.float_option("--temperature", 1.0);
   o.top_k = p.int_option("--top-k", 0, 0);
-  o.top_p = std::stod(p.option("--top-p", "1.0"));
+  o.top_p = p.float_option("--top-p", 1.0);
   if (o.temperature <= 0 && !o.greedy) throw std::invalid_argument("--temperature must be > 0 (or use --greedy)");
   if (o.top_p <= 0 || o.top_p > 1) throw std::invalid_argument("--top-p must be in (0, 1]");
   o.seed = p.seed_option("--seed", 0);

@@ -25,22 +25,6 @@ namespace {
 
 std::string shape_str(torch::IntArrayRef s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 
-std::string dtype_name(torch::ScalarType t) {
-  switch (t) {
-    case torch::kFloat32:
-      return "float32";
-    case torch::kBFloat16:
-      return "bfloat16";
-    case torch::kFloat16:
-      return "float16";
-    case torch::kFloat64:
-      return "float64";
-    case torch::kInt64:
-      return "int64";
-    default:
-      return c10::toString(t);
-  }
-}
 
 // ---- reading torch.save ---------------------------------------------------------------------
 
@@ -353,6 +337,23 @@ fs::path shard_path(const fs::path& dir, int rank) {
 }
 
 }  // namespace
+
+std::string dtype_name(torch::ScalarType t) {
+  switch (t) {
+    case torch::kFloat32:
+      return "float32";
+    case torch::kBFloat16:
+      return "bfloat16";
+    case torch::kFloat16:
+      return "float16";
+    case torch::kFloat64:
+      return "float64";
+    case torch::kInt64:
+      return "int64";
+    default:
+      return c10::toString(t);
+  }
+}
 
 std::map<std::string, Tensor> read_torch_state_dict(const fs::path& file) {
   const std::string where = file.string();

@@ -38,6 +38,9 @@ namespace mgl::harness {
 // a zip, the legacy pre-1.6 format, a top level that is not a dict, a non-string key, a non-tensor
 // value under key K, a Python object that is not part of a state dict.
 // (torch::pickle_load cannot read such a file with LibTorch 1.13; the .cpp says why and how we do.)
+// "float32", "bfloat16", "float16", "float64", "int64", else LibTorch's name.
+std::string dtype_name(torch::ScalarType t);
+
 std::map<std::string, torch::Tensor> read_torch_state_dict(const std::filesystem::path& file);
 
 // The ModelConf of a params JSON (the official config.json with a "model" object, or a flat object of
