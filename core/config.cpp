@@ -38,6 +38,11 @@ struct Names<InitMode> {
   static constexpr const char* v[] = {"he", "gaussian", "bert", "xavier", "none"};
 };
 
+template <>
+struct Names<KernelImpl> {
+  static constexpr const char* v[] = {"reference", "fused", "auto"};
+};
+
 template <typename E>
 E parse_enum(const std::string& key, const std::string& value) {
   const auto& names = Names<E>::v;
@@ -72,6 +77,8 @@ UpdateGate parse_update_gate(const std::string& k, const std::string& v) {
   return parse_enum<UpdateGate>(k, v);
 }
 InitMode parse_init_mode(const std::string& k, const std::string& v) { return parse_enum<InitMode>(k, v); }
+const char* to_string(KernelImpl e) { return Names<KernelImpl>::v[static_cast<int>(e)]; }
+KernelImpl parse_kernel_impl(const std::string& k, const std::string& v) { return parse_enum<KernelImpl>(k, v); }
 
 namespace {
 void validate_adaptive(const std::vector<int64_t>& cutoffs, double factor, double dropout, int64_t vocab,

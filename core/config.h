@@ -24,6 +24,12 @@ enum class AttentionKind { normalized, plain };     // normalised shared z vs Me
 enum class ResidualKind { two_hop, prenorm };       // FFN residual = block input vs the MEGA output
 enum class UpdateGate { none, mega };               // optional Mega update gate u (not a paper axis)
 enum class InitMode { he, gaussian, bert, xavier, none };
+// Which implementation of an op runs (the fused CUDA kernels of core/cuda/ vs the LibTorch
+// reference path of core/ops/). `reference`: always the reference path. `fused`: the kernel, and an
+// error (naming the config key) where it cannot run (CPU tensors, no CUDA glue compiled in).
+// `auto`: the kernel for CUDA tensors when it is compiled in, else the reference path. Changes no
+// maths: only speed and rounding (tests bound the kernels' error against an fp64 oracle).
+enum class KernelImpl { reference, fused, auto_select };
 
 const char* to_string(EmaKind);
 const char* to_string(NormKind);
@@ -31,6 +37,7 @@ const char* to_string(AttentionKind);
 const char* to_string(ResidualKind);
 const char* to_string(UpdateGate);
 const char* to_string(InitMode);
+const char* to_string(KernelImpl);
 // Parse a switch value; throws ConfigError(key, "expected one of ...").
 EmaKind parse_ema(const std::string& key, const std::string& v);
 NormKind parse_norm(const std::string& key, const std::string& v);
@@ -38,6 +45,7 @@ AttentionKind parse_attention(const std::string& key, const std::string& v);
 ResidualKind parse_residual(const std::string& key, const std::string& v);
 UpdateGate parse_update_gate(const std::string& key, const std::string& v);
 InitMode parse_init_mode(const std::string& key, const std::string& v);
+KernelImpl parse_kernel_impl(const std::string& key, const std::string& v);
 
 struct MegalodonConfig {
   // ---- ModelConf (official defaults, spec §5.1) ----
@@ -84,6 +92,12 @@ struct MegalodonConfig {
   bool plain_mega_init = false;  // with attention=plain: γ~N(0,0.02) applied without +1
   ResidualKind residual = ResidualKind::two_hop;
   UpdateGate update_gate = UpdateGate::none;
+
+  // ---- op implementations (not a model axis: same maths). The reference path is the default
+  // until a kernel is verified on a GPU; see core/kernels.h.
+  KernelImpl kernel_cema = KernelImpl::reference;           // CEMA kernel/bias/FFT conv/hidden state
+  KernelImpl kernel_timestep_norm = KernelImpl::reference;  // timestep norm scan (+ fused neighbours)
+  KernelImpl kernel_attention = KernelImpl::reference;      // chunked attention
 
   // ---- encoder form (classification): bidirectional CEMA (§1.8) + non-causal chunk attention.
   bool causal = true;

@@ -89,6 +89,10 @@ const std::vector<ModelField>& megalodon_fields() {
       MGL_BOOL(plain_mega_init, "with attention=plain: Mega's gamma init"),
       MGL_ENUM(residual, parse_residual, "ablation: two-hop or standard pre-norm residual", "two_hop", "prenorm"),
       MGL_ENUM(update_gate, parse_update_gate, "optional Mega update gate (not a paper axis)", "none", "mega"),
+      MGL_ENUM(kernel_cema, parse_kernel_impl, "CEMA implementation: LibTorch reference path, fused CUDA kernel, or auto (kernel on CUDA when built)",
+               "reference", "fused", "auto"),
+      MGL_ENUM(kernel_timestep_norm, parse_kernel_impl, "timestep-norm implementation (as kernel_cema)", "reference", "fused", "auto"),
+      MGL_ENUM(kernel_attention, parse_kernel_impl, "chunked-attention implementation (as kernel_cema)", "reference", "fused", "auto"),
       MGL_BOOL(causal, "causal (LM) or encoder form; classifiers force false"),
   };
   return fields;
