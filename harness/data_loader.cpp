@@ -61,6 +61,13 @@ std::vector<int64_t> DataLoader::indices_for(int64_t seq) {
   return std::vector<int64_t>(perm->begin() + lo, perm->begin() + hi);
 }
 
+Batch DataLoader::build(int64_t seq) {
+  const LoaderPosition p = position_of(seq);
+  const uint64_t seed = o_.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(p.epoch * per_epoch_ + p.batch);
+  if (o_.num_shards > 1) return task_.make_batch_shard(split_, indices_for(seq), seed, o_.shard, o_.num_shards);
+  return task_.make_batch(split_, indices_for(seq), seed);
+}
+
 void DataLoader::worker_loop() {
   for (;;) {
     int64_t seq;
@@ -72,9 +79,7 @@ void DataLoader::worker_loop() {
     }
     std::variant<Batch, std::exception_ptr> result;
     try {
-      const LoaderPosition p = position_of(seq);
-      result = task_.make_batch(split_, indices_for(seq),
-                                o_.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(p.epoch * per_epoch_ + p.batch));
+      result = build(seq);
     } catch (...) {
       result = std::current_exception();
     }
@@ -91,9 +96,7 @@ std::optional<Batch> DataLoader::next() {
   if (total_ >= 0 && seq >= total_) return std::nullopt;
   std::variant<Batch, std::exception_ptr> result;
   if (threads_.empty()) {
-    const LoaderPosition p = position_of(seq);
-    result = task_.make_batch(split_, indices_for(seq),
-                              o_.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(p.epoch * per_epoch_ + p.batch));
+    result = build(seq);
   } else {
     std::unique_lock<std::mutex> lock(mu_);
     if (!ready_.count(seq)) {

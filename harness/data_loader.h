@@ -28,6 +28,10 @@ struct LoaderOptions {
   int workers = 2;        // 0: batches are built in the caller's thread
   int prefetch = 4;
   uint64_t seed = 1;
+  // Data parallelism: this loader returns shard `shard` of `num_shards` of every batch (the batch
+  // size and the order stay global, so every example is seen once per epoch across the shards);
+  // see Task::make_batch_shard.
+  int shard = 0, num_shards = 1;
 };
 
 struct LoaderPosition {
@@ -53,6 +57,7 @@ class DataLoader {
   std::vector<int64_t> indices_for(int64_t seq);  // seq counts batches from the start position
   LoaderPosition position_of(int64_t seq) const;
   void worker_loop();
+  Batch build(int64_t seq);
 
   const Task& task_;
   Split split_;

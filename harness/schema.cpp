@@ -15,6 +15,14 @@ Schema base_schema() {
   s.add_string("run.variant", "default", "variant name (set by sweeps)");
   s.add_string("run.device", "auto", "cpu, cuda, or auto (cuda when available)", {"auto", "cpu", "cuda"});
   s.add_int("run.threads", 0, "CPU threads for LibTorch; 0 = all cores");
+  s.add_int("dist.chunk_parallel", 1,
+            "the parallel layout over WORLD_SIZE processes: ranks per sequence (chunk parallelism); "
+            "the rest is data parallelism (1 = pure data parallel, WORLD_SIZE = pure chunk parallel)");
+  s.add_float("dist.timeout_s", 300.0, "a collective or rendezvous waiting longer than this ends the job");
+  s.add_float("dist.bucket_mb", 25.0, "gradient all-reduce bucket size (MiB)");
+  s.add_string("dist.backend", "auto", "process-group backend: auto (NCCL on CUDA, Gloo on CPU), gloo, nccl",
+               {"auto", "gloo", "nccl"});
+  s.add_bool("dist.always", false, "form a process group even for one process (to measure its overhead)");
   s.add_string("run.notes", "", "free text recorded with the run");
   // task
   s.add_string("task.name", "", "registered task adapter", task_registry().names());

@@ -29,3 +29,16 @@ Registry<TaskEntry>& task_registry() {
 }
 
 }  // namespace mgl::harness
+
+namespace mgl::harness {
+
+Batch Task::make_batch_shard(Split split, const std::vector<int64_t>& indices, uint64_t seed, int shard,
+                             int num_shards) const {
+  const int64_t n = static_cast<int64_t>(indices.size());
+  const int64_t lo = n * shard / num_shards, hi = n * (shard + 1) / num_shards;
+  if (lo == hi) return Batch{};  // examples = 0: nothing for this shard
+  const std::vector<int64_t> mine(indices.begin() + lo, indices.begin() + hi);
+  return make_batch(split, mine, shard == 0 ? seed : seed ^ (0xD1B54A32D192ED03ull * static_cast<uint64_t>(shard)));
+}
+
+}  // namespace mgl::harness

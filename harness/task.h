@@ -57,6 +57,13 @@ class Task {
   // Collates the examples at `indices`. Called concurrently from loader threads: must not modify
   // the task. `seed` is unique per batch for augmentations that need randomness.
   virtual Batch make_batch(Split split, const std::vector<int64_t>& indices, uint64_t seed) const = 0;
+  // Data parallelism: shard `shard` of `num_shards` of the global batch `indices` (seed: the global
+  // batch's). The default takes the contiguous slice [shard·n/P, (shard+1)·n/P) of the indices,
+  // with the seed mixed with the shard for augmentations; a shard may be empty (examples = 0) at
+  // the ragged end of an evaluation. Tasks that draw their examples from the seed (the language
+  // model's random windows) override it so that the shards together are the global batch.
+  virtual Batch make_batch_shard(Split split, const std::vector<int64_t>& indices, uint64_t seed, int shard,
+                                 int num_shards) const;
   // Builds the model (called once, after the global seed is set, before training).
   virtual std::shared_ptr<torch::nn::Module> build_model() = 0;
   virtual std::shared_ptr<torch::nn::Module> model() const = 0;

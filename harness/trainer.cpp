@@ -11,8 +11,12 @@
 #include <ctime>
 #include <fstream>
 #include <regex>
+#include <csignal>
+#include <sstream>
 
+#include "core/models/sequence_parallel.h"
 #include "harness/data_loader.h"
+#include "harness/dist/dist.h"
 #include "harness/optim.h"
 #include "harness/schema.h"
 #include "harness/task.h"
@@ -255,8 +259,10 @@ json run_record(const Config& cfg, const torch::Device& device, const TrainOptio
   return j;
 }
 
+// Evaluation is data-parallel over every rank (no chunk parallelism: each rank scores whole
+// sequences), and the additive metric sums are merged before finalising, so the metrics are exact.
 std::map<std::string, double> evaluate(Task& task, Split split, const Config& cfg, const torch::Device& device,
-                                       torch::nn::Module& model) {
+                                       torch::nn::Module& model, dist::Context* dctx = nullptr) {
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
@@ -269,10 +275,22 @@ std::map<std::string, double> evaluate(Task& task, Split split, const Config& cf
   lo.workers = static_cast<int>(cfg.get_int("trainer.workers"));
   lo.prefetch = static_cast<int>(cfg.get_int("trainer.prefetch"));
   lo.seed = static_cast<uint64_t>(cfg.get_int("seed"));
+  if (dctx) lo.shard = dctx->rank(), lo.num_shards = dctx->world();
   DataLoader loader(task, split, lo);
   MetricSums sums;
-  while (auto b = loader.next()) sums.merge(task.step(b->to(device), false).sums);
+  while (auto b = loader.next()) {
+    if (b->examples == 0 && !b->inputs.defined()) continue;  // an empty shard of the last batch
+    sums.merge(task.step(b->to(device), false).sums);
+  }
   model.train(was_training);
+  if (dctx) {
+    MetricSums all;
+    for (const auto& s : dctx->all_gather_strings(json(sums.sum).dump())) {
+      const json j = json::parse(s);  // (not a temporary in the range-for: items() refers to it)
+      for (const auto& [k, v] : j.items()) all.add(k, v.get<double>());
+    }
+    sums = all;
+  }
   return task.finalize(sums);
 }
 
@@ -315,6 +333,50 @@ void check_precision(const Config& cfg, const torch::Device& device) {
 
 }  // namespace
 
+// Test hook for the failure behaviour of distributed jobs: MEGALODON_TEST_FAULT =
+// "<rank>:<step>:<kill|hang|exit>[:<marker file>]" makes that rank die (SIGKILL), hang (stop
+// forever) or exit(3) right after that step (and its checkpoint). With a marker file it fires only
+// once (the file records that it did), so a restarted job runs through.
+void maybe_inject_fault(int rank, int64_t step) {
+  const char* spec = std::getenv("MEGALODON_TEST_FAULT");
+  if (!spec || !*spec) return;
+  std::vector<std::string> f;
+  std::stringstream ss(spec);
+  for (std::string t; std::getline(ss, t, ':');) f.push_back(t);
+  if (f.size() < 3 || std::stoi(f[0]) != rank || std::stoll(f[1]) != step) return;
+  if (f.size() >= 4) {
+    if (fs::exists(f[3])) return;
+    std::ofstream(f[3]) << "fired\n";
+  }
+  std::fprintf(stderr, "MEGALODON_TEST_FAULT: rank %d %s after step %lld\n", rank, f[2].c_str(),
+               static_cast<long long>(step));
+  std::fflush(stderr);
+  if (f[2] == "kill") raise(SIGKILL);
+  if (f[2] == "hang")
+    for (;;) pause();
+  std::exit(3);
+}
+
+// Chunk parallelism: this rank's columns [r·L/cp, (r+1)·L/cp) of a B×L language-model batch.
+Batch chunk_slice(const Batch& b, const dist::Context& d) {
+  const int64_t cp = d.cp_size();
+  if (!b.inputs.defined() || b.inputs.dim() < 2 || !b.targets.defined() || b.targets.dim() < 2 || !b.extra.empty())
+    throw std::runtime_error("dist.chunk_parallel > 1 splits each sequence across ranks: it needs a task with B×L "
+                             "inputs and per-token targets (a language model)");
+  const int64_t L = b.inputs.size(1);
+  if (L % cp != 0)
+    throw std::runtime_error(fmt::format("dist.chunk_parallel = {}: the batch's sequences of {} tokens do not split "
+                                         "evenly across {} ranks",
+                                         cp, L, cp));
+  const int64_t S = L / cp, off = S * d.cp_rank();
+  Batch out = b;
+  out.inputs = b.inputs.narrow(1, off, S);
+  out.targets = b.targets.narrow(1, off, S);
+  if (b.mask.defined()) out.mask = b.mask.narrow(1, off, S);
+  out.tokens = b.tokens / cp;
+  return out;
+}
+
 fs::path run_directory(const Config& cfg) {
   const std::string dir = cfg.get_string("run.dir");
   if (!dir.empty()) return dir;
@@ -356,6 +418,30 @@ TrainResult train(const Config& cfg, const TrainOptions& o) {
   if (monitor.rfind("val/", 0) != 0)
     throw ConfigError(cfg.origin("trainer.monitor"), "trainer.monitor", "expected a validation metric, e.g. val/accuracy");
 
+  // ---- processes (harness/dist): WORLD_SIZE ranks from the environment (torchrun, Slurm,
+  // `megalodon launch`), or this one alone. Rank 0 writes the run directory; all ranks train.
+  const dist::Env denv = dist::env_from_environment();
+  dist::Options dopt;
+  dopt.chunk_parallel = cfg.get_int("dist.chunk_parallel");
+  dopt.timeout_s = cfg.get_float("dist.timeout_s");
+  dopt.bucket_mb = cfg.get_float("dist.bucket_mb");
+  dopt.backend = cfg.get_string("dist.backend");
+  if (dopt.chunk_parallel < 1 || denv.world % dopt.chunk_parallel != 0)
+    throw ConfigError(cfg.origin("dist.chunk_parallel"), "dist.chunk_parallel",
+                      fmt::format("must divide the number of processes (WORLD_SIZE = {})", denv.world));
+  if (dopt.timeout_s <= 0) throw ConfigError(cfg.origin("dist.timeout_s"), "dist.timeout_s", "must be positive");
+  std::unique_ptr<dist::Context> dctx;
+  if (denv.world > 1 || cfg.get_bool("dist.always")) {
+    const torch::Device dev = device.is_cuda() ? torch::Device(torch::kCUDA, denv.local_rank) : device;
+    dctx = dist::Context::create(denv, dopt, dev);
+  }
+  const bool main_rank = !dctx || dctx->is_main();
+  const int64_t dp = dctx ? dctx->dp_size() : 1;
+  if (cfg.get_int("trainer.batch_size") % dp != 0)
+    throw ConfigError(cfg.origin("trainer.batch_size"), "trainer.batch_size",
+                      fmt::format("the global batch must split evenly over {} data-parallel ranks", dp));
+  try {
+
   // One seed drives model init (here), the data order (the loader's generators, derived from the
   // same seed) and dropout (the global generator, saved in checkpoints).
   torch::manual_seed(static_cast<uint64_t>(seed));
@@ -363,7 +449,9 @@ TrainResult train(const Config& cfg, const TrainOptions& o) {
   std::unique_ptr<Task> task = entry.create(cfg);
   torch::manual_seed(static_cast<uint64_t>(seed));
   std::shared_ptr<torch::nn::Module> model = task->build_model();
-  model->to(device);
+  const torch::Device mdev =
+      device.is_cuda() && dctx ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(denv.local_rank)) : device;
+  model->to(mdev);
   model->train();
   OptimizerBuild ob = make_optimizer(cfg, *model);
   torch::optim::Optimizer& opt = *ob.optimizer;
@@ -373,22 +461,44 @@ TrainResult train(const Config& cfg, const TrainOptions& o) {
   TrainerState st;
   if (o.resume && !existing.empty()) {
     st = load_checkpoint(existing.back().second, *model, &opt);
-    truncate_metrics(metrics_file, st.step);
-  } else if (o.resume) {
+    if (main_rank) truncate_metrics(metrics_file, st.step);
+  } else if (o.resume && main_rank) {
     truncate_metrics(metrics_file, 0);
   }
-  write_file_atomic(dir / "config.toml", "# resolved configuration of this run\n" + cfg.to_toml());
+  std::unique_ptr<dist::Context::GradSync> gsync;
+  if (dctx) {
+    dctx->broadcast_module(*model);  // identical start on every rank whatever happened before
+    // Dropout differs per rank (each sees other data); the stream is a function of (seed, rank, step).
+    torch::manual_seed(static_cast<uint64_t>(seed) * 1000003ull + 7919ull * static_cast<uint64_t>(st.step) +
+                       static_cast<uint64_t>(dctx->rank()));
+    std::vector<torch::Tensor> trainable;
+    for (const auto& p : model->parameters())
+      if (p.requires_grad()) trainable.push_back(p);
+    gsync = std::make_unique<dist::Context::GradSync>(*dctx, trainable);
+  }
   json record = run_record(cfg, device, o, params, task->describe());
   record["optimizer_groups"] = {{"decayed", ob.decayed}, {"no_decay", ob.exempt}};
-  write_json_atomic(dir / "run.json", record);
+  record["dist"] = {{"world_size", dctx ? dctx->world() : 1},
+                    {"data_parallel", dp},
+                    {"chunk_parallel", dctx ? dctx->cp_size() : 1},
+                    {"backend", dctx ? dctx->backend() : "none"}};
+  if (main_rank) {
+    write_file_atomic(dir / "config.toml", "# resolved configuration of this run\n" + cfg.to_toml());
+    write_json_atomic(dir / "run.json", record);
+  }
 
-  Progress progress(cfg.get_string("trainer.progress"), steps, log_every);
-  progress.message(fmt::format("run {} | {} | {} parameters | {} | {}", dir.string(), task->describe(), params,
+  Progress progress(main_rank ? cfg.get_string("trainer.progress") : "off", steps, log_every);
+  progress.message(fmt::format("run {} | {} | {} parameters | {} | {}{}", dir.string(), task->describe(), params,
                                record["device"].get<std::string>(),
-                               o.resume && st.step > 0 ? fmt::format("resumed at step {}", st.step) : "from scratch"));
+                               o.resume && st.step > 0 ? fmt::format("resumed at step {}", st.step) : "from scratch",
+                               dctx ? fmt::format(" | {} processes ({} data × {} chunk parallel, {})", dctx->world(), dp,
+                                                  dctx->cp_size(), dctx->backend())
+                                    : ""));
 
-  std::ofstream metrics(metrics_file, std::ios::app);
+  std::ofstream metrics;
+  if (main_rank) metrics.open(metrics_file, std::ios::app);
   auto log_json = [&](const json& j) {
+    if (!main_rank) return;
     metrics << j.dump() << "\n";
     metrics.flush();
   };
@@ -398,6 +508,7 @@ TrainResult train(const Config& cfg, const TrainOptions& o) {
   lo.workers = static_cast<int>(cfg.get_int("trainer.workers"));
   lo.prefetch = static_cast<int>(cfg.get_int("trainer.prefetch"));
   lo.seed = static_cast<uint64_t>(seed);
+  if (dctx) lo.shard = dctx->dp_rank(), lo.num_shards = static_cast<int>(dp);
   auto loader = std::make_unique<DataLoader>(*task, Split::train, lo, st.data);
   const double peak = peak_flops(device);
   const double flops_per_example = task->train_flops_per_example();
@@ -410,6 +521,7 @@ TrainResult train(const Config& cfg, const TrainOptions& o) {
   const auto keep = std::max<int64_t>(1, cfg.get_int("trainer.keep_checkpoints"));
   auto checkpoint = [&]() {
     st.data = loader->position();
+    if (!main_rank) return;
     save_checkpoint(ckpt_dir / fmt::format("step_{:08d}.pt", st.step), *model, opt, st);
     auto all = list_checkpoints(ckpt_dir);
     for (size_t i = 0; i + keep < all.size(); ++i) fs::remove(all[i].second);
@@ -424,16 +536,31 @@ TrainResult train(const Config& cfg, const TrainOptions& o) {
     double loss_sum = 0;
     int64_t tokens = 0, examples = 0;
     for (int64_t micro = 0; micro < accumulate; ++micro) {
-      Batch b = loader->next()->to(device);
+      if (gsync) gsync->prepare(micro + 1 == accumulate);
+      Batch b = loader->next()->to(mdev);
+      if (dctx && dctx->cp_size() > 1) b = chunk_slice(b, *dctx);
       StepOutput out;
       {
         AutocastScope autocast(bf16);
+        SequenceExchangeScope exchange(dctx ? dctx->exchange() : nullptr);
         out = task->step(b, true);
       }
+      if (dctx && dctx->exchange() && dctx->exchange()->gathers == 0)
+        throw ConfigError(cfg.origin("dist.chunk_parallel"), "dist.chunk_parallel",
+                          "this model carries no state across ranks (only Megalodon language models can split a "
+                          "sequence across ranks); use 1");
       (out.loss / double(accumulate)).backward();
       loss_sum += out.loss.item<double>();
       tokens += b.tokens;
       examples += b.examples;
+    }
+    if (gsync) {
+      gsync->finish();  // gradients averaged over every rank
+      std::vector<double> v{loss_sum, double(tokens), double(examples)};
+      dctx->all_reduce_sum(v);
+      loss_sum = v[0] / dctx->world();
+      tokens = static_cast<int64_t>(v[1]);
+      examples = static_cast<int64_t>(v[2]) / dctx->cp_size();
     }
     const double loss = loss_sum / double(accumulate);
     if (!std::isfinite(loss))
@@ -477,7 +604,7 @@ TrainResult train(const Config& cfg, const TrainOptions& o) {
 
     const bool eval_now = (eval_every > 0 && st.step % eval_every == 0) || st.step == steps;
     if (eval_now && task->size(Split::val) > 0) {
-      auto m = evaluate(*task, Split::val, cfg, device, *model);
+      auto m = evaluate(*task, Split::val, cfg, mdev, *model, dctx.get());
       json j = {{"step", st.step}, {"split", "val"}};
       std::string msg = fmt::format("eval step {} |", st.step);
       for (const auto& [k, v] : m) {
@@ -496,7 +623,7 @@ TrainResult train(const Config& cfg, const TrainOptions& o) {
         st.best = v;
         st.best_step = st.step;
         st.bad_evals = 0;
-        save_model_only(dir / "best.pt", *model);
+        if (main_rank) save_model_only(dir / "best.pt", *model);
         msg += " (best)";
       } else {
         ++st.bad_evals;
@@ -507,6 +634,7 @@ TrainResult train(const Config& cfg, const TrainOptions& o) {
     } else if ((ckpt_every > 0 && st.step % ckpt_every == 0) || st.step == steps) {
       checkpoint();
     }
+    maybe_inject_fault(dctx ? dctx->rank() : 0, st.step);
     if (early_stopped) {
       progress.message(fmt::format("early stop at step {}: {} evaluations without improvement of {}", st.step,
                                    st.bad_evals, monitor));
@@ -515,6 +643,7 @@ TrainResult train(const Config& cfg, const TrainOptions& o) {
     }
   }
   loader.reset();
+  if (dctx) dctx->barrier();  // rank 0 has written best.pt before anyone reads it
 
   TrainResult result;
   result.run_dir = dir;
@@ -524,11 +653,11 @@ TrainResult train(const Config& cfg, const TrainOptions& o) {
   if (fs::exists(dir / "best.pt")) load_checkpoint(dir / "best.pt", *model, nullptr);
   if (task->size(Split::val) > 0) {
     for (const auto& [k, v] : (st.best_step == st.step && !last_val.empty()) ? last_val
-                                                                             : evaluate(*task, Split::val, cfg, device, *model))
+                                                                             : evaluate(*task, Split::val, cfg, mdev, *model, dctx.get()))
       result.metrics["val/" + k] = v;
   }
   if (cfg.get_bool("trainer.test_at_end") && task->size(Split::test) > 0) {
-    auto m = evaluate(*task, Split::test, cfg, device, *model);
+    auto m = evaluate(*task, Split::test, cfg, mdev, *model, dctx.get());
     json j = {{"step", st.step}, {"split", "test"}, {"checkpoint_step", st.best_step}};
     std::string msg = "test (best checkpoint) |";
     for (const auto& [k, v] : m) {
@@ -550,8 +679,15 @@ TrainResult train(const Config& cfg, const TrainOptions& o) {
               {"parameters", params},
               {"task", task->describe()},
               {"metrics", result.metrics}};
-  write_json_atomic(dir / "final.json", fin);
+  if (main_rank) write_json_atomic(dir / "final.json", fin);
+  if (dctx) dctx->barrier();  // nobody leaves (and tears down the group) before final.json exists
   return result;
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const std::exception& e) {
+    if (!dctx) throw;
+    throw std::runtime_error(dist::describe_failure(*dctx, e));
+  }
 }
 
 

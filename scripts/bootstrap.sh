@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libtorch-dev            # LibTorch 1.13 (CPU)
   libopenblas0-pthread    # fast CPU BLAS: libtorch otherwise uses the reference BLAS (see README)
-  libfmt-dev libtomlplusplus-dev nlohmann-json3-dev catch2 zlib1g-dev
+  libfmt-dev libtomlplusplus-dev nlohmann-json3-dev catch2 zlib1g-dev libgloo-dev
   libopencv-dev libsndfile1-dev
   libjpeg62-turbo-dev     # CMYK JPEGs for the ImageNet-layout data tool and the decoder tests
   libsoxr-dev             # resampling Speech Commands clips recorded at other rates

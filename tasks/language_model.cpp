@@ -149,26 +149,44 @@ int64_t LanguageModelTask::size(Split s) const {
   return predictions <= 0 ? 0 : (predictions + eval_length_ - 1) / eval_length_;
 }
 
+// The training batch's windows all come from the batch seed; shard `shard` of `num_shards` keeps
+// windows [shard·B/P, (shard+1)·B/P), so the shards together are exactly the one-process batch.
+Batch LanguageModelTask::train_batch(size_t batch_size, uint64_t seed, int shard, int num_shards) const {
+  const int64_t L = sample_length(seed);
+  const int64_t B = tokens_per_batch_ > 0 ? std::max<int64_t>(1, tokens_per_batch_ / L)
+                                          : static_cast<int64_t>(batch_size);
+  if (B % num_shards != 0)
+    throw std::runtime_error(fmt::format("data parallelism over {} processes needs a batch of sequences divisible by "
+                                         "{}; this batch has {} sequences of {} tokens (trainer.batch_size / "
+                                         "task.tokens_per_batch)",
+                                         num_shards, num_shards, B, L));
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int64_t> start(0, train_.size() - L - 1);
+  std::vector<torch::Tensor> xs, ys;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t at = start(rng);
+    if (b < B * shard / num_shards || b >= B * (shard + 1) / num_shards) continue;
+    const torch::Tensor w = train_.slice(at, L + 1);
+    xs.push_back(w.narrow(0, 0, L));
+    ys.push_back(w.narrow(0, 1, L));
+  }
+  Batch out;
+  out.inputs = torch::stack(xs);
+  out.targets = torch::stack(ys);
+  out.examples = static_cast<int64_t>(xs.size());
+  out.tokens = out.examples * L;
+  return out;
+}
+
+Batch LanguageModelTask::make_batch_shard(Split split, const std::vector<int64_t>& indices, uint64_t seed, int shard,
+                                          int num_shards) const {
+  if (split == Split::train) return train_batch(indices.size(), seed, shard, num_shards);
+  return Task::make_batch_shard(split, indices, seed, shard, num_shards);
+}
+
 Batch LanguageModelTask::make_batch(Split split, const std::vector<int64_t>& indices, uint64_t seed) const {
   Batch out;
-  if (split == Split::train) {
-    const int64_t L = sample_length(seed);
-    const int64_t B = tokens_per_batch_ > 0 ? std::max<int64_t>(1, tokens_per_batch_ / L)
-                                            : static_cast<int64_t>(indices.size());
-    std::mt19937_64 rng(seed);
-    std::uniform_int_distribution<int64_t> start(0, train_.size() - L - 1);
-    std::vector<torch::Tensor> xs, ys;
-    for (int64_t b = 0; b < B; ++b) {
-      const torch::Tensor w = train_.slice(start(rng), L + 1);
-      xs.push_back(w.narrow(0, 0, L));
-      ys.push_back(w.narrow(0, 1, L));
-    }
-    out.inputs = torch::stack(xs);
-    out.targets = torch::stack(ys);
-    out.examples = B;
-    out.tokens = B * L;
-    return out;
-  }
+  if (split == Split::train) return train_batch(indices.size(), seed, 0, 1);
   // Contiguous blocks: block i predicts tokens [i·S + 1, i·S + S] from [i·S, i·S + S).
   const auto& toks = tokens(split);
   const int64_t n = eval_tokens(split), S = eval_length_;

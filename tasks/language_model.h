@@ -30,6 +30,8 @@ class LanguageModelTask final : public harness::Task {
 
   int64_t size(harness::Split split) const override;
   harness::Batch make_batch(harness::Split split, const std::vector<int64_t>& indices, uint64_t seed) const override;
+  harness::Batch make_batch_shard(harness::Split split, const std::vector<int64_t>& indices, uint64_t seed, int shard,
+                                  int num_shards) const override;
   std::shared_ptr<torch::nn::Module> build_model() override;
   std::shared_ptr<torch::nn::Module> model() const override { return lm_; }
   harness::StepOutput step(const harness::Batch& batch, bool training) override;
@@ -49,6 +51,7 @@ class LanguageModelTask final : public harness::Task {
   int64_t eval_length() const { return eval_length_; }
 
  private:
+  harness::Batch train_batch(size_t batch_size, uint64_t seed, int shard, int num_shards) const;
   int64_t sample_length(uint64_t seed) const;
   int64_t eval_tokens(harness::Split split) const;  // tokens the trainer evaluates (limit applied)
 

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/init.h"
+#include "core/models/sequence_parallel.h"
 
 namespace mgl {
 
@@ -126,7 +127,15 @@ Tensor MegalodonLMImpl::features(const Tensor& tokens, StreamState* state, std::
     x = blocks[i](x, st ? &st->layers[i] : nullptr, Tensor());
     if (layer_outputs) layer_outputs->push_back(x);
   }
-  Tensor h = output->final_norm(x, st ? &st->final_norm : nullptr);
+  ops::NormState* final_state = st ? &st->final_norm : nullptr;
+  ops::NormState incoming;  // chunk parallelism: the statistics of the earlier ranks' segments
+  SequenceExchange* ex = st ? nullptr : current_sequence_exchange();
+  if (ex && cfg.norm == NormKind::timestep) {
+    incoming = sequence_parallel::norm_incoming(*ex, x, cfg.norm_num_groups,
+                                                output->final_norm->initial_state(x.size(0), x.device()));
+    final_state = &incoming;
+  }
+  Tensor h = output->final_norm(x, final_state);
   if (st) st->position += tokens.size(1);
   return h;
 }

@@ -1,5 +1,7 @@
 #include "core/modules/mega_layer.h"
 
+#include "core/models/sequence_parallel.h"
+
 #include <cmath>
 
 #include "core/init.h"
@@ -99,9 +101,26 @@ Tensor MovingAverageGatedAttentionImpl::forward(const Tensor& x, MegaLayerState*
   const int64_t B = x.size(0), L = x.size(1), H = cfg.num_heads, dz = cfg.z_head_dim(), dv = cfg.v_head_dim();
   const bool train = is_training();
 
-  Tensor xt = timenorm(x, state ? &state->norm : nullptr, padding_mask);
+  // Chunk parallelism (core/models/sequence_parallel.h): this rank's segment starts from the
+  // norm statistics and EMA state of the segments before it, like a streaming call.
+  SequenceExchange* ex = state ? nullptr : current_sequence_exchange();
+  ops::NormState incoming;
+  ops::NormState* norm_state = state ? &state->norm : nullptr;
+  if (ex) {
+    TORCH_CHECK(cfg.causal && !padding_mask.defined(),
+                "chunk parallelism needs the causal form and unpadded sequences (a language model)");
+    TORCH_CHECK(L % cfg.chunk_size == 0, "chunk parallelism: every rank's segment (", L,
+                " tokens) must be a whole number of attention chunks (model.chunk_size = ", cfg.chunk_size, ")");
+    if (cfg.norm == NormKind::timestep) {
+      incoming = sequence_parallel::norm_incoming(*ex, x, cfg.norm_num_groups, timenorm->initial_state(B, x.device()));
+      norm_state = &incoming;
+    }
+  }
+  Tensor xt = timenorm(x, norm_state, padding_mask);
   Tensor xe = padding_mask.defined() ? xt.masked_fill(padding_mask.unsqueeze(-1), 0.0) : xt;
-  auto [xc, hx] = cema(xe.transpose(1, 2), state ? state->hx : Tensor(), state != nullptr);
+  Tensor h0 = state ? state->hx : Tensor();
+  if (ex) h0 = sequence_parallel::ema_incoming(*ex, xe.transpose(1, 2), cema->coeffs());
+  auto [xc, hx] = cema(xe.transpose(1, 2), h0, state != nullptr);
   if (state) state->hx = hx;
   Tensor mx = apply_dropout(rmsnorm(xc.transpose(1, 2)), cfg.hidden_dropout, train);
 
