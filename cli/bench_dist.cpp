@@ -91,6 +91,7 @@ int bench_dist_main(const std::vector<std::string>& args) {
                             : fs::path(p.option("--work"));
   fs::create_directories(work / "corpus/train");
   fs::create_directories(work / "corpus/valid");
+  fs::create_directories(work / "corpus/test");
   {
     // A byte-level corpus: enough text for every sample, no tokenizer training.
     std::mt19937_64 rng(1);
@@ -98,8 +99,9 @@ int bench_dist_main(const std::vector<std::string>& args) {
     while (text.size() < 4u << 20) text += static_cast<char>('a' + rng() % 26) + std::string(rng() % 3 ? "" : " ");
     std::ofstream(work / "corpus/train/a.txt") << text;
     std::ofstream(work / "corpus/valid/b.txt") << text.substr(0, 4096);
+    std::ofstream(work / "corpus/test/c.txt") << text.substr(4096, 4096);
   }
-  const std::string self = "/proc/self/exe";
+  const std::string self = fs::read_symlink("/proc/self/exe").string();  // (std::system runs a shell)
   json rows = json::array();
   std::map<std::string, double> base;  // layout → tokens/s with one process
   std::printf("megalodon bench-dist: %s, Megalodon LM D=%ld, %ld layers, chunk %ld, %ld thread(s) per process\n\n",
