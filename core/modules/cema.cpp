@@ -3,10 +3,40 @@
 #include <cmath>
 
 #include "core/init.h"
+#include "core/kernels.h"
+#ifdef MEGALODON_WITH_CUDA_GLUE
+#include "core/cuda/cema_glue.h"
+#endif
 
 namespace mgl {
 
 using torch::Tensor;
+
+#ifdef MEGALODON_WITH_CUDA_GLUE
+namespace {
+// The module's forward by the fused CUDA scan (y and the carried state in one pass per direction),
+// or {undefined, undefined} when the scan does not cover this configuration.
+std::pair<Tensor, Tensor> forward_fused(const ComplexEMAImpl& m, const Tensor& x, const Tensor& h0, bool want_state) {
+  const auto& o = m.options;
+  if (o.kind() != EmaKind::cema || o.mega_exact()) return {};
+  ops::EmaCoeffs c = m.coeffs(0);
+  const auto cd = c.p.scalar_type();
+  // bf16 activations go to the kernel as they are (fp32 coefficients, fp32 accumulation); the
+  // bidirectional sum is formed in fp32 so that y is rounded to bf16 once, as on the reference path.
+  const bool keep_bf16 = x.scalar_type() == torch::kBFloat16 && cd == torch::kFloat32 && !o.bidirectional();
+  Tensor xa = keep_bf16 ? x : x.to(cd);
+  if (!cuda::cema_scan_supports(c, xa)) return {};
+  Tensor om = m.omega.view({-1});
+  if (o.bidirectional()) {
+    TORCH_CHECK(!h0.defined() && !want_state, "a bidirectional EMA has no carried state (encoder only)");
+    Tensor y = cuda::cema_scan(xa, c, om, Tensor(), false).first + cuda::cema_scan(xa, m.coeffs(1), Tensor(), Tensor(), true).first;
+    return {y.to(x.scalar_type()), Tensor()};
+  }
+  auto out = cuda::cema_scan(xa, c, om, h0, false);
+  return {out.first.to(x.scalar_type()), want_state ? out.second : Tensor()};
+}
+}  // namespace
+#endif
 
 ComplexEMAImpl::ComplexEMAImpl(const ComplexEMAOptions& o) : options(o) {
   const int64_t D = o.dim(), N = o.ndim(), K = o.bidirectional() ? 2 * D : D;
@@ -101,6 +131,14 @@ std::pair<Tensor, Tensor> ComplexEMAImpl::forward(const Tensor& x, const Tensor&
   // complex powers q^j lose all accuracy in 8 mantissa bits. Autocast is switched off here and
   // the result is cast back to the input's dtype.
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+  if (kernels::use_fused(options.kernel(), x, "model.kernel_cema")) {
+#ifdef MEGALODON_WITH_CUDA_GLUE
+    auto fused = forward_fused(*this, x, h0, want_state);
+    if (fused.first.defined()) return fused;
+#endif
+    // Explicit fallback: the configurations the fused scan does not cover (see forward_fused)
+    // run on the reference path below.
+  }
   ops::EmaCoeffs c = coeffs(0);
   const auto cd = c.p.scalar_type();
   Tensor xa = x.to(cd);

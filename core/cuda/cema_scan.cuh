@@ -1,0 +1,335 @@
+// Implementation of the fused CEMA scan (cema_scan.h); instantiated once per dtype in
+// cema_scan_{f32,bf16,f64}.cu. Blocking and per-step arithmetic: cema_scan_math.h.
+//
+// Forward, one block per row (b, d), chunks in order, the carried state in shared memory:
+//   load the chunk's x → segment totals from zero → chain the segments from the carry (one thread
+//   per mode; also records the chunk's start state for the backward) → rescan the segments from
+//   their true starts, writing Re(η h) per (step, mode) → reduce over the modes, add ω x, store y.
+// Global traffic is x in, y out, plus N complex states per chunk (C = 128 steps for N = 16):
+// the minimum for the op. There is no FFT, so any L costs the same per element.
+//
+// Backward, one block per row, chunks in reverse order, carrying the adjoint m = q·μ_{t+1}
+// (started at conj(∂L/∂h_last)):
+//   recompute the chunk's forward states h (segment totals, chain from the saved chunk start,
+//   rescan into registers: S states per thread) → adjoint segment totals from zero, in reverse →
+//   chain them from the adjoint carry → rescan in reverse with the true adjoint μ_t = η g_t + m,
+//   accumulating per thread ∂p, grad η, Σ μ q h_{t−1} (→ grad log q) and p Re μ per (step, mode)
+//   → reduce over the modes: grad x_t = Σ_n p Re μ_t,n + ω g_t.
+// At the end grad h0 = conj(q μ_0) and the per-thread sums are reduced to per-row partials.
+#pragma once
+#include <cuda_runtime.h>
+
+#include "core/cuda/cema_scan.h"
+
+namespace mgl::cuda {
+namespace detail {
+
+// Shared-memory layout common to both kernels (offsets in units of R).
+template <typename R>
+struct CemaSmem {
+  R* xs;             // C: x of the chunk
+  R* gs;             // C: grad y of the chunk (backward only)
+  R* red;            // C×(N+1): per-(step, mode) contributions
+  Cx<R>* seg_tot;    // G×N
+  Cx<R>* seg_start;  // G×N
+  Cx<R>* carry;      // N
+  R* scratch;        // T
+  __device__ CemaSmem(unsigned char* raw, int N, const CemaScanPlan& pl, bool backward) {
+    R* s = reinterpret_cast<R*>(raw);
+    xs = s;
+    s += pl.chunk;
+    gs = s;
+    if (backward) s += pl.chunk;
+    red = s;
+    s += static_cast<size_t>(pl.chunk) * (N + 1);
+    seg_tot = reinterpret_cast<Cx<R>*>(s);
+    s += 2 * pl.groups * N;
+    seg_start = reinterpret_cast<Cx<R>*>(s);
+    s += 2 * pl.groups * N;
+    carry = reinterpret_cast<Cx<R>*>(s);
+    s += 2 * N;
+    scratch = s;
+  }
+};
+
+__device__ inline int64_t cema_time(int64_t pos, int64_t L, bool reverse) { return reverse ? L - 1 - pos : pos; }
+
+template <typename X, typename R>
+__global__ void __launch_bounds__(256)
+    cema_scan_fwd_kernel(const X* __restrict__ x, const R* __restrict__ p, const R* __restrict__ log_q,
+                         const R* __restrict__ eta, const R* __restrict__ omega, const R* __restrict__ h0,
+                         X* __restrict__ y, R* __restrict__ h_last, R* __restrict__ states, int64_t D, int N,
+                         int64_t L, bool reverse) {
+  extern __shared__ __align__(16) unsigned char cema_smem_raw[];
+  const CemaScanPlan pl = cema_scan_plan(N);
+  const CemaSmem<R> sm(cema_smem_raw, N, pl, false);
+  const int T = blockDim.x, tid = threadIdx.x, n = tid % N, g = tid / N, C = pl.chunk, G = pl.groups;
+  const bool active = g < G;
+  const int64_t row = blockIdx.x, d = row % D, nc = (L + C - 1) / C;
+  const X* xr = x + row * L;
+  X* yr = y + row * L;
+
+  CxPow<R> q{}, qS{};
+  R pn = 0, lqr = 0, lqi = 0;
+  Cx<R> en = cx<R>(0, 0);
+  if (active) {
+    const int64_t i = d * N + n;
+    lqr = log_q[2 * i];
+    lqi = log_q[2 * i + 1];
+    q = cema_pow<R>(lqr, lqi, 1.0);
+    qS = cema_pow<R>(lqr, lqi, static_cast<double>(kCemaSeg));
+    pn = p[i];
+    en = cx<R>(eta[2 * i], eta[2 * i + 1]);
+  }
+  const R om = omega ? omega[d] : R(0);
+  if (tid < N) {
+    const int64_t i = row * N + tid;
+    sm.carry[tid] = h0 ? cx<R>(h0[2 * i], h0[2 * i + 1]) : cx<R>(0, 0);
+  }
+
+  for (int64_t c = 0; c < nc; ++c) {
+    const int64_t base = c * C;
+    const int len = static_cast<int>(L - base < C ? L - base : C);
+    __syncthreads();  // the previous chunk's readers of xs / red / seg_* are done
+    for (int s = tid; s < C; s += T) sm.xs[s] = s < len ? R(cema_load(xr[cema_time(base + s, L, reverse)])) : R(0);
+    __syncthreads();
+    const int s0 = g * kCemaSeg, sl = active ? cema_seg_len(len, g) : 0;
+    if (active) {
+      Cx<R> l = cx<R>(0, 0);
+#pragma unroll
+      for (int k = 0; k < kCemaSeg; ++k)
+        if (k < sl) l = cema_step(q, pn, l, sm.xs[s0 + k]);
+      sm.seg_tot[g * N + n] = l;
+    }
+    __syncthreads();
+    if (tid < N) {  // thread tid is (n = tid, g = 0): its q, qS are mode tid's
+      Cx<R> E = sm.carry[tid];
+      R* st = states + ((row * nc + c) * N + tid) * 2;
+      st[0] = E.re;
+      st[1] = E.im;
+      for (int gg = 0; gg < G; ++gg) {
+        const int lg = cema_seg_len(len, gg);
+        if (lg == 0) break;
+        sm.seg_start[gg * N + tid] = E;
+        const CxPow<R> f = lg == kCemaSeg ? qS : cema_pow<R>(lqr, lqi, static_cast<double>(lg));
+        E = cadd(cema_mul(f, E), sm.seg_tot[gg * N + tid]);
+      }
+      sm.carry[tid] = E;
+    }
+    __syncthreads();
+    if (sl > 0) {
+      Cx<R> h = sm.seg_start[g * N + n];
+#pragma unroll
+      for (int k = 0; k < kCemaSeg; ++k) {
+        if (k < sl) {
+          h = cema_step(q, pn, h, sm.xs[s0 + k]);
+          sm.red[(s0 + k) * (N + 1) + n] = en.re * h.re - en.im * h.im;
+        }
+      }
+    }
+    __syncthreads();
+    for (int s = tid; s < len; s += T) {
+      R acc = om * sm.xs[s];
+      const R* r = sm.red + s * (N + 1);
+      for (int m = 0; m < N; ++m) acc += r[m];
+      cema_store(acc, yr + cema_time(base + s, L, reverse));
+    }
+  }
+  __syncthreads();
+  if (h_last && tid < N) {
+    const int64_t i = row * N + tid;
+    h_last[2 * i] = sm.carry[tid].re;
+    h_last[2 * i + 1] = sm.carry[tid].im;
+  }
+}
+
+template <typename X, typename R>
+__global__ void __launch_bounds__(256)
+    cema_scan_bwd_kernel(const X* __restrict__ grad_y, const R* __restrict__ grad_h_last, const X* __restrict__ x,
+                         const R* __restrict__ p, const R* __restrict__ log_q, const R* __restrict__ eta,
+                         const R* __restrict__ omega, const R* __restrict__ states, X* __restrict__ grad_x,
+                         R* __restrict__ part_p, R* __restrict__ part_log_q, R* __restrict__ part_eta,
+                         R* __restrict__ part_omega, R* __restrict__ grad_h0, int64_t D, int N, int64_t L,
+                         bool reverse) {
+  extern __shared__ __align__(16) unsigned char cema_smem_raw[];
+  const CemaScanPlan pl = cema_scan_plan(N);
+  const CemaSmem<R> sm(cema_smem_raw, N, pl, true);
+  const int T = blockDim.x, tid = threadIdx.x, n = tid % N, g = tid / N, C = pl.chunk, G = pl.groups;
+  const bool active = g < G;
+  const int64_t row = blockIdx.x, d = row % D, nc = (L + C - 1) / C;
+  const X* xr = x + row * L;
+  const X* gr = grad_y + row * L;
+  X* dxr = grad_x + row * L;
+
+  CxPow<R> q{}, qS{};
+  R pn = 0, lqr = 0, lqi = 0;
+  Cx<R> en = cx<R>(0, 0);
+  if (active) {
+    const int64_t i = d * N + n;
+    lqr = log_q[2 * i];
+    lqi = log_q[2 * i + 1];
+    q = cema_pow<R>(lqr, lqi, 1.0);
+    qS = cema_pow<R>(lqr, lqi, static_cast<double>(kCemaSeg));
+    pn = p[i];
+    en = cx<R>(eta[2 * i], eta[2 * i + 1]);
+  }
+  const R om = omega ? omega[d] : R(0);
+  if (tid < N) {  // adjoint carry m = q μ_{t+1}; after the last step it is conj(∂L/∂h_last)
+    const int64_t i = row * N + tid;
+    sm.carry[tid] = grad_h_last ? cx<R>(grad_h_last[2 * i], -grad_h_last[2 * i + 1]) : cx<R>(0, 0);
+  }
+  CemaGradAcc<R> acc;
+  R acc_om = 0;
+  Cx<R> hseg[kCemaSeg];
+
+  for (int64_t c = nc - 1; c >= 0; --c) {
+    const int64_t base = c * C;
+    const int len = static_cast<int>(L - base < C ? L - base : C);
+    __syncthreads();
+    for (int s = tid; s < C; s += T) {
+      const bool v = s < len;
+      const int64_t t = cema_time(base + s, L, reverse);
+      sm.xs[s] = v ? R(cema_load(xr[t])) : R(0);
+      sm.gs[s] = v ? R(cema_load(gr[t])) : R(0);
+    }
+    __syncthreads();
+    const int s0 = g * kCemaSeg, sl = active ? cema_seg_len(len, g) : 0;
+    // (1) forward segment totals from zero.
+    if (active) {
+      Cx<R> l = cx<R>(0, 0);
+#pragma unroll
+      for (int k = 0; k < kCemaSeg; ++k)
+        if (k < sl) l = cema_step(q, pn, l, sm.xs[s0 + k]);
+      sm.seg_tot[g * N + n] = l;
+    }
+    __syncthreads();
+    // (2) chain them from the chunk's saved start state.
+    if (tid < N) {
+      const R* st = states + ((row * nc + c) * N + tid) * 2;
+      Cx<R> E = cx<R>(st[0], st[1]);
+      for (int gg = 0; gg < G; ++gg) {
+        const int lg = cema_seg_len(len, gg);
+        if (lg == 0) break;
+        sm.seg_start[gg * N + tid] = E;
+        const CxPow<R> f = lg == kCemaSeg ? qS : cema_pow<R>(lqr, lqi, static_cast<double>(lg));
+        E = cadd(cema_mul(f, E), sm.seg_tot[gg * N + tid]);
+      }
+    }
+    __syncthreads();
+    // (3) forward states of the segment into registers; adjoint segment totals from zero.
+    if (sl > 0) {
+      Cx<R> h = sm.seg_start[g * N + n];
+#pragma unroll
+      for (int k = 0; k < kCemaSeg; ++k) {
+        if (k < sl) h = cema_step(q, pn, h, sm.xs[s0 + k]);
+        hseg[k] = h;
+      }
+      Cx<R> m = cx<R>(0, 0);
+#pragma unroll
+      for (int k = kCemaSeg - 1; k >= 0; --k)
+        if (k < sl) m = cema_mul(q, cema_adjoint(en, sm.gs[s0 + k], m));
+      sm.seg_tot[g * N + n] = m;  // (2) has consumed the forward totals before the barrier
+    }
+    __syncthreads();
+    // (4) chain the adjoint totals backwards from the adjoint carry.
+    if (tid < N) {
+      Cx<R> E = sm.carry[tid];
+      for (int gg = G - 1; gg >= 0; --gg) {
+        const int lg = cema_seg_len(len, gg);
+        if (lg == 0) continue;
+        sm.seg_start[gg * N + tid] = E;
+        const CxPow<R> f = lg == kCemaSeg ? qS : cema_pow<R>(lqr, lqi, static_cast<double>(lg));
+        E = cadd(cema_mul(f, E), sm.seg_tot[gg * N + tid]);
+      }
+      sm.carry[tid] = E;  // q μ at the chunk's first step: the carry into the previous chunk
+    }
+    __syncthreads();
+    // (5) the true adjoint, in reverse: gradients and p Re μ per (step, mode).
+    if (sl > 0) {
+      Cx<R> m = sm.seg_start[g * N + n];
+#pragma unroll
+      for (int k = kCemaSeg - 1; k >= 0; --k) {
+        if (k < sl) {
+          const int s = s0 + k;
+          const R gv = sm.gs[s], xv = sm.xs[s];
+          const Cx<R> mu = cema_adjoint(en, gv, m);
+          cema_grad_step(acc, hseg[k], mu, pn, xv, gv);
+          sm.red[s * (N + 1) + n] = pn * mu.re;
+          m = cema_mul(q, mu);
+        }
+      }
+    }
+    __syncthreads();
+    for (int s = tid; s < len; s += T) {
+      const R gv = sm.gs[s];
+      R a = om * gv;
+      const R* r = sm.red + s * (N + 1);
+      for (int k = 0; k < N; ++k) a += r[k];
+      acc_om += gv * sm.xs[s];
+      cema_store(a, dxr + cema_time(base + s, L, reverse));
+    }
+  }
+  __syncthreads();
+  if (grad_h0 && tid < N) {  // grad h0 = conj(q μ_0)
+    const int64_t i = row * N + tid;
+    grad_h0[2 * i] = sm.carry[tid].re;
+    grad_h0[2 * i + 1] = -sm.carry[tid].im;
+  }
+  // Per-row partial sums: reduce the (n, g) accumulators over g through shared memory.
+  const R vals[5] = {acc.p, acc.eta.re, acc.eta.im, acc.mqh.re, -acc.mqh.im};  // grad log q = conj(Σ μ q h)
+#pragma unroll
+  for (int v = 0; v < 5; ++v) {
+    __syncthreads();
+    if (active) sm.red[g * N + n] = vals[v];
+    __syncthreads();
+    if (tid < N) {
+      R s = 0;
+      for (int gg = 0; gg < G; ++gg) s += sm.red[gg * N + tid];
+      const int64_t i = row * N + tid;
+      if (v == 0) part_p[i] = s;
+      else if (v <= 2) part_eta[2 * i + (v - 1)] = s;
+      else part_log_q[2 * i + (v - 3)] = s;
+    }
+  }
+  if (omega) {
+    sm.scratch[tid] = acc_om;
+    __syncthreads();
+    for (int w = T / 2; w > 0; w /= 2) {
+      if (tid < w) sm.scratch[tid] += sm.scratch[tid + w];
+      __syncthreads();
+    }
+    if (tid == 0) part_omega[row] = sm.scratch[0];
+  }
+}
+
+}  // namespace detail
+
+template <typename X, typename R>
+void cema_scan_forward(const X* x, const R* p, const R* log_q, const R* eta, const R* omega, const R* h0, X* y,
+                       R* h_last, R* chunk_states, int64_t B, int64_t D, int64_t N, int64_t L, bool reverse,
+                       void* stream) {
+  if (B * D == 0 || L == 0) return;
+  const CemaScanPlan pl = cema_scan_plan(N);
+  const size_t smem = cema_scan_smem<R>(N, pl, false);
+  auto kernel = detail::cema_scan_fwd_kernel<X, R>;
+  if (smem > 48 * 1024) cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  kernel<<<static_cast<unsigned>(B * D), pl.threads, smem, static_cast<cudaStream_t>(stream)>>>(
+      x, p, log_q, eta, omega, h0, y, h_last, chunk_states, D, static_cast<int>(N), L, reverse);
+}
+
+template <typename X, typename R>
+void cema_scan_backward(const X* grad_y, const R* grad_h_last, const X* x, const R* p, const R* log_q,
+                        const R* eta, const R* omega, const R* chunk_states, X* grad_x, R* part_p, R* part_log_q,
+                        R* part_eta, R* part_omega, R* grad_h0, int64_t B, int64_t D, int64_t N, int64_t L,
+                        bool reverse, void* stream) {
+  if (B * D == 0 || L == 0) return;
+  const CemaScanPlan pl = cema_scan_plan(N);
+  const size_t smem = cema_scan_smem<R>(N, pl, true);
+  auto kernel = detail::cema_scan_bwd_kernel<X, R>;
+  if (smem > 48 * 1024) cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  kernel<<<static_cast<unsigned>(B * D), pl.threads, smem, static_cast<cudaStream_t>(stream)>>>(
+      grad_y, grad_h_last, x, p, log_q, eta, omega, chunk_states, grad_x, part_p, part_log_q, part_eta, part_omega,
+      grad_h0, D, static_cast<int>(N), L, reverse);
+}
+
+}  // namespace mgl::cuda

@@ -1,0 +1,200 @@
+// Host/device arithmetic of the fused CEMA scan (core/cuda/cema_scan.cuh). Compiles with nvcc
+// and with a plain C++ compiler, so that tests/core/test_cema_kernel_math.cpp checks the
+// arithmetic and an emulation of the kernel's blocking on the CPU.
+//
+// The scan evaluates the CEMA layer directly as its recurrence (spec §1.3), which is exact for
+// any L because the length-L kernel k is a sum of N complex exponentials:
+//   h_t = p ⊙ x_t + q ⊙ h_{t−1},   y_t = Re Σ_n η_n h_t,n (+ ω x_t),   h_{−1} = h0.
+// Blocking (one thread block per row (b, d)): the row is cut into chunks of C = G·S steps; each
+// chunk into G segments of S steps. Thread (n, g) owns mode n of segment g.
+//   1. each thread scans its segment from a zero state: the segment's total T_g = Σ q^(S−1−s) p x_s;
+//   2. one thread per mode chains the segments: start_0 = carry, start_{g+1} = q^(len_g) start_g + T_g
+//      (q^S is exp(S·log q) formed in fp64, so no power is built by repeated rounding);
+//   3. each thread rescans its segment from its true start, producing h_t,n;
+//   4. y_t = Re Σ_n η_n h_t,n is reduced across the modes through shared memory.
+// The cost is O(N) per element, linear in L: no FFT, no length limit and no cliff.
+// The backward pass runs the adjoint recurrence in reverse order (see cema_scan.cuh).
+#pragma once
+#include <math.h>
+#include <string.h>
+
+#include <cstdint>
+
+#ifdef __CUDACC__
+#define MGL_HD __host__ __device__
+#else
+#define MGL_HD
+#endif
+
+namespace mgl::cuda {
+
+// Segment length S (steps per thread per chunk); a compile-time constant so that per-thread
+// arrays of S states stay in registers.
+constexpr int kCemaSeg = 16;
+// Largest N the scan supports (the official kernels stop at 32).
+constexpr int64_t kCemaMaxN = 256;
+
+// Thread-block geometry of the scan for N modes.
+struct CemaScanPlan {
+  int threads;  // block size T
+  int groups;   // segments per chunk G = ⌊T / N⌋ (threads (n, g), n fastest)
+  int chunk;    // steps per chunk C = G·S
+};
+MGL_HD inline CemaScanPlan cema_scan_plan(int64_t N) {
+  CemaScanPlan p;
+  p.threads = N > 128 ? 256 : 128;
+  p.groups = static_cast<int>(p.threads / (N < 1 ? 1 : N));
+  if (p.groups < 1) p.groups = 1;
+  p.chunk = p.groups * kCemaSeg;
+  return p;
+}
+MGL_HD inline int64_t cema_num_chunks(int64_t L, const CemaScanPlan& p) { return (L + p.chunk - 1) / p.chunk; }
+
+// Shared memory of the forward and backward kernels, in bytes, for real type R.
+template <typename R>
+MGL_HD inline size_t cema_scan_smem(int64_t N, const CemaScanPlan& p, bool backward) {
+  const size_t C = static_cast<size_t>(p.chunk), G = static_cast<size_t>(p.groups), n = static_cast<size_t>(N);
+  size_t reals = C * (backward ? 2 : 1)  // x (and dy) of the chunk
+                 + C * (n + 1)             // per-(step, mode) contributions, padded against bank conflicts
+                 + 2 * 2 * G * n           // segment totals and starts (complex)
+                 + 2 * n                   // the carried state (complex)
+                 + static_cast<size_t>(p.threads);  // block reductions
+  return reals * sizeof(R);
+}
+
+// A minimal complex number for the kernels (std::complex is not usable in device code).
+template <typename R>
+struct Cx {
+  R re, im;
+};
+template <typename R>
+MGL_HD inline Cx<R> cx(R re, R im) {
+  Cx<R> z;
+  z.re = re;
+  z.im = im;
+  return z;
+}
+template <typename R>
+MGL_HD inline Cx<R> cadd(Cx<R> a, Cx<R> b) {
+  return cx<R>(a.re + b.re, a.im + b.im);
+}
+template <typename R>
+MGL_HD inline Cx<R> cmul(Cx<R> a, Cx<R> b) {
+  return cx<R>(a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re);
+}
+template <typename R>
+MGL_HD inline Cx<R> cconj(Cx<R> a) {
+  return cx<R>(a.re, -a.im);
+}
+template <typename R>
+MGL_HD inline Cx<R> cscale(Cx<R> a, R s) {
+  return cx<R>(a.re * s, a.im * s);
+}
+
+// A power of q held as a rounded value plus the rounding remainder (hi + lo ≈ exact, both
+// formed from the fp64 value). Multiplying by both parts keeps the systematic error of the
+// rounded decay out of long recurrences: with |q| near 1 the rounded q̃ alone would bias
+// q̃^j by j·ε, up to ε/(e·(1−|q|)) overall.
+template <typename R>
+struct CxPow {
+  Cx<R> hi, lo;
+};
+// exp(e · log q) with the product and the exponential in fp64.
+template <typename R>
+MGL_HD inline CxPow<R> cema_pow(R log_re, R log_im, double e) {
+  const double m = ::exp(e * static_cast<double>(log_re));
+  const double a = e * static_cast<double>(log_im);
+  const double re = m * ::cos(a), im = m * ::sin(a);
+  CxPow<R> out;
+  out.hi = cx<R>(static_cast<R>(re), static_cast<R>(im));
+  out.lo = cx<R>(static_cast<R>(re - static_cast<double>(out.hi.re)), static_cast<R>(im - static_cast<double>(out.hi.im)));
+  return out;
+}
+// q · h with the compensated power.
+template <typename R>
+MGL_HD inline Cx<R> cema_mul(const CxPow<R>& q, Cx<R> h) {
+  return cadd(cmul(q.hi, h), cmul(q.lo, h));
+}
+
+// One forward step h ← q·h + p·x (p real).
+template <typename R>
+MGL_HD inline Cx<R> cema_step(const CxPow<R>& q, R p, Cx<R> h, R x) {
+  Cx<R> r = cema_mul(q, h);
+  r.re += p * x;
+  return r;
+}
+
+// One adjoint step, in reverse order. `m` carries q·μ_{t+1} (for the last step: conj(∂L/∂h_L)
+// in PyTorch's convention); returns μ_t = η·g_t + m, the adjoint of h_t such that
+// dL = Re(μ_t · dh_t) through everything downstream of h_t.
+template <typename R>
+MGL_HD inline Cx<R> cema_adjoint(Cx<R> eta, R g, Cx<R> m) {
+  return cx<R>(eta.re * g + m.re, eta.im * g + m.im);
+}
+
+// Per-step parameter-gradient contributions at step t, given h_t, μ_t, x_t, g_t = ∂L/∂y_t:
+//   ∂L/∂p       += x_t Re μ_t
+//   grad η      += g_t conj(h_t)                  (PyTorch's complex convention: ∂/∂Re + i ∂/∂Im)
+//   Σ μ q h_{t−1} += μ_t (h_t − p x_t)             (grad log q = conj of the sum, taken at the end)
+template <typename R>
+struct CemaGradAcc {
+  R p = 0;
+  Cx<R> eta{0, 0};
+  Cx<R> mqh{0, 0};
+};
+template <typename R>
+MGL_HD inline void cema_grad_step(CemaGradAcc<R>& a, Cx<R> h, Cx<R> mu, R p, R x, R g) {
+  a.p += x * mu.re;
+  a.eta.re += g * h.re;
+  a.eta.im -= g * h.im;
+  const Cx<R> qh = cx<R>(h.re - p * x, h.im);
+  const Cx<R> t = cmul(mu, qh);
+  a.mqh.re += t.re;
+  a.mqh.im += t.im;
+}
+
+// bf16 activations as raw bits (keeps the API CUDA-free; layout-compatible with __nv_bfloat16
+// and at::BFloat16). Loads widen exactly; stores round to nearest even, as the hardware does.
+struct Bf16 {
+  uint16_t bits;
+};
+MGL_HD inline float cema_bits_to_float(uint32_t u) {
+#ifdef __CUDA_ARCH__
+  return __uint_as_float(u);
+#else
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+#endif
+}
+MGL_HD inline uint32_t cema_float_to_bits(float f) {
+#ifdef __CUDA_ARCH__
+  return __float_as_uint(f);
+#else
+  uint32_t u;
+  memcpy(&u, &f, sizeof u);
+  return u;
+#endif
+}
+MGL_HD inline float cema_load(float v) { return v; }
+MGL_HD inline double cema_load(double v) { return v; }
+MGL_HD inline float cema_load(Bf16 v) { return cema_bits_to_float(static_cast<uint32_t>(v.bits) << 16); }
+MGL_HD inline void cema_store(float v, float* out) { *out = v; }
+MGL_HD inline void cema_store(double v, double* out) { *out = v; }
+MGL_HD inline void cema_store(float v, Bf16* out) {
+  uint32_t u = cema_float_to_bits(v);
+  if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu)) {
+    out->bits = static_cast<uint16_t>((u >> 16) | 0x40u);  // NaN stays a (quiet) NaN
+    return;
+  }
+  u += 0x7fffu + ((u >> 16) & 1u);
+  out->bits = static_cast<uint16_t>(u >> 16);
+}
+
+// Number of valid steps of segment g in a chunk of `len` valid steps.
+MGL_HD inline int cema_seg_len(int len, int g) {
+  const int v = len - g * kCemaSeg;
+  return v < 0 ? 0 : (v > kCemaSeg ? kCemaSeg : v);
+}
+
+}  // namespace mgl::cuda
