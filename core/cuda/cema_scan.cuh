@@ -227,7 +227,7 @@ __global__ void __launch_bounds__(256)
       Cx<R> m = cx<R>(0, 0);
 #pragma unroll
       for (int k = kCemaSeg - 1; k >= 0; --k)
-        if (k < sl) m = cema_mul(q, cema_adjoint(en, sm.gs[s0 + k], m));
+        if (k < sl) m = cema_seg_mul(q, cema_adjoint(en, sm.gs[s0 + k], m));
       sm.seg_tot[g * N + n] = m;  // (2) has consumed the forward totals before the barrier
     }
     __syncthreads();
@@ -255,7 +255,7 @@ __global__ void __launch_bounds__(256)
           const Cx<R> mu = cema_adjoint(en, gv, m);
           cema_grad_step(acc, hseg[k], mu, pn, xv, gv);
           sm.red[s * (N + 1) + n] = pn * mu.re;
-          m = cema_mul(q, mu);
+          m = cema_seg_mul(q, mu);
         }
       }
     }
