@@ -178,8 +178,8 @@ __global__ void __launch_bounds__(256)
     const int64_t i = row * N + tid;
     sm.carry[tid] = grad_h_last ? cx<R>(grad_h_last[2 * i], -grad_h_last[2 * i + 1]) : cx<R>(0, 0);
   }
-  CemaGradAcc<R> acc;
-  R acc_om = 0;
+  CemaGradSum<R> acc;
+  R acc_om = 0, acc_om_c = 0;
   Cx<R> hseg[kCemaSeg];
 
   for (int64_t c = nc - 1; c >= 0; --c) {
@@ -247,17 +247,19 @@ __global__ void __launch_bounds__(256)
     // (5) the true adjoint, in reverse: gradients and p Re μ per (step, mode).
     if (sl > 0) {
       Cx<R> m = sm.seg_start[g * N + n];
+      CemaGradAcc<R> part;
 #pragma unroll
       for (int k = kCemaSeg - 1; k >= 0; --k) {
         if (k < sl) {
           const int s = s0 + k;
           const R gv = sm.gs[s], xv = sm.xs[s];
           const Cx<R> mu = cema_adjoint(en, gv, m);
-          cema_grad_step(acc, hseg[k], mu, pn, xv, gv);
+          cema_grad_step(part, hseg[k], mu, pn, xv, gv);
           sm.red[s * (N + 1) + n] = pn * mu.re;
           m = cema_seg_mul(q, mu);
         }
       }
+      acc.add(part);
     }
     __syncthreads();
     for (int s = tid; s < len; s += T) {
@@ -265,7 +267,7 @@ __global__ void __launch_bounds__(256)
       R a = om * gv;
       const R* r = sm.red + s * (N + 1);
       for (int k = 0; k < N; ++k) a += r[k];
-      acc_om += gv * sm.xs[s];
+      kahan_add(acc_om, acc_om_c, gv * sm.xs[s]);
       cema_store(a, dxr + cema_time(base + s, L, reverse));
     }
   }
@@ -276,7 +278,7 @@ __global__ void __launch_bounds__(256)
     grad_h0[2 * i + 1] = -sm.carry[tid].im;
   }
   // Per-row partial sums: reduce the (n, g) accumulators over g through shared memory.
-  const R vals[5] = {acc.p, acc.eta.re, acc.eta.im, acc.mqh.re, -acc.mqh.im};  // grad log q = conj(Σ μ q h)
+  const R vals[5] = {acc.s[0], acc.s[1], acc.s[2], acc.s[3], -acc.s[4]};  // grad log q = conj(Σ μ q h)
 #pragma unroll
   for (int v = 0; v < 5; ++v) {
     __syncthreads();

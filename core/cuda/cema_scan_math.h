@@ -37,13 +37,14 @@ constexpr int64_t kCemaMaxN = 256;
 // Thread-block geometry of the scan for N modes.
 struct CemaScanPlan {
   int threads;  // block size T
-  int groups;   // segments per chunk G = ⌊T / N⌋ (threads (n, g), n fastest)
+  int groups;   // segments per chunk G = min(⌊T / N⌋, 32) (threads (n, g), n fastest)
   int chunk;    // steps per chunk C = G·S
 };
 MGL_HD inline CemaScanPlan cema_scan_plan(int64_t N) {
   CemaScanPlan p;
   p.threads = N > 128 ? 256 : 128;
   p.groups = static_cast<int>(p.threads / (N < 1 ? 1 : N));
+  if (p.groups > 32) p.groups = 32;  // N < 4: keep chunks (and shared memory) bounded
   if (p.groups < 1) p.groups = 1;
   p.chunk = p.groups * kCemaSeg;
   return p;
@@ -197,6 +198,29 @@ MGL_HD inline void cema_store(float v, Bf16* out) {
   u += 0x7fffu + ((u >> 16) & 1u);
   out->bits = static_cast<uint16_t>(u >> 16);
 }
+
+// Running sums over the whole row (L/G terms per thread) use Kahan compensation; each chunk's
+// segment contributes a plain sum of at most S terms. Without it, the fp32 gradient sums at
+// L = 64K would carry ~L/G·ε of rounding, above the reference path's blocked reductions.
+template <typename R>
+MGL_HD inline void kahan_add(R& sum, R& comp, R v) {
+  const R y = v - comp;
+  const R t = sum + y;
+  comp = (t - sum) - y;
+  sum = t;
+}
+template <typename R>
+struct CemaGradSum {
+  R s[5] = {0, 0, 0, 0, 0};  // ∂p, Re/Im grad η, Re/Im Σ μ q h
+  R c[5] = {0, 0, 0, 0, 0};
+  MGL_HD void add(const CemaGradAcc<R>& a) {
+    kahan_add(s[0], c[0], a.p);
+    kahan_add(s[1], c[1], a.eta.re);
+    kahan_add(s[2], c[2], a.eta.im);
+    kahan_add(s[3], c[3], a.mqh.re);
+    kahan_add(s[4], c[4], a.mqh.im);
+  }
+};
 
 // Number of valid steps of segment g in a chunk of `len` valid steps.
 MGL_HD inline int cema_seg_len(int len, int g) {
