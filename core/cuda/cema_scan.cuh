@@ -32,10 +32,11 @@ struct CemaSmem {
   R* red;            // C×(N+1): per-(step, mode) contributions
   Cx<R>* seg_tot;    // G×N
   Cx<R>* seg_start;  // G×N
-  Cx<R>* carry;      // N
-  R* scratch;        // T
+  Cx<double>* carry;  // N: the carried state, fp64 (first, for alignment)
+  R* scratch;         // T
   __device__ CemaSmem(unsigned char* raw, int N, const CemaScanPlan& pl, bool backward) {
-    R* s = reinterpret_cast<R*>(raw);
+    carry = reinterpret_cast<Cx<double>*>(raw);
+    R* s = reinterpret_cast<R*>(raw + 2 * N * sizeof(double));
     xs = s;
     s += pl.chunk;
     gs = s;
@@ -46,8 +47,6 @@ struct CemaSmem {
     s += 2 * pl.groups * N;
     seg_start = reinterpret_cast<Cx<R>*>(s);
     s += 2 * pl.groups * N;
-    carry = reinterpret_cast<Cx<R>*>(s);
-    s += 2 * N;
     scratch = s;
   }
 };
@@ -69,7 +68,8 @@ __global__ void __launch_bounds__(256)
   const X* xr = x + row * L;
   X* yr = y + row * L;
 
-  CxPow<R> q{}, qS{};
+  CxPow<R> q{};
+  Cx<double> qS = cx<double>(1, 0);
   R pn = 0, lqr = 0, lqi = 0;
   Cx<R> en = cx<R>(0, 0);
   if (active) {
@@ -77,14 +77,14 @@ __global__ void __launch_bounds__(256)
     lqr = log_q[2 * i];
     lqi = log_q[2 * i + 1];
     q = cema_pow<R>(lqr, lqi, 1.0);
-    qS = cema_pow<R>(lqr, lqi, static_cast<double>(kCemaSeg));
+    qS = cema_pow_wide<R>(lqr, lqi, static_cast<double>(kCemaSeg));
     pn = p[i];
     en = cx<R>(eta[2 * i], eta[2 * i + 1]);
   }
   const R om = omega ? omega[d] : R(0);
   if (tid < N) {
     const int64_t i = row * N + tid;
-    sm.carry[tid] = h0 ? cx<R>(h0[2 * i], h0[2 * i + 1]) : cx<R>(0, 0);
+    sm.carry[tid] = h0 ? cx<double>(h0[2 * i], h0[2 * i + 1]) : cx<double>(0, 0);
   }
 
   for (int64_t c = 0; c < nc; ++c) {
@@ -103,16 +103,16 @@ __global__ void __launch_bounds__(256)
     }
     __syncthreads();
     if (tid < N) {  // thread tid is (n = tid, g = 0): its q, qS are mode tid's
-      Cx<R> E = sm.carry[tid];
+      Cx<double> E = sm.carry[tid];
       R* st = states + ((row * nc + c) * N + tid) * 2;
-      st[0] = E.re;
-      st[1] = E.im;
+      st[0] = static_cast<R>(E.re);
+      st[1] = static_cast<R>(E.im);
       for (int gg = 0; gg < G; ++gg) {
         const int lg = cema_seg_len(len, gg);
         if (lg == 0) break;
-        sm.seg_start[gg * N + tid] = E;
-        const CxPow<R> f = lg == kCemaSeg ? qS : cema_pow<R>(lqr, lqi, static_cast<double>(lg));
-        E = cadd(cema_mul(f, E), sm.seg_tot[gg * N + tid]);
+        sm.seg_start[gg * N + tid] = cema_narrow<R>(E);
+        const Cx<double> f = lg == kCemaSeg ? qS : cema_pow_wide<R>(lqr, lqi, static_cast<double>(lg));
+        E = cema_chain(f, E, sm.seg_tot[gg * N + tid]);
       }
       sm.carry[tid] = E;
     }
@@ -138,8 +138,8 @@ __global__ void __launch_bounds__(256)
   __syncthreads();
   if (h_last && tid < N) {
     const int64_t i = row * N + tid;
-    h_last[2 * i] = sm.carry[tid].re;
-    h_last[2 * i + 1] = sm.carry[tid].im;
+    h_last[2 * i] = static_cast<R>(sm.carry[tid].re);
+    h_last[2 * i + 1] = static_cast<R>(sm.carry[tid].im);
   }
 }
 
@@ -161,7 +161,8 @@ __global__ void __launch_bounds__(256)
   const X* gr = grad_y + row * L;
   X* dxr = grad_x + row * L;
 
-  CxPow<R> q{}, qS{};
+  CxPow<R> q{};
+  Cx<double> qS = cx<double>(1, 0);
   R pn = 0, lqr = 0, lqi = 0;
   Cx<R> en = cx<R>(0, 0);
   if (active) {
@@ -169,14 +170,14 @@ __global__ void __launch_bounds__(256)
     lqr = log_q[2 * i];
     lqi = log_q[2 * i + 1];
     q = cema_pow<R>(lqr, lqi, 1.0);
-    qS = cema_pow<R>(lqr, lqi, static_cast<double>(kCemaSeg));
+    qS = cema_pow_wide<R>(lqr, lqi, static_cast<double>(kCemaSeg));
     pn = p[i];
     en = cx<R>(eta[2 * i], eta[2 * i + 1]);
   }
   const R om = omega ? omega[d] : R(0);
   if (tid < N) {  // adjoint carry m = q μ_{t+1}; after the last step it is conj(∂L/∂h_last)
     const int64_t i = row * N + tid;
-    sm.carry[tid] = grad_h_last ? cx<R>(grad_h_last[2 * i], -grad_h_last[2 * i + 1]) : cx<R>(0, 0);
+    sm.carry[tid] = grad_h_last ? cx<double>(grad_h_last[2 * i], -grad_h_last[2 * i + 1]) : cx<double>(0, 0);
   }
   CemaGradSum<R> acc;
   R acc_om = 0, acc_om_c = 0;
@@ -206,13 +207,13 @@ __global__ void __launch_bounds__(256)
     // (2) chain them from the chunk's saved start state.
     if (tid < N) {
       const R* st = states + ((row * nc + c) * N + tid) * 2;
-      Cx<R> E = cx<R>(st[0], st[1]);
+      Cx<double> E = cx<double>(st[0], st[1]);
       for (int gg = 0; gg < G; ++gg) {
         const int lg = cema_seg_len(len, gg);
         if (lg == 0) break;
-        sm.seg_start[gg * N + tid] = E;
-        const CxPow<R> f = lg == kCemaSeg ? qS : cema_pow<R>(lqr, lqi, static_cast<double>(lg));
-        E = cadd(cema_mul(f, E), sm.seg_tot[gg * N + tid]);
+        sm.seg_start[gg * N + tid] = cema_narrow<R>(E);
+        const Cx<double> f = lg == kCemaSeg ? qS : cema_pow_wide<R>(lqr, lqi, static_cast<double>(lg));
+        E = cema_chain(f, E, sm.seg_tot[gg * N + tid]);
       }
     }
     __syncthreads();
@@ -233,13 +234,13 @@ __global__ void __launch_bounds__(256)
     __syncthreads();
     // (4) chain the adjoint totals backwards from the adjoint carry.
     if (tid < N) {
-      Cx<R> E = sm.carry[tid];
+      Cx<double> E = sm.carry[tid];
       for (int gg = G - 1; gg >= 0; --gg) {
         const int lg = cema_seg_len(len, gg);
         if (lg == 0) continue;
-        sm.seg_start[gg * N + tid] = E;
-        const CxPow<R> f = lg == kCemaSeg ? qS : cema_pow<R>(lqr, lqi, static_cast<double>(lg));
-        E = cadd(cema_mul(f, E), sm.seg_tot[gg * N + tid]);
+        sm.seg_start[gg * N + tid] = cema_narrow<R>(E);
+        const Cx<double> f = lg == kCemaSeg ? qS : cema_pow_wide<R>(lqr, lqi, static_cast<double>(lg));
+        E = cema_chain(f, E, sm.seg_tot[gg * N + tid]);
       }
       sm.carry[tid] = E;  // q μ at the chunk's first step: the carry into the previous chunk
     }
@@ -274,8 +275,8 @@ __global__ void __launch_bounds__(256)
   __syncthreads();
   if (grad_h0 && tid < N) {  // grad h0 = conj(q μ_0)
     const int64_t i = row * N + tid;
-    grad_h0[2 * i] = sm.carry[tid].re;
-    grad_h0[2 * i + 1] = -sm.carry[tid].im;
+    grad_h0[2 * i] = static_cast<R>(sm.carry[tid].re);
+    grad_h0[2 * i + 1] = static_cast<R>(-sm.carry[tid].im);
   }
   // Per-row partial sums: reduce the (n, g) accumulators over g through shared memory.
   const R vals[5] = {acc.s[0], acc.s[1], acc.s[2], acc.s[3], -acc.s[4]};  // grad log q = conj(Σ μ q h)

@@ -58,9 +58,9 @@ MGL_HD inline size_t cema_scan_smem(int64_t N, const CemaScanPlan& p, bool backw
   size_t reals = C * (backward ? 2 : 1)  // x (and dy) of the chunk
                  + C * (n + 1)             // per-(step, mode) contributions, padded against bank conflicts
                  + 2 * 2 * G * n           // segment totals and starts (complex)
-                 + 2 * n                   // the carried state (complex)
                  + static_cast<size_t>(p.threads);  // block reductions
-  return reals * sizeof(R);
+  return 2 * n * sizeof(double)                     // the carried state (complex fp64), first
+         + reals * sizeof(R);
 }
 
 // A minimal complex number for the kernels (std::complex is not usable in device code).
@@ -122,6 +122,27 @@ MGL_HD inline Cx<R> cema_mul(const CxPow<R>& q, Cx<R> h) {
 template <typename R>
 MGL_HD inline Cx<R> cema_seg_mul(const CxPow<R>& q, Cx<R> h) {
   return cmul(q.hi, h);
+}
+
+// The chains across segments and chunks run in fp64: E ← q^len·E + T with q^len = exp(len·log q)
+// formed in fp64, the carried state held in fp64 between chunks, and only the segment starts
+// rounded to R. One thread per mode does G such steps per chunk, so this costs nothing, and it
+// keeps the long-memory regime (|q| → 1, ~1/(1−|q|) chained steps) at the fp32 reference
+// path's accuracy instead of accumulating one rounding per chained step.
+template <typename R>
+MGL_HD inline Cx<double> cema_pow_wide(R log_re, R log_im, double e) {
+  const double m = ::exp(e * static_cast<double>(log_re));
+  const double a = e * static_cast<double>(log_im);
+  return cx<double>(m * ::cos(a), m * ::sin(a));
+}
+template <typename R>
+MGL_HD inline Cx<double> cema_chain(Cx<double> f, Cx<double> E, Cx<R> t) {
+  const Cx<double> r = cmul(f, E);
+  return cx<double>(r.re + static_cast<double>(t.re), r.im + static_cast<double>(t.im));
+}
+template <typename R>
+MGL_HD inline Cx<R> cema_narrow(Cx<double> z) {
+  return cx<R>(static_cast<R>(z.re), static_cast<R>(z.im));
 }
 
 // One forward step inside a segment: h ← q·h + p·x (p real).

@@ -28,13 +28,15 @@ void emulate_forward_row(const R* x, const R* p, const R* lq, const R* eta, R om
   const int C = pl.chunk, G = pl.groups, S = kCemaSeg;
   const int64_t nc = cema_num_chunks(L, pl);
   states.assign(static_cast<size_t>(nc * N), cx<R>(0, 0));
-  std::vector<CxPow<R>> q(N), qS(N);
+  std::vector<CxPow<R>> q(N);
+  std::vector<Cx<double>> qS(N);
   for (int n = 0; n < N; ++n) {
     q[n] = cema_pow<R>(lq[2 * n], lq[2 * n + 1], 1.0);
-    qS[n] = cema_pow<R>(lq[2 * n], lq[2 * n + 1], static_cast<double>(S));
+    qS[n] = cema_pow_wide<R>(lq[2 * n], lq[2 * n + 1], static_cast<double>(S));
   }
-  std::vector<Cx<R>> carry(N), seg_tot(G * N), seg_start(G * N);
-  for (int n = 0; n < N; ++n) carry[n] = h0 ? cx<R>(h0[2 * n], h0[2 * n + 1]) : cx<R>(0, 0);
+  std::vector<Cx<R>> seg_tot(G * N), seg_start(G * N);
+  std::vector<Cx<double>> carry(N);
+  for (int n = 0; n < N; ++n) carry[n] = h0 ? cx<double>(h0[2 * n], h0[2 * n + 1]) : cx<double>(0, 0);
   std::vector<R> xs(C), red(static_cast<size_t>(C) * (N + 1));
   auto tpos = [&](int64_t pos) { return reverse ? L - 1 - pos : pos; };
   for (int64_t c = 0; c < nc; ++c) {
@@ -48,14 +50,14 @@ void emulate_forward_row(const R* x, const R* p, const R* lq, const R* eta, R om
         seg_tot[g * N + n] = l;
       }
     for (int n = 0; n < N; ++n) {
-      Cx<R> E = carry[n];
-      states[c * N + n] = E;
+      Cx<double> E = carry[n];
+      states[c * N + n] = cema_narrow<R>(E);
       for (int g = 0; g < G; ++g) {
         const int lg = cema_seg_len(len, g);
         if (lg == 0) break;
-        seg_start[g * N + n] = E;
-        const CxPow<R> f = lg == S ? qS[n] : cema_pow<R>(lq[2 * n], lq[2 * n + 1], lg);
-        E = cadd(cema_mul(f, E), seg_tot[g * N + n]);
+        seg_start[g * N + n] = cema_narrow<R>(E);
+        const Cx<double> f = lg == S ? qS[n] : cema_pow_wide<R>(lq[2 * n], lq[2 * n + 1], lg);
+        E = cema_chain(f, E, seg_tot[g * N + n]);
       }
       carry[n] = E;
     }
@@ -74,8 +76,8 @@ void emulate_forward_row(const R* x, const R* p, const R* lq, const R* eta, R om
     }
   }
   for (int n = 0; n < N; ++n) {
-    h_last[2 * n] = carry[n].re;
-    h_last[2 * n + 1] = carry[n].im;
+    h_last[2 * n] = static_cast<R>(carry[n].re);
+    h_last[2 * n + 1] = static_cast<R>(carry[n].im);
   }
 }
 
@@ -88,13 +90,15 @@ void emulate_backward_row(const R* gy, const R* gh, const R* x, const R* p, cons
   const CemaScanPlan pl = cema_scan_plan(N);
   const int C = pl.chunk, G = pl.groups, S = kCemaSeg;
   const int64_t nc = cema_num_chunks(L, pl);
-  std::vector<CxPow<R>> q(N), qS(N);
+  std::vector<CxPow<R>> q(N);
+  std::vector<Cx<double>> qS(N);
   for (int n = 0; n < N; ++n) {
     q[n] = cema_pow<R>(lq[2 * n], lq[2 * n + 1], 1.0);
-    qS[n] = cema_pow<R>(lq[2 * n], lq[2 * n + 1], static_cast<double>(S));
+    qS[n] = cema_pow_wide<R>(lq[2 * n], lq[2 * n + 1], static_cast<double>(S));
   }
-  std::vector<Cx<R>> carry(N), seg_tot(G * N), seg_start(G * N), hseg(static_cast<size_t>(G) * N * S);
-  for (int n = 0; n < N; ++n) carry[n] = gh ? cx<R>(gh[2 * n], -gh[2 * n + 1]) : cx<R>(0, 0);
+  std::vector<Cx<R>> seg_tot(G * N), seg_start(G * N), hseg(static_cast<size_t>(G) * N * S);
+  std::vector<Cx<double>> carry(N);
+  for (int n = 0; n < N; ++n) carry[n] = gh ? cx<double>(gh[2 * n], -gh[2 * n + 1]) : cx<double>(0, 0);
   std::vector<CemaGradSum<R>> acc(G * N);
   R acc_om = 0, acc_om_c = 0;
   std::vector<R> xs(C), gs(C), red(static_cast<size_t>(C) * (N + 1));
@@ -113,13 +117,13 @@ void emulate_backward_row(const R* gy, const R* gh, const R* x, const R* p, cons
         seg_tot[g * N + n] = l;
       }
     for (int n = 0; n < N; ++n) {
-      Cx<R> E = states[c * N + n];
+      Cx<double> E = cx<double>(states[c * N + n].re, states[c * N + n].im);
       for (int g = 0; g < G; ++g) {
         const int lg = cema_seg_len(len, g);
         if (lg == 0) break;
-        seg_start[g * N + n] = E;
-        const CxPow<R> f = lg == S ? qS[n] : cema_pow<R>(lq[2 * n], lq[2 * n + 1], lg);
-        E = cadd(cema_mul(f, E), seg_tot[g * N + n]);
+        seg_start[g * N + n] = cema_narrow<R>(E);
+        const Cx<double> f = lg == S ? qS[n] : cema_pow_wide<R>(lq[2 * n], lq[2 * n + 1], lg);
+        E = cema_chain(f, E, seg_tot[g * N + n]);
       }
     }
     for (int g = 0; g < G; ++g)
@@ -137,13 +141,13 @@ void emulate_backward_row(const R* gy, const R* gh, const R* x, const R* p, cons
         seg_tot[g * N + n] = m;
       }
     for (int n = 0; n < N; ++n) {
-      Cx<R> E = carry[n];
+      Cx<double> E = carry[n];
       for (int g = G - 1; g >= 0; --g) {
         const int lg = cema_seg_len(len, g);
         if (lg == 0) continue;
-        seg_start[g * N + n] = E;
-        const CxPow<R> f = lg == S ? qS[n] : cema_pow<R>(lq[2 * n], lq[2 * n + 1], lg);
-        E = cadd(cema_mul(f, E), seg_tot[g * N + n]);
+        seg_start[g * N + n] = cema_narrow<R>(E);
+        const Cx<double> f = lg == S ? qS[n] : cema_pow_wide<R>(lq[2 * n], lq[2 * n + 1], lg);
+        E = cema_chain(f, E, seg_tot[g * N + n]);
       }
       carry[n] = E;
     }
@@ -171,8 +175,8 @@ void emulate_backward_row(const R* gy, const R* gh, const R* x, const R* p, cons
     }
   }
   for (int n = 0; n < N; ++n) {
-    dh0[2 * n] = carry[n].re;
-    dh0[2 * n + 1] = -carry[n].im;
+    dh0[2 * n] = static_cast<R>(carry[n].re);
+    dh0[2 * n + 1] = static_cast<R>(-carry[n].im);
     R sp = 0, e_re = 0, e_im = 0, m_re = 0, m_im = 0;
     for (int g = 0; g < G; ++g) {
       const auto& a = acc[g * N + n];

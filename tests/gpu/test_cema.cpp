@@ -105,7 +105,7 @@ MGL_GPU_CHECK("cema_scan fwd/bwd vs reference (fp32)") {
           if (long_mem && B != 3) continue;
           Operands o = make_operands(B, D, N, L, long_mem);
           Tensor gy = torch::randn_like(o.x);
-          Tensor gh = torch::complex(torch::randn_like(o.h0.real()), torch::randn_like(o.h0.real()));
+          Tensor gh = torch::complex(torch::randn_like(torch::real(o.h0)), torch::randn_like(torch::real(o.h0)));
           auto r64 = evaluate(reference, o, gy, gh, true, torch::kFloat32);
           auto r32 = evaluate(reference, o, gy, gh, false, torch::kFloat32);
           auto ker = evaluate(kernel, o, gy, gh, false, torch::kFloat32);
@@ -124,7 +124,7 @@ MGL_GPU_CHECK("cema_scan fwd/bwd vs reference (bf16 x)") {
   for (int64_t L : {17, 1000, 65536}) {
     Operands o = make_operands(3, 32, 16, L, false);
     Tensor gy = torch::randn_like(o.x);
-    Tensor gh = torch::complex(torch::randn_like(o.h0.real()), torch::randn_like(o.h0.real()));
+    Tensor gh = torch::complex(torch::randn_like(torch::real(o.h0)), torch::randn_like(torch::real(o.h0)));
     // All three see the same bf16-rounded x; the fp64 oracle is computed from it exactly.
     auto r64 = evaluate(reference, o, gy, gh, true, torch::kBFloat16);
     auto r32 = evaluate(reference, o, gy, gh, false, torch::kBFloat16);
