@@ -231,11 +231,11 @@ int bench_cema_main(const std::vector<std::string>& args) {
   std::printf("|---|---|---|---|---|---|---|---|\n");
   for (const auto& r : rows) {
     if (r.fused_s >= 0)
-      std::printf("| %s | %s | %ld | %.4g | %.3f | %.4g | %.3f | %.2fx |\n", r.op.c_str(), r.mode.c_str(), r.L,
+      std::printf("| %s | %s | %ld | %.4g | %.3g | %.4g | %.3g | %.2fx |\n", r.op.c_str(), r.mode.c_str(), r.L,
                   r.ref_s * 1e3, frac(r.bytes, r.ref_s), r.fused_s * 1e3, frac(r.bytes, r.fused_s),
                   r.ref_s / r.fused_s);
     else
-      std::printf("| %s | %s | %ld | %.4g | %.3f | %s | | |\n", r.op.c_str(), r.mode.c_str(), r.L, r.ref_s * 1e3,
+      std::printf("| %s | %s | %ld | %.4g | %.3g | %s | | |\n", r.op.c_str(), r.mode.c_str(), r.L, r.ref_s * 1e3,
                   frac(r.bytes, r.ref_s), r.fused_note.c_str());
   }
   std::printf("\nbytes model: minimum traffic per op (see cli/bench_cema.cpp); BW fraction of 3.35 TB/s\n");
