@@ -95,11 +95,11 @@ int bench_cema_main(const std::vector<std::string>& args) {
     opt[a] = args[++i];
   }
   auto get = [&](const std::string& k, const std::string& def) { return opt.count(k) ? opt[k] : def; };
-  auto get_int = [&](const std::string& k, int64_t def) {
+  auto get_int = [&](const std::string& k, int64_t def, int64_t lo = 1) {
     if (!opt.count(k)) return def;
     const double d = parse_number(k, opt[k]);
-    if (d < 1 || d != static_cast<double>(static_cast<int64_t>(d)))
-      throw std::invalid_argument(k + " expects a positive integer, got '" + opt[k] + "'");
+    if (d < static_cast<double>(lo) || d != static_cast<double>(static_cast<int64_t>(d)))
+      throw std::invalid_argument(k + " expects an integer >= " + std::to_string(lo) + ", got '" + opt[k] + "'");
     return static_cast<int64_t>(d);
   };
   const std::string device = get("--device", torch::cuda::is_available() ? "cuda" : "cpu");
@@ -110,7 +110,7 @@ int bench_cema_main(const std::vector<std::string>& args) {
   const auto lengths = parse_lengths(get("--lengths", "1024,4096,16384,65536"));
   const int64_t B = get_int("--batch", cuda ? 4 : 1), D = get_int("--dim", cuda ? 1024 : 16),
                 N = get_int("--ndim", 16);
-  const int repeats = static_cast<int>(get_int("--repeats", 10)), warmup = static_cast<int>(get_int("--warmup", 2));
+  const int repeats = static_cast<int>(get_int("--repeats", 10)), warmup = static_cast<int>(get_int("--warmup", 2, 0));
   const std::string dts = get("--dtype", "fp32");
   if (dts != "fp32" && dts != "bf16") throw std::invalid_argument("--dtype expects fp32 or bf16, got '" + dts + "'");
   const auto xdt = dts == "bf16" ? torch::kBFloat16 : torch::kFloat32;

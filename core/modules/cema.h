@@ -39,9 +39,9 @@ class ComplexEMAImpl : public torch::nn::Module {
   // x: B×D×L. h0: carried state B×D×N (complex for cema, real for ema) or undefined (zero).
   // Returns y (B×D×L, x's dtype) and, when want_state, the state after the last step (else an
   // undefined tensor). y = conv(x, k) + bias(h0) + ω·x  [silu(...) when mega_exact].
-  // With options.kernel() selecting the fused kernels (mgl::kernels::use_fused) the complex CEMA
-  // runs as one fused scan per direction on CUDA; what the scan does not cover (the real EMA and
-  // Mega's silu form, N > 256) takes the reference path.
+  // With options.kernel() selecting the fused kernels (mgl::kernels::use_fused) the EMA runs as
+  // one fused scan per direction on CUDA (complex CEMA; the real EMA as a CEMA with zero phases);
+  // what the scan does not cover (N > 256) takes the reference path.
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x, const torch::Tensor& h0 = {},
                                                   bool want_state = false);
 

@@ -133,21 +133,29 @@ MGL_GPU_CHECK("cema_scan fwd/bwd vs reference (bf16 x)") {
   }
 }
 
-MGL_GPU_CHECK("cema_scan module dispatch: causal, streaming, bidirectional") {
+MGL_GPU_CHECK("cema_scan module dispatch: CEMA / real EMA / Mega's EMA, causal, streaming, bidirectional") {
   torch::manual_seed(2);
+  const char* kinds[] = {"cema", "ema", "mega ema"};
+  for (int kind = 0; kind < 3; ++kind)
   for (int64_t L : {17, 2048, 16384}) {
     for (bool bidir : {false, true}) {
-      mgl::ComplexEMA ref(mgl::ComplexEMAOptions(32, 16).bidirectional(bidir));
+      auto options = [&] {
+        return mgl::ComplexEMAOptions(32, 16)
+            .kind(kind == 0 ? mgl::EmaKind::cema : mgl::EmaKind::ema)
+            .mega_exact(kind == 2)
+            .bidirectional(bidir);
+      };
+      mgl::ComplexEMA ref(options());
       {
         torch::NoGradGuard g;
         ref->gamma.normal_(0.0, 1.0);
       }
-      mgl::ComplexEMA fused(mgl::ComplexEMAOptions(32, 16).bidirectional(bidir).kernel(mgl::KernelImpl::fused));
+      mgl::ComplexEMA fused(options().kernel(mgl::KernelImpl::fused));
       {
         torch::NoGradGuard g;
         for (auto& kv : ref->named_parameters()) fused->named_parameters()[kv.key()].copy_(kv.value());
       }
-      mgl::ComplexEMA wide(mgl::ComplexEMAOptions(32, 16).bidirectional(bidir));
+      mgl::ComplexEMA wide(options());
       {
         torch::NoGradGuard g;
         for (auto& kv : ref->named_parameters()) wide->named_parameters()[kv.key()].copy_(kv.value());
@@ -156,17 +164,21 @@ MGL_GPU_CHECK("cema_scan module dispatch: causal, streaming, bidirectional") {
       fused->to(torch::kCUDA);
       wide->to(torch::kCUDA, torch::kFloat64);
       Tensor x = torch::randn({3, 32, L}, torch::TensorOptions().device(torch::kCUDA));
-      Tensor h0 = bidir ? Tensor() : torch::complex(torch::randn({3, 32, 16}, x.options()), torch::randn({3, 32, 16}, x.options()));
+      Tensor h0;
+      if (!bidir)
+        h0 = kind == 0 ? torch::complex(torch::randn({3, 32, 16}, x.options()), torch::randn({3, 32, 16}, x.options()))
+                       : torch::randn({3, 32, 16}, x.options());
       Tensor gy = torch::randn_like(x);
       std::vector<double> errs;
       std::vector<std::string> names;
       auto run = [&](mgl::ComplexEMA& m, bool is_wide) {
         m->zero_grad();
         Tensor xi = (is_wide ? x.to(torch::kFloat64) : x).detach().requires_grad_(true);
-        Tensor hi = h0.defined() ? (is_wide ? h0.to(torch::kComplexDouble) : h0) : Tensor();
+        Tensor hi = h0.defined() ? (is_wide ? (h0.is_complex() ? h0.to(torch::kComplexDouble) : h0.to(torch::kFloat64)) : h0)
+                                 : Tensor();
         auto [y, h] = m->forward(xi, hi, !bidir);
         Tensor loss = (y * (is_wide ? gy.to(torch::kFloat64) : gy)).sum();
-        if (h.defined()) loss = loss + torch::real(h).sum() - 0.5 * torch::imag(h).sum();
+        if (h.defined()) loss = loss + (h.is_complex() ? torch::real(h).sum() - 0.5 * torch::imag(h).sum() : h.sum());
         loss.backward();
         std::vector<Tensor> out = {y.detach(), xi.grad()};
         if (h.defined()) out.push_back(h.detach());
@@ -177,7 +189,8 @@ MGL_GPU_CHECK("cema_scan module dispatch: causal, streaming, bidirectional") {
       for (size_t i = 0; i < o64.size(); ++i) {
         const double scale = o64[i].abs().max().item<double>();
         report.expect_le(max_abs_diff(ok[i], o64[i]), 2 * max_abs_diff(o32[i], o64[i]) + 1e-6 * scale,
-                         fmt::format("module L={} {} output/grad #{}", L, bidir ? "bidirectional" : "causal", i));
+                         fmt::format("module {} L={} {} output/grad #{}", kinds[kind], L,
+                                     bidir ? "bidirectional" : "causal", i));
       }
       if (!bidir) {
         // Streaming: two segments with the carried state equal the one-shot pass.
@@ -187,9 +200,9 @@ MGL_GPU_CHECK("cema_scan module dispatch: causal, streaming, bidirectional") {
         auto [y1, h1] = fused->forward(x.narrow(2, 0, L1), h0, true);
         auto [y2, h2] = fused->forward(x.narrow(2, L1, L - L1), h1, true);
         const double sy = y_all.abs().max().item<double>(), sh = h_all.abs().max().item<double>();
-        report.expect_le(max_abs_diff(torch::cat({y1, y2}, 2), y_all), 1e-5 * sy, fmt::format("streaming y L={}", L));
+        report.expect_le(max_abs_diff(torch::cat({y1, y2}, 2), y_all), 1e-5 * sy, fmt::format("streaming {} y L={}", kinds[kind], L));
         report.expect_le(max_abs_diff(h2, h_all), 1e-5 * sh,
-                         fmt::format("streaming state L={}", L));
+                         fmt::format("streaming {} state L={}", kinds[kind], L));
       }
     }
   }
