@@ -35,7 +35,7 @@ void launch_forward(const X* x, const Tensor& p, const Tensor& lq, const Tensor&
                     const Tensor& h0, X* y, const Tensor& hl, const Tensor& states, int64_t B, int64_t D, int64_t N,
                     int64_t L, bool reverse) {
   cema_scan_forward<X, R>(x, p.data_ptr<R>(), lq.data_ptr<R>(), eta.data_ptr<R>(), ptr_or_null<R>(om),
-                          ptr_or_null<R>(h0), y, hl.data_ptr<R>(), states.data_ptr<R>(), B, D, N, L, reverse,
+                          ptr_or_null<R>(h0), y, hl.data_ptr<R>(), mut_ptr_or_null<R>(states), B, D, N, L, reverse,
                           c10::cuda::getCurrentCUDAStream().stream());
   check_launch("cema_scan_forward");
 }
@@ -52,36 +52,49 @@ void launch_backward(const X* gy, const Tensor& gh, const X* x, const Tensor& p,
   check_launch("cema_scan_backward");
 }
 
+// The forward launch: y (x's dtype), h_last (complex B×D×N) and, when keep_states, the chunk
+// start states the backward needs (else an undefined tensor and no writes).
+struct Forward {
+  Tensor y, h_last, states;
+};
+Forward run_forward(const Tensor& xc, const Tensor& pc, const Tensor& lq, const Tensor& er, const Tensor& om,
+                    const Tensor& h0r, torch::ScalarType complex_dtype, bool reverse, bool keep_states) {
+  const int64_t B = xc.size(0), D = xc.size(1), L = xc.size(2), N = pc.size(1);
+  Forward f;
+  f.y = torch::empty_like(xc);
+  f.h_last = torch::empty({B, D, N}, pc.options().dtype(complex_dtype));
+  Tensor hlr = torch::view_as_real(f.h_last);
+  const int64_t nc = cema_num_chunks(L, cema_scan_plan(N));
+  if (keep_states) f.states = torch::empty({B, D, nc, N, 2}, pc.options());
+  if (xc.scalar_type() == torch::kFloat64) {
+    launch_forward<double, double>(xc.data_ptr<double>(), pc, lq, er, om, h0r, f.y.data_ptr<double>(), hlr, f.states,
+                                   B, D, N, L, reverse);
+  } else if (xc.scalar_type() == torch::kBFloat16) {
+    launch_forward<Bf16, float>(reinterpret_cast<const Bf16*>(xc.data_ptr<at::BFloat16>()), pc, lq, er, om, h0r,
+                                reinterpret_cast<Bf16*>(f.y.data_ptr<at::BFloat16>()), hlr, f.states, B, D, N, L,
+                                reverse);
+  } else {
+    launch_forward<float, float>(xc.data_ptr<float>(), pc, lq, er, om, h0r, f.y.data_ptr<float>(), hlr, f.states, B,
+                                 D, N, L, reverse);
+  }
+  return f;
+}
+
 // Inputs: x B×D×L (fp32/bf16/fp64), p D×N, log_q and eta D×N complex, omega D or undefined,
 // h0 B×D×N complex or undefined. Outputs: y (x's dtype) and h_last (complex B×D×N).
 struct CemaScanFn : public torch::autograd::Function<CemaScanFn> {
   static variable_list forward(AutogradContext* ctx, Tensor x, Tensor p, Tensor log_q, Tensor eta, Tensor omega,
                                Tensor h0, bool reverse) {
-    const int64_t B = x.size(0), D = x.size(1), L = x.size(2), N = p.size(1);
+    const int64_t D = x.size(1);
     Tensor xc = x.contiguous(), pc = p.contiguous(), lq = as_real(log_q), er = as_real(eta);
     Tensor om = omega.defined() ? omega.reshape({D}).contiguous() : Tensor();
     Tensor h0r = h0.defined() ? as_real(h0) : Tensor();
-    Tensor y = torch::empty_like(xc);
-    Tensor hl = torch::empty({B, D, N}, log_q.options());
-    Tensor hlr = torch::view_as_real(hl);
-    const int64_t nc = cema_num_chunks(L, cema_scan_plan(N));
-    Tensor states = torch::empty({B, D, nc, N, 2}, pc.options());
-    if (xc.scalar_type() == torch::kFloat64) {
-      launch_forward<double, double>(xc.data_ptr<double>(), pc, lq, er, om, h0r, y.data_ptr<double>(), hlr, states,
-                                     B, D, N, L, reverse);
-    } else if (xc.scalar_type() == torch::kBFloat16) {
-      launch_forward<Bf16, float>(reinterpret_cast<const Bf16*>(xc.data_ptr<at::BFloat16>()), pc, lq, er, om, h0r,
-                                  reinterpret_cast<Bf16*>(y.data_ptr<at::BFloat16>()), hlr, states, B, D, N, L,
-                                  reverse);
-    } else {
-      launch_forward<float, float>(xc.data_ptr<float>(), pc, lq, er, om, h0r, y.data_ptr<float>(), hlr, states, B, D,
-                                   N, L, reverse);
-    }
-    ctx->save_for_backward({xc, pc, lq, er, om, states});
+    Forward f = run_forward(xc, pc, lq, er, om, h0r, log_q.scalar_type(), reverse, true);
+    ctx->save_for_backward({xc, pc, lq, er, om, f.states});
     ctx->saved_data["reverse"] = reverse;
     ctx->saved_data["has_h0"] = h0.defined();
     ctx->saved_data["complex_dtype"] = static_cast<int64_t>(log_q.scalar_type());
-    return {y, hl};
+    return {f.y, f.h_last};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -159,6 +172,17 @@ std::pair<Tensor, Tensor> cema_scan(const Tensor& x, const ops::EmaCoeffs& c, co
   const auto rt = c.p.scalar_type();
   Tensor om = omega.defined() ? omega.to(rt) : Tensor();
   Tensor h = h0.defined() ? h0.to(c.log_q.scalar_type()) : Tensor();
+  const bool need_grad = torch::GradMode::is_enabled() &&
+                         (x.requires_grad() || c.p.requires_grad() || c.log_q.requires_grad() ||
+                          c.eta.requires_grad() || (om.defined() && om.requires_grad()) ||
+                          (h.defined() && h.requires_grad()));
+  if (!need_grad) {  // inference: no autograd node, no chunk states kept
+    const int64_t D = x.size(1);
+    Forward f = run_forward(x.contiguous(), c.p.contiguous(), as_real(c.log_q), as_real(c.eta),
+                            om.defined() ? om.reshape({D}).contiguous() : Tensor(), h.defined() ? as_real(h) : Tensor(),
+                            c.log_q.scalar_type(), reverse, false);
+    return {f.y, f.h_last};
+  }
   auto out = CemaScanFn::apply(x, c.p, c.log_q, c.eta, om, h, reverse);
   return {out[0], out[1]};
 }

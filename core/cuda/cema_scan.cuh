@@ -29,7 +29,7 @@ template <typename R>
 struct CemaSmem {
   R* xs;             // C: x of the chunk
   R* gs;             // C: grad y of the chunk (backward only)
-  R* red;            // C×(N+1): per-(step, mode) contributions
+  R* red;            // C×P (P = cema_red_stride(N)): per-(step, mode) contributions
   Cx<R>* seg_tot;    // G×N
   Cx<R>* seg_start;  // G×N
   Cx<double>* carry;  // N: the carried state, fp64 (first, for alignment)
@@ -42,7 +42,7 @@ struct CemaSmem {
     gs = s;
     if (backward) s += pl.chunk;
     red = s;
-    s += static_cast<size_t>(pl.chunk) * (N + 1);
+    s += static_cast<size_t>(pl.chunk) * cema_red_stride(N);
     seg_tot = reinterpret_cast<Cx<R>*>(s);
     s += 2 * pl.groups * N;
     seg_start = reinterpret_cast<Cx<R>*>(s);
@@ -62,7 +62,8 @@ __global__ void __launch_bounds__(256)
   extern __shared__ __align__(16) unsigned char cema_smem_raw[];
   const CemaScanPlan pl = cema_scan_plan(N);
   const CemaSmem<R> sm(cema_smem_raw, N, pl, false);
-  const int T = blockDim.x, tid = threadIdx.x, n = tid % N, g = tid / N, C = pl.chunk, G = pl.groups;
+  const int T = blockDim.x, tid = threadIdx.x, n = tid % N, g = tid / N, C = pl.chunk, G = pl.groups,
+            P = cema_red_stride(N);
   const bool active = g < G;
   const int64_t row = blockIdx.x, d = row % D, nc = (L + C - 1) / C;
   const X* xr = x + row * L;
@@ -104,9 +105,11 @@ __global__ void __launch_bounds__(256)
     __syncthreads();
     if (tid < N) {  // thread tid is (n = tid, g = 0): its q, qS are mode tid's
       Cx<double> E = sm.carry[tid];
-      R* st = states + ((row * nc + c) * N + tid) * 2;
-      st[0] = static_cast<R>(E.re);
-      st[1] = static_cast<R>(E.im);
+      if (states) {
+        R* st = states + ((row * nc + c) * N + tid) * 2;
+        st[0] = static_cast<R>(E.re);
+        st[1] = static_cast<R>(E.im);
+      }
       for (int gg = 0; gg < G; ++gg) {
         const int lg = cema_seg_len(len, gg);
         if (lg == 0) break;
@@ -123,14 +126,14 @@ __global__ void __launch_bounds__(256)
       for (int k = 0; k < kCemaSeg; ++k) {
         if (k < sl) {
           h = cema_step(q, pn, h, sm.xs[s0 + k]);
-          sm.red[(s0 + k) * (N + 1) + n] = en.re * h.re - en.im * h.im;
+          sm.red[(s0 + k) * P + n] = en.re * h.re - en.im * h.im;
         }
       }
     }
     __syncthreads();
     for (int s = tid; s < len; s += T) {
       R acc = om * sm.xs[s];
-      const R* r = sm.red + s * (N + 1);
+      const R* r = sm.red + s * P;
       for (int m = 0; m < N; ++m) acc += r[m];
       cema_store(acc, yr + cema_time(base + s, L, reverse));
     }
@@ -154,7 +157,8 @@ __global__ void __launch_bounds__(256)
   extern __shared__ __align__(16) unsigned char cema_smem_raw[];
   const CemaScanPlan pl = cema_scan_plan(N);
   const CemaSmem<R> sm(cema_smem_raw, N, pl, true);
-  const int T = blockDim.x, tid = threadIdx.x, n = tid % N, g = tid / N, C = pl.chunk, G = pl.groups;
+  const int T = blockDim.x, tid = threadIdx.x, n = tid % N, g = tid / N, C = pl.chunk, G = pl.groups,
+            P = cema_red_stride(N);
   const bool active = g < G;
   const int64_t row = blockIdx.x, d = row % D, nc = (L + C - 1) / C;
   const X* xr = x + row * L;
@@ -256,7 +260,7 @@ __global__ void __launch_bounds__(256)
           const R gv = sm.gs[s], xv = sm.xs[s];
           const Cx<R> mu = cema_adjoint(en, gv, m);
           cema_grad_step(part, hseg[k], mu, pn, xv, gv);
-          sm.red[s * (N + 1) + n] = pn * mu.re;
+          sm.red[s * P + n] = pn * mu.re;
           m = cema_seg_mul(q, mu);
         }
       }
@@ -266,7 +270,7 @@ __global__ void __launch_bounds__(256)
     for (int s = tid; s < len; s += T) {
       const R gv = sm.gs[s];
       R a = om * gv;
-      const R* r = sm.red + s * (N + 1);
+      const R* r = sm.red + s * P;
       for (int k = 0; k < N; ++k) a += r[k];
       kahan_add(acc_om, acc_om_c, gv * sm.xs[s]);
       cema_store(a, dxr + cema_time(base + s, L, reverse));

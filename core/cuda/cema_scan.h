@@ -11,7 +11,7 @@
 // bf16 or double); p: D×N; log_q, eta: D×N×2 (interleaved re, im); omega: D (or null: no skip
 // term); h0, h_last, grad_h_last, grad_h0: B×D×N×2 (h0 / grad_h_last null = zero);
 // chunk_states: B×D×num_chunks×N×2, the state at the start of every chunk (written by the
-// forward, read by the backward). Real type R = float for X = float/bf16, double for X = double.
+// forward, read by the backward; null in a forward that no backward follows). Real type R = float for X = float/bf16, double for X = double.
 // `stream` is a cudaStream_t.
 #pragma once
 #include <cstdint>

@@ -51,12 +51,16 @@ MGL_HD inline CemaScanPlan cema_scan_plan(int64_t N) {
 }
 MGL_HD inline int64_t cema_num_chunks(int64_t L, const CemaScanPlan& p) { return (L + p.chunk - 1) / p.chunk; }
 
+// Row stride of the per-(step, mode) buffer: odd, so that the per-step reduction (thread s reads
+// row s) is free of shared-memory bank conflicts.
+MGL_HD inline int cema_red_stride(int64_t N) { return static_cast<int>(N % 2 ? N : N + 1); }
+
 // Shared memory of the forward and backward kernels, in bytes, for real type R.
 template <typename R>
 MGL_HD inline size_t cema_scan_smem(int64_t N, const CemaScanPlan& p, bool backward) {
   const size_t C = static_cast<size_t>(p.chunk), G = static_cast<size_t>(p.groups), n = static_cast<size_t>(N);
   size_t reals = C * (backward ? 2 : 1)  // x (and dy) of the chunk
-                 + C * (n + 1)             // per-(step, mode) contributions, padded against bank conflicts
+                 + C * static_cast<size_t>(cema_red_stride(N))  // per-(step, mode) contributions
                  + 2 * 2 * G * n           // segment totals and starts (complex)
                  + static_cast<size_t>(p.threads);  // block reductions
   return 2 * n * sizeof(double)                     // the carried state (complex fp64), first

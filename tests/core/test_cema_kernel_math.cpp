@@ -285,7 +285,9 @@ TEST_CASE("fused CEMA scan: plan and shared memory fit every supported N", "[cem
     REQUIRE(pl.groups >= 1);
     REQUIRE(pl.groups * N <= pl.threads);  // every (n, g) has a thread
     REQUIRE(pl.chunk == pl.groups * kCemaSeg);
-    REQUIRE(pl.chunk * (N + 1) >= pl.groups * N);  // the reduction scratch fits in `red`
+    REQUIRE(cema_red_stride(N) % 2 == 1);
+    REQUIRE(cema_red_stride(N) >= N);
+    REQUIRE(pl.chunk * cema_red_stride(N) >= pl.groups * N);  // the reduction scratch fits in `red`
     REQUIRE(cema_scan_smem<double>(N, pl, true) <= 48 * 1024);  // no opt-in needed
   }
   REQUIRE(cema_num_chunks(1, cema_scan_plan(16)) == 1);
