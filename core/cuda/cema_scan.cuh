@@ -1,10 +1,10 @@
 // Implementation of the fused CEMA scan (cema_scan.h); instantiated once per dtype in
 // cema_scan_{f32,bf16,f64}.cu. Blocking and per-step arithmetic: cema_scan_math.h.
 //
-// Forward, one block per row (b, d), chunks in order, the carried state in shared memory:
-//   load the chunk's x → segment totals from zero → chain the segments from the carry (one thread
-//   per mode; also records the chunk's start state for the backward) → rescan the segments from
-//   their true starts, writing Re(η h) per (step, mode) → reduce over the modes, add ω x, store y.
+// Forward, one block per row (b, d), chunks in order, the carried state in shared memory (fp64):
+//   load the chunk's x → segment totals (dot products with p q^(S−1−k)) → chain the segments from
+//   the carry (one thread per mode; also records the chunk's start state for the backward) → one
+//   thread per step: in-segment convolution with k_0..k_15 + Σ_n Re(η q^(k+1) start_n) + ω x.
 // Global traffic is x in, y out, plus N complex states per chunk (C = 128 steps for N = 16):
 // the minimum for the op. There is no FFT, so any L costs the same per element.
 //
@@ -24,7 +24,7 @@
 namespace mgl::cuda {
 namespace detail {
 
-// Shared-memory layout common to both kernels (offsets in units of R).
+// Shared-memory layout of the backward kernel (offsets in units of R).
 template <typename R>
 struct CemaSmem {
   R* xs;             // C: x of the chunk
@@ -59,52 +59,94 @@ __global__ void __launch_bounds__(256)
                          const R* __restrict__ eta, const R* __restrict__ omega, const R* __restrict__ h0,
                          X* __restrict__ y, R* __restrict__ h_last, R* __restrict__ states, int64_t D, int N,
                          int64_t L, bool reverse) {
+  constexpr int S = kCemaSeg;
   extern __shared__ __align__(16) unsigned char cema_smem_raw[];
   const CemaScanPlan pl = cema_scan_plan(N);
-  const CemaSmem<R> sm(cema_smem_raw, N, pl, false);
-  const int T = blockDim.x, tid = threadIdx.x, n = tid % N, g = tid / N, C = pl.chunk, G = pl.groups,
-            P = cema_red_stride(N);
+  const int T = blockDim.x, tid = threadIdx.x, n = tid % N, g = tid / N, C = pl.chunk, G = pl.groups;
+  // Shared layout: carry (N, fp64) | xs (C) | V (N×S complex) | kc (S) | seg_tot, seg_start (G×N complex)
+  Cx<double>* carry = reinterpret_cast<Cx<double>*>(cema_smem_raw);
+  R* xs = reinterpret_cast<R*>(cema_smem_raw + 2 * N * sizeof(double));
+  Cx<R>* V = reinterpret_cast<Cx<R>*>(xs + C);
+  R* kc = reinterpret_cast<R*>(V + N * S);
+  Cx<R>* seg_tot = reinterpret_cast<Cx<R>*>(kc + S);
+  Cx<R>* seg_start = seg_tot + G * N;
   const bool active = g < G;
   const int64_t row = blockIdx.x, d = row % D, nc = (L + C - 1) / C;
   const X* xr = x + row * L;
   X* yr = y + row * L;
 
+  // Per-thread coefficients of mode n: q (rounded, for the partial-segment scan), q^S (fp64, for the
+  // chain) and the segment-total weights W[k] = p q^(S−1−k), built in fp64 by repeated products.
   CxPow<R> q{};
   Cx<double> qS = cx<double>(1, 0);
   R pn = 0, lqr = 0, lqi = 0;
-  Cx<R> en = cx<R>(0, 0);
+  Cx<R> W[S];
   if (active) {
     const int64_t i = d * N + n;
     lqr = log_q[2 * i];
     lqi = log_q[2 * i + 1];
     q = cema_pow<R>(lqr, lqi, 1.0);
-    qS = cema_pow_wide<R>(lqr, lqi, static_cast<double>(kCemaSeg));
+    qS = cema_pow_wide<R>(lqr, lqi, static_cast<double>(S));
     pn = p[i];
-    en = cx<R>(eta[2 * i], eta[2 * i + 1]);
+    const Cx<double> qd = cema_pow_wide<R>(lqr, lqi, 1.0);
+    Cx<double> w = cx<double>(pn, 0);
+#pragma unroll
+    for (int k = S - 1; k >= 0; --k) {
+      W[k] = cema_narrow<R>(w);
+      w = cmul(w, qd);
+    }
+  }
+  // Block tables: V[n][k] = η q^(k+1) (carry term of step k of a segment) and the taps
+  // kc[j] = Re Σ_n p η q^j, j < S (the in-segment convolution), both formed in fp64.
+  for (int m = tid; m < N; m += T) {
+    const int64_t i = d * N + m;
+    const Cx<double> qd = cema_pow_wide<R>(log_q[2 * i], log_q[2 * i + 1], 1.0);
+    Cx<double> v = cx<double>(eta[2 * i], eta[2 * i + 1]);
+    for (int k = 0; k < S; ++k) {
+      v = cmul(v, qd);
+      V[m * S + k] = cema_narrow<R>(v);
+    }
+    const int64_t r = row * N + m;
+    carry[m] = h0 ? cx<double>(h0[2 * r], h0[2 * r + 1]) : cx<double>(0, 0);
+  }
+  for (int j = tid; j < S; j += T) {
+    double a = 0;
+    for (int m = 0; m < N; ++m) {
+      const int64_t i = d * N + m;
+      const Cx<double> qj = cema_pow_wide<R>(log_q[2 * i], log_q[2 * i + 1], static_cast<double>(j));
+      a += static_cast<double>(p[i]) * (static_cast<double>(eta[2 * i]) * qj.re - static_cast<double>(eta[2 * i + 1]) * qj.im);
+    }
+    kc[j] = static_cast<R>(a);
   }
   const R om = omega ? omega[d] : R(0);
-  if (tid < N) {
-    const int64_t i = row * N + tid;
-    sm.carry[tid] = h0 ? cx<double>(h0[2 * i], h0[2 * i + 1]) : cx<double>(0, 0);
-  }
 
   for (int64_t c = 0; c < nc; ++c) {
     const int64_t base = c * C;
     const int len = static_cast<int>(L - base < C ? L - base : C);
-    __syncthreads();  // the previous chunk's readers of xs / red / seg_* are done
-    for (int s = tid; s < C; s += T) sm.xs[s] = s < len ? R(cema_load(xr[cema_time(base + s, L, reverse)])) : R(0);
+    __syncthreads();  // the previous chunk's readers of xs / seg_* are done (and the tables are built)
+    for (int s = tid; s < C; s += T) xs[s] = s < len ? R(cema_load(xr[cema_time(base + s, L, reverse)])) : R(0);
     __syncthreads();
-    const int s0 = g * kCemaSeg, sl = active ? cema_seg_len(len, g) : 0;
+    // (1) segment totals Σ_k p q^(sl−1−k) x_k: a dot product with W for a full segment, the
+    // recurrence for the row's final partial segment.
     if (active) {
-      Cx<R> l = cx<R>(0, 0);
+      const int s0 = g * S, sl = cema_seg_len(len, g);
+      Cx<R> t = cx<R>(0, 0);
+      if (sl == S) {
 #pragma unroll
-      for (int k = 0; k < kCemaSeg; ++k)
-        if (k < sl) l = cema_step(q, pn, l, sm.xs[s0 + k]);
-      sm.seg_tot[g * N + n] = l;
+        for (int k = 0; k < S; ++k) {
+          const R xv = xs[s0 + k];
+          t.re += W[k].re * xv;
+          t.im += W[k].im * xv;
+        }
+      } else {
+        for (int k = 0; k < sl; ++k) t = cema_step(q, pn, t, xs[s0 + k]);
+      }
+      seg_tot[g * N + n] = t;
     }
     __syncthreads();
-    if (tid < N) {  // thread tid is (n = tid, g = 0): its q, qS are mode tid's
-      Cx<double> E = sm.carry[tid];
+    // (2) chain the segments in fp64 from the carried state; record the chunk's start state.
+    if (tid < N) {  // thread tid is (n = tid, g = 0): its q^S is mode tid's
+      Cx<double> E = carry[tid];
       if (states) {
         R* st = states + ((row * nc + c) * N + tid) * 2;
         st[0] = static_cast<R>(E.re);
@@ -113,36 +155,33 @@ __global__ void __launch_bounds__(256)
       for (int gg = 0; gg < G; ++gg) {
         const int lg = cema_seg_len(len, gg);
         if (lg == 0) break;
-        sm.seg_start[gg * N + tid] = cema_narrow<R>(E);
-        const Cx<double> f = lg == kCemaSeg ? qS : cema_pow_wide<R>(lqr, lqi, static_cast<double>(lg));
-        E = cema_chain(f, E, sm.seg_tot[gg * N + tid]);
+        seg_start[gg * N + tid] = cema_narrow<R>(E);
+        const Cx<double> f = lg == S ? qS : cema_pow_wide<R>(lqr, lqi, static_cast<double>(lg));
+        E = cema_chain(f, E, seg_tot[gg * N + tid]);
       }
-      sm.carry[tid] = E;
+      carry[tid] = E;
     }
     __syncthreads();
-    if (sl > 0) {
-      Cx<R> h = sm.seg_start[g * N + n];
-#pragma unroll
-      for (int k = 0; k < kCemaSeg; ++k) {
-        if (k < sl) {
-          h = cema_step(q, pn, h, sm.xs[s0 + k]);
-          sm.red[(s0 + k) * P + n] = en.re * h.re - en.im * h.im;
-        }
-      }
-    }
-    __syncthreads();
+    // (3) one thread per step: y = ω x + Σ_{j≤k} kc[j] x_{s−j} + Σ_n Re(V[n][k] · start_n).
     for (int s = tid; s < len; s += T) {
-      R acc = om * sm.xs[s];
-      const R* r = sm.red + s * P;
-      for (int m = 0; m < N; ++m) acc += r[m];
+      const int gs = s / S, k = s % S;
+      R acc = om * xs[s];
+#pragma unroll
+      for (int j = 0; j < S; ++j)
+        if (j <= k) acc += kc[j] * xs[s - j];
+      const Cx<R>* st = seg_start + gs * N;
+      for (int m = 0; m < N; ++m) {
+        const Cx<R> v = V[m * S + k], h = st[m];
+        acc += v.re * h.re - v.im * h.im;
+      }
       cema_store(acc, yr + cema_time(base + s, L, reverse));
     }
   }
   __syncthreads();
   if (h_last && tid < N) {
     const int64_t i = row * N + tid;
-    h_last[2 * i] = static_cast<R>(sm.carry[tid].re);
-    h_last[2 * i + 1] = static_cast<R>(sm.carry[tid].im);
+    h_last[2 * i] = static_cast<R>(carry[tid].re);
+    h_last[2 * i + 1] = static_cast<R>(carry[tid].im);
   }
 }
 

@@ -2,18 +2,21 @@
 // and with a plain C++ compiler, so that tests/core/test_cema_kernel_math.cpp checks the
 // arithmetic and an emulation of the kernel's blocking on the CPU.
 //
-// The scan evaluates the CEMA layer directly as its recurrence (spec §1.3), which is exact for
-// any L because the length-L kernel k is a sum of N complex exponentials:
+// The scan evaluates the CEMA layer through its recurrence (spec §1.3), which is exact for any L
+// because the length-L kernel k is a sum of N complex exponentials:
 //   h_t = p ⊙ x_t + q ⊙ h_{t−1},   y_t = Re Σ_n η_n h_t,n (+ ω x_t),   h_{−1} = h0.
-// Blocking (one thread block per row (b, d)): the row is cut into chunks of C = G·S steps; each
-// chunk into G segments of S steps. Thread (n, g) owns mode n of segment g.
-//   1. each thread scans its segment from a zero state: the segment's total T_g = Σ q^(S−1−s) p x_s;
-//   2. one thread per mode chains the segments: start_0 = carry, start_{g+1} = q^(len_g) start_g + T_g
-//      (q^S is exp(S·log q) formed in fp64, so no power is built by repeated rounding);
-//   3. each thread rescans its segment from its true start, producing h_t,n;
-//   4. y_t = Re Σ_n η_n h_t,n is reduced across the modes through shared memory.
-// The cost is O(N) per element, linear in L: no FFT, no length limit and no cliff.
-// The backward pass runs the adjoint recurrence in reverse order (see cema_scan.cuh).
+// Blocking (one thread block per row (b, d)): the row is cut into chunks of C = G·S steps, each
+// chunk into G segments of S = 16 steps. Forward, per chunk:
+//   1. thread (n, g) forms segment g's total for mode n, T = Σ_k p q^(S−1−k) x_k (a dot product
+//      with weights built once in fp64);
+//   2. one thread per mode chains the segments in fp64: start_0 = carry, start_{g+1} = q^S start_g + T_g;
+//   3. one thread per step t = (segment g, offset k) writes
+//        y_t = ω x_t + Σ_{j≤k} k_j x_{t−j} + Σ_n Re(η_n q_n^(k+1) · start_g,n),
+//      an in-segment convolution with the first S taps of k plus the carried-state term
+//      (tables V[n][k] = η q^(k+1) and k_j = Re Σ p η q^j, built once per block in fp64).
+// Per element that is ≈ S/2 + 2N multiply-adds for y and 2N for the totals: O(N), linear in L,
+// no FFT, no length limit and no cliff. The backward (cema_scan.cuh) recomputes the states h_t
+// per segment from the saved chunk starts and runs the adjoint recurrence in reverse order.
 #pragma once
 #include <math.h>
 #include <string.h>
@@ -59,11 +62,16 @@ MGL_HD inline int cema_red_stride(int64_t N) { return static_cast<int>(N % 2 ? N
 template <typename R>
 MGL_HD inline size_t cema_scan_smem(int64_t N, const CemaScanPlan& p, bool backward) {
   const size_t C = static_cast<size_t>(p.chunk), G = static_cast<size_t>(p.groups), n = static_cast<size_t>(N);
-  size_t reals = C * (backward ? 2 : 1)  // x (and dy) of the chunk
-                 + C * static_cast<size_t>(cema_red_stride(N))  // per-(step, mode) contributions
-                 + 2 * 2 * G * n           // segment totals and starts (complex)
+  size_t reals = 2 * 2 * G * n  // segment totals and starts (complex)
                  + static_cast<size_t>(p.threads);  // block reductions
-  return 2 * n * sizeof(double)                     // the carried state (complex fp64), first
+  if (backward)
+    reals += 2 * C                                          // x and dy of the chunk
+             + C * static_cast<size_t>(cema_red_stride(N));  // per-(step, mode) contributions
+  else
+    reals += C                      // x of the chunk
+             + 2 * kCemaSeg * n     // V[n][k] = η q^(k+1) (complex)
+             + kCemaSeg;            // the first S taps of the kernel k
+  return 2 * n * sizeof(double)  // the carried state (complex fp64), first
          + reals * sizeof(R);
 }
 

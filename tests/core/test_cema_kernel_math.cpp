@@ -18,9 +18,9 @@ using torch::Tensor;
 
 namespace {
 
-// Row-level emulation of cema_scan_fwd_kernel: the same phases in the same order, with the
-// block's threads (n, g) run one after another. x, y: L; p: N; lq, eta, h0, h_last: 2N
-// (interleaved); states: num_chunks×N.
+// Row-level emulation of cema_scan_fwd_kernel: the same tables and phases in the same order, with
+// the block's threads run one after another. x, y: L; p: N; lq, eta, h0, h_last: 2N (interleaved);
+// states: num_chunks×N.
 template <typename R>
 void emulate_forward_row(const R* x, const R* p, const R* lq, const R* eta, R om, const R* h0, R* y, R* h_last,
                          std::vector<Cx<R>>& states, int N, int64_t L, bool reverse) {
@@ -29,15 +29,35 @@ void emulate_forward_row(const R* x, const R* p, const R* lq, const R* eta, R om
   const int64_t nc = cema_num_chunks(L, pl);
   states.assign(static_cast<size_t>(nc * N), cx<R>(0, 0));
   std::vector<CxPow<R>> q(N);
-  std::vector<Cx<double>> qS(N);
+  std::vector<Cx<double>> qS(N), carry(N);
+  std::vector<Cx<R>> W(static_cast<size_t>(N) * S), V(static_cast<size_t>(N) * S);
+  std::vector<R> kc(S);
   for (int n = 0; n < N; ++n) {
     q[n] = cema_pow<R>(lq[2 * n], lq[2 * n + 1], 1.0);
     qS[n] = cema_pow_wide<R>(lq[2 * n], lq[2 * n + 1], static_cast<double>(S));
+    const Cx<double> qd = cema_pow_wide<R>(lq[2 * n], lq[2 * n + 1], 1.0);
+    Cx<double> w = cx<double>(p[n], 0);
+    for (int k = S - 1; k >= 0; --k) {
+      W[n * S + k] = cema_narrow<R>(w);
+      w = cmul(w, qd);
+    }
+    Cx<double> v = cx<double>(eta[2 * n], eta[2 * n + 1]);
+    for (int k = 0; k < S; ++k) {
+      v = cmul(v, qd);
+      V[n * S + k] = cema_narrow<R>(v);
+    }
+    carry[n] = h0 ? cx<double>(h0[2 * n], h0[2 * n + 1]) : cx<double>(0, 0);
+  }
+  for (int j = 0; j < S; ++j) {
+    double a = 0;
+    for (int m = 0; m < N; ++m) {
+      const Cx<double> qj = cema_pow_wide<R>(lq[2 * m], lq[2 * m + 1], static_cast<double>(j));
+      a += static_cast<double>(p[m]) * (static_cast<double>(eta[2 * m]) * qj.re - static_cast<double>(eta[2 * m + 1]) * qj.im);
+    }
+    kc[j] = static_cast<R>(a);
   }
   std::vector<Cx<R>> seg_tot(G * N), seg_start(G * N);
-  std::vector<Cx<double>> carry(N);
-  for (int n = 0; n < N; ++n) carry[n] = h0 ? cx<double>(h0[2 * n], h0[2 * n + 1]) : cx<double>(0, 0);
-  std::vector<R> xs(C), red(static_cast<size_t>(C) * (N + 1));
+  std::vector<R> xs(C);
   auto tpos = [&](int64_t pos) { return reverse ? L - 1 - pos : pos; };
   for (int64_t c = 0; c < nc; ++c) {
     const int64_t base = c * C;
@@ -45,9 +65,17 @@ void emulate_forward_row(const R* x, const R* p, const R* lq, const R* eta, R om
     for (int s = 0; s < C; ++s) xs[s] = s < len ? x[tpos(base + s)] : R(0);
     for (int g = 0; g < G; ++g)
       for (int n = 0; n < N; ++n) {
-        Cx<R> l = cx<R>(0, 0);
-        for (int k = 0; k < cema_seg_len(len, g); ++k) l = cema_step(q[n], p[n], l, xs[g * S + k]);
-        seg_tot[g * N + n] = l;
+        const int s0 = g * S, sl = cema_seg_len(len, g);
+        Cx<R> t = cx<R>(0, 0);
+        if (sl == S) {
+          for (int k = 0; k < S; ++k) {
+            t.re += W[n * S + k].re * xs[s0 + k];
+            t.im += W[n * S + k].im * xs[s0 + k];
+          }
+        } else {
+          for (int k = 0; k < sl; ++k) t = cema_step(q[n], p[n], t, xs[s0 + k]);
+        }
+        seg_tot[g * N + n] = t;
       }
     for (int n = 0; n < N; ++n) {
       Cx<double> E = carry[n];
@@ -61,17 +89,14 @@ void emulate_forward_row(const R* x, const R* p, const R* lq, const R* eta, R om
       }
       carry[n] = E;
     }
-    for (int g = 0; g < G; ++g)
-      for (int n = 0; n < N; ++n) {
-        Cx<R> h = seg_start[g * N + n];
-        for (int k = 0; k < cema_seg_len(len, g); ++k) {
-          h = cema_step(q[n], p[n], h, xs[g * S + k]);
-          red[(g * S + k) * (N + 1) + n] = eta[2 * n] * h.re - eta[2 * n + 1] * h.im;
-        }
-      }
     for (int s = 0; s < len; ++s) {
+      const int gs = s / S, k = s % S;
       R acc = om * xs[s];
-      for (int m = 0; m < N; ++m) acc += red[s * (N + 1) + m];
+      for (int j = 0; j <= k; ++j) acc += kc[j] * xs[s - j];
+      for (int m = 0; m < N; ++m) {
+        const Cx<R> v = V[m * S + k], h = seg_start[gs * N + m];
+        acc += v.re * h.re - v.im * h.im;
+      }
       y[tpos(base + s)] = acc;
     }
   }
