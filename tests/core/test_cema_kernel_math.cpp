@@ -378,9 +378,10 @@ TEST_CASE("fused CEMA scan in fp32 (CPU emulation) is as accurate as the fp32 re
   // The GPU checks' criterion, predicted on the CPU: error vs fp64 ≤ 2 × the fp32 reference
   // path's own error (plus 1e-6 of the magnitude), for y, h_last and every gradient.
   torch::manual_seed(11);
-  const int64_t B = 2, D = 4, N = 16;
+  const int64_t B = 2, D = 4;
   const char* names[] = {"y", "h_last", "dx", "dp", "dlog_q", "deta", "domega", "dh0"};
-  for (int64_t L : {1000, 4096}) {
+  for (int64_t N : {16, 7})
+  for (int64_t L : {1000, 4096, 16384}) {
     for (bool long_mem : {false, true}) {
       Operands o = make_operands(B, D, N, L, long_mem);
       // Round the operands to fp32 once, so that all evaluations see the same inputs.
@@ -408,7 +409,7 @@ TEST_CASE("fused CEMA scan in fp32 (CPU emulation) is as accurate as the fp32 re
       auto e = emulate<float>(o, gy, gh, false);
       std::vector<Tensor> emu = {e.y, e.h_last, e.dx, e.dp, e.dlq, e.deta, e.domega, e.dh0};
       for (size_t i = 0; i < emu.size(); ++i) {
-        CAPTURE(L, long_mem, names[i]);
+        CAPTURE(N, L, long_mem, names[i]);
         const double e_ref = max_abs(ref32[i], ref64[i]), e_emu = max_abs(emu[i], ref64[i]);
         CAPTURE(e_ref, e_emu);
         CHECK(e_emu <= 2 * e_ref + 1e-6 * scale_of(ref64[i]));
