@@ -3,10 +3,60 @@
 #include <cmath>
 
 #include "core/init.h"
+#include "core/kernels.h"
+#ifdef MEGALODON_WITH_CUDA_GLUE
+#include "core/cuda/cema_glue.h"
+#endif
 
 namespace mgl {
 
 using torch::Tensor;
+
+#ifdef MEGALODON_WITH_CUDA_GLUE
+namespace {
+// The module's forward by the fused CUDA scan (y and the carried state in one pass per direction),
+// or {undefined, undefined} when the scan does not cover this configuration. The real EMA (§1.9,
+// Mega's form included) runs as a CEMA whose log q, η and state have zero imaginary parts (the
+// autograd of torch::complex / torch::real maps the gradients back to the real parameters);
+// Mega's output silu is applied after the scan, before rounding to x's dtype.
+std::pair<Tensor, Tensor> forward_fused(const ComplexEMAImpl& m, const Tensor& x, const Tensor& h0, bool want_state) {
+  const auto& o = m.options;
+  auto as_complex = [](ops::EmaCoeffs c) {
+    if (!c.is_complex()) {
+      c.log_q = torch::complex(c.log_q, torch::zeros_like(c.log_q));
+      c.eta = torch::complex(c.eta, torch::zeros_like(c.eta));
+    }
+    return c;
+  };
+  ops::EmaCoeffs c = m.coeffs(0);
+  const bool real_ema = !c.is_complex();
+  c = as_complex(c);
+  const auto cd = c.p.scalar_type();
+  // bf16 activations go to the kernel as they are (fp32 coefficients, fp32 accumulation) when y
+  // needs no further fp32 work: the bidirectional sum and Mega's silu are formed in fp32 so that
+  // y is rounded to bf16 once, as on the reference path.
+  const bool keep_bf16 =
+      x.scalar_type() == torch::kBFloat16 && cd == torch::kFloat32 && !o.bidirectional() && !o.mega_exact();
+  Tensor xa = keep_bf16 ? x : x.to(cd);
+  if (!cuda::cema_scan_supports(c, xa)) return {};
+  Tensor om = m.omega.view({-1});
+  Tensor y, h;
+  if (o.bidirectional()) {
+    TORCH_CHECK(!h0.defined() && !want_state, "a bidirectional EMA has no carried state (encoder only)");
+    y = cuda::cema_scan(xa, c, om, Tensor(), false).first +
+        cuda::cema_scan(xa, as_complex(m.coeffs(1)), Tensor(), Tensor(), true).first;
+  } else {
+    Tensor hc = h0;
+    if (h0.defined() && !h0.is_complex()) hc = torch::complex(h0.to(cd), torch::zeros_like(h0.to(cd)));
+    auto out = cuda::cema_scan(xa, c, om, hc, false);
+    y = out.first;
+    if (want_state) h = real_ema ? torch::real(out.second) : out.second;
+  }
+  if (o.mega_exact()) y = torch::silu(y);
+  return {y.to(x.scalar_type()), h};
+}
+}  // namespace
+#endif
 
 ComplexEMAImpl::ComplexEMAImpl(const ComplexEMAOptions& o) : options(o) {
   const int64_t D = o.dim(), N = o.ndim(), K = o.bidirectional() ? 2 * D : D;
@@ -101,6 +151,14 @@ std::pair<Tensor, Tensor> ComplexEMAImpl::forward(const Tensor& x, const Tensor&
   // complex powers q^j lose all accuracy in 8 mantissa bits. Autocast is switched off here and
   // the result is cast back to the input's dtype.
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+  if (kernels::use_fused(options.kernel(), x, "model.kernel_cema")) {
+#ifdef MEGALODON_WITH_CUDA_GLUE
+    auto fused = forward_fused(*this, x, h0, want_state);
+    if (fused.first.defined()) return fused;
+#endif
+    // Explicit fallback: what the fused scan does not cover (N > 256; see cuda::cema_scan_supports)
+    // runs on the reference path below.
+  }
   ops::EmaCoeffs c = coeffs(0);
   const auto cd = c.p.scalar_type();
   Tensor xa = x.to(cd);

@@ -23,6 +23,8 @@ struct ComplexEMAOptions {
   TORCH_ARG(EmaKind, kind) = EmaKind::cema;
   TORCH_ARG(bool, mega_exact) = false;
   TORCH_ARG(bool, bidirectional) = false;
+  // Reference (LibTorch) path or the fused CUDA scan (core/cuda/cema_glue.h): `model.kernel_cema`.
+  TORCH_ARG(KernelImpl, kernel) = KernelImpl::reference;
 };
 
 class ComplexEMAImpl : public torch::nn::Module {
@@ -37,6 +39,9 @@ class ComplexEMAImpl : public torch::nn::Module {
   // x: B×D×L. h0: carried state B×D×N (complex for cema, real for ema) or undefined (zero).
   // Returns y (B×D×L, x's dtype) and, when want_state, the state after the last step (else an
   // undefined tensor). y = conv(x, k) + bias(h0) + ω·x  [silu(...) when mega_exact].
+  // With options.kernel() selecting the fused kernels (mgl::kernels::use_fused) the EMA runs as
+  // one fused scan per direction on CUDA (complex CEMA; the real EMA as a CEMA with zero phases);
+  // what the scan does not cover (N > 256) takes the reference path.
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x, const torch::Tensor& h0 = {},
                                                   bool want_state = false);
 

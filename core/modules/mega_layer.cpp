@@ -31,7 +31,8 @@ MovingAverageGatedAttentionImpl::MovingAverageGatedAttentionImpl(const Megalodon
   cema = register_module("cema", ComplexEMA(ComplexEMAOptions(D, c.cema_ndim)
                                                 .kind(c.ema)
                                                 .mega_exact(c.ema_mega_exact)
-                                                .bidirectional(!c.causal)));
+                                                .bidirectional(!c.causal)
+                                                .kernel(c.kernel_cema)));
   rmsnorm = register_module("rmsnorm", RMSNorm(D, c.norm_affine, c.norm_eps));
   znorm = register_module("znorm", RMSNorm(c.z_head_dim(), false, c.norm_eps));
   wv = register_module("wv", torch::nn::Linear(lin(D, E)));
