@@ -35,14 +35,17 @@ TORCH_MODULE(LayerNorm);
 // One class so the parameters keep their official names (weight, bias, prior_count, ...).
 class SequenceNormImpl : public torch::nn::Module {
  public:
+  // kernel: `model.kernel_timestep_norm` — whether a timestep norm on CUDA runs the fused kernel
+  // (core/cuda/timestep_norm_glue.h) or the reference path (core/ops/timestep_norm.h).
   SequenceNormImpl(NormKind kind, int64_t dim, int64_t num_groups, double eps, int64_t prior_count = 0,
-                   bool affine = true);
+                   bool affine = true, KernelImpl kernel = KernelImpl::reference);
   // state: the carried TimestepNorm state, updated in place (ignored by layer/group; may be null).
   torch::Tensor forward(const torch::Tensor& x, ops::NormState* state = nullptr,
                         const torch::Tensor& padding_mask = {});
   // The state before any token: (prior_count, prior_mean, exp(prior_logv)) expanded over B.
   ops::NormState initial_state(int64_t batch, const torch::Device& device) const;
   NormKind kind;
+  KernelImpl kernel;
   int64_t num_groups;
   double eps;
   torch::Tensor weight, bias, prior_count, prior_mean, prior_logv;
