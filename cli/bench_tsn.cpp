@@ -2,7 +2,10 @@
 // path: time, achieved bandwidth and speed-up over L, plus the CPU-emulated error growth with L of
 // the kernel's scan next to a naive fp32 running sum and the reference path (fp64 oracle).
 // On a CPU-only build it times the reference path and prints the error table.
+#include <fmt/format.h>
+
 #include <chrono>
+#include <functional>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -19,6 +22,8 @@
 
 namespace mgl::cli {
 namespace {
+
+using torch::Tensor;
 
 const char* kHelp =
     "usage: megalodon bench-tsn [options]\n"
