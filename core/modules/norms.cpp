@@ -3,6 +3,7 @@
 #include "core/kernels.h"
 #include "core/ops/norms.h"
 #ifdef MEGALODON_WITH_CUDA_GLUE
+#include "core/cuda/norm_glue.h"
 #include "core/cuda/timestep_norm_glue.h"
 #endif
 
@@ -10,21 +11,41 @@ namespace mgl {
 
 using torch::Tensor;
 
-RMSNormImpl::RMSNormImpl(int64_t dim, bool affine, double eps_) : eps(eps_) {
+namespace {
+// The fused row norm for this call, or an undefined tensor when the reference path should run.
+Tensor fused_row_norm(KernelImpl kernel, const Tensor& x, const Tensor& w, const Tensor& b, bool subtract_mean,
+                      double eps) {
+  if (!kernels::use_fused(kernel, x, "model.kernel_timestep_norm")) return {};
+#ifdef MEGALODON_WITH_CUDA_GLUE
+  if (cuda::row_norm_dtype_supported(x.scalar_type())) return cuda::row_norm_cuda(x, w, b, subtract_mean, eps);
+  TORCH_CHECK(kernel != KernelImpl::fused, "model.kernel_timestep_norm = \"fused\": the norm kernels take fp32 or "
+              "bf16 input, got ", x.scalar_type(), " (use \"auto\" to fall back to the reference path)");
+#else
+  (void)w, (void)b, (void)subtract_mean, (void)eps;
+#endif
+  return {};
+}
+}  // namespace
+
+RMSNormImpl::RMSNormImpl(int64_t dim, bool affine, double eps_, KernelImpl kernel_) : eps(eps_), kernel(kernel_) {
   if (affine) weight = register_parameter("weight", torch::zeros({dim}));
 }
 Tensor RMSNormImpl::forward(const Tensor& x) {
-  return ops::rms_norm(x, weight.defined() ? weight + 1.0 : Tensor(), eps);
+  Tensor w = weight.defined() ? weight + 1.0 : Tensor();
+  Tensor y = fused_row_norm(kernel, x, w, Tensor(), false, eps);
+  return y.defined() ? y : ops::rms_norm(x, w, eps);
 }
 
-LayerNormImpl::LayerNormImpl(int64_t dim, bool affine, double eps_) : eps(eps_) {
+LayerNormImpl::LayerNormImpl(int64_t dim, bool affine, double eps_, KernelImpl kernel_) : eps(eps_), kernel(kernel_) {
   if (affine) {
     weight = register_parameter("weight", torch::zeros({dim}));
     bias = register_parameter("bias", torch::zeros({dim}));
   }
 }
 Tensor LayerNormImpl::forward(const Tensor& x) {
-  return ops::layer_norm(x, weight.defined() ? weight + 1.0 : Tensor(), bias, eps);
+  Tensor w = weight.defined() ? weight + 1.0 : Tensor();
+  Tensor y = fused_row_norm(kernel, x, w, bias, true, eps);
+  return y.defined() ? y : ops::layer_norm(x, w, bias, eps);
 }
 
 const char* sequence_norm_name(NormKind kind) {

@@ -8,22 +8,26 @@
 namespace mgl {
 
 // RMSNorm (§3.1): `weight` stores w − 1; no parameters when affine = false (the per-head znorm).
+// kernel: `model.kernel_timestep_norm` (it also governs the fused neighbours of the timestep norm):
+// on CUDA fp32/bf16 inputs the fused row-norm kernel (core/cuda/norm_glue.h) or the reference path.
 class RMSNormImpl : public torch::nn::Module {
  public:
-  RMSNormImpl(int64_t dim, bool affine, double eps);
+  RMSNormImpl(int64_t dim, bool affine, double eps, KernelImpl kernel = KernelImpl::reference);
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor weight;
   double eps;
+  KernelImpl kernel;
 };
 TORCH_MODULE(RMSNorm);
 
-// LayerNorm (§4.1): affine weight (stored w − 1) and bias.
+// LayerNorm (§4.1): affine weight (stored w − 1) and bias; kernel as for RMSNorm.
 class LayerNormImpl : public torch::nn::Module {
  public:
-  LayerNormImpl(int64_t dim, bool affine, double eps);
+  LayerNormImpl(int64_t dim, bool affine, double eps, KernelImpl kernel = KernelImpl::reference);
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor weight, bias;
   double eps;
+  KernelImpl kernel;
 };
 TORCH_MODULE(LayerNorm);
 

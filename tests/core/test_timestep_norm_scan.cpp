@@ -6,7 +6,9 @@
 
 #include <cstdio>
 
+#include "core/cuda/norm_math.h"
 #include "core/cuda/timestep_norm_emulate.h"
+#include "core/ops/norms.h"
 #include "core/ops/timestep_norm.h"
 
 using namespace mgl::cuda::tsn;
@@ -130,15 +132,64 @@ TEST_CASE("error growth with L: the kernel's scheme stays at fp32 rounding, a na
           "[tsn][kernel_math]") {
   torch::manual_seed(13);
   const int64_t D = 16;
-  double naive_64k = 0, kernel_64k = 0;
-  for (int64_t L : {1024, 16384, 65536}) {
+  double naive_last = 0, kernel_last = 0;
+  for (int64_t L : {1024, 16384, 65536, 262144}) {
     Tensor x = torch::randn({1, L, D}) + 10;  // offset 10, unit spread: Σx² cancels in the naive scheme
     Tensor oracle = emu::oracle_y(x);
     const double ek = emu::max_abs(emu::kernel_y(x), oracle), en = emu::max_abs(emu::naive_y(x), oracle);
     std::printf("tsn error growth L=%lld kernel %.3g naive %.3g\n", static_cast<long long>(L), ek, en);
     CHECK(ek <= 2e-5);
-    kernel_64k = ek;
-    naive_64k = en;
+    kernel_last = ek;
+    naive_last = en;
   }
-  CHECK(naive_64k >= 10 * kernel_64k);
+  CHECK(naive_last >= 10 * kernel_last);  // at L = 256K
+}
+
+// ---- the fused per-token norms' arithmetic (core/cuda/norm_math.h) ----------------------------
+
+TEST_CASE("the fused row-norm arithmetic matches autograd through ops::rms_norm / ops::layer_norm",
+          "[norms][kernel_math]") {
+  torch::manual_seed(21);
+  for (bool layer : {false, true})
+    for (int64_t D : {1, 7, 64, 300}) {
+      CAPTURE(layer, D);
+      const int64_t R = 9;
+      Tensor x = torch::randn({R, D}, torch::kFloat64) * 2 + 1, w = torch::randn({D}, torch::kFloat64) * 0.2 + 1;
+      Tensor b = torch::randn({D}, torch::kFloat64) * 0.2, dy = torch::randn({R, D}, torch::kFloat64);
+      Tensor xg = x.clone().requires_grad_(), wg = w.clone().requires_grad_(), bg = b.clone().requires_grad_();
+      Tensor y64 = layer ? mgl::ops::layer_norm(xg, wg, bg, 1e-5) : mgl::ops::rms_norm(xg, wg, 1e-5);
+      std::vector<Tensor> in{xg, wg};
+      if (layer) in.push_back(bg);
+      auto g = torch::autograd::grad({(y64 * dy).sum()}, in);
+      // The kernels' per-row arithmetic in fp32 (sums in a warp's order).
+      Tensor xf = x.to(torch::kFloat32), wf = w.to(torch::kFloat32), bf = b.to(torch::kFloat32), df = dy.to(torch::kFloat32);
+      Tensor y = torch::empty({R, D}), dx = torch::empty({R, D});
+      std::vector<double> dw(D, 0.0), db(D, 0.0);
+      const float* xp = xf.data_ptr<float>();
+      const float* dp = df.data_ptr<float>();
+      const float* wp = wf.data_ptr<float>();
+      for (int64_t r = 0; r < R; ++r) {
+        const float* row = xp + r * D;
+        const float mu = layer ? emu::warp_row_sum(row, D) / static_cast<float>(D) : 0.f;
+        std::vector<float> t(D), s1(D), s2(D);
+        for (int64_t c = 0; c < D; ++c) t[c] = (row[c] - mu) * (row[c] - mu);
+        const float rs = rstd_of(emu::warp_row_sum(t.data(), D) / static_cast<float>(D), 1e-5f);
+        for (int64_t c = 0; c < D; ++c) {
+          y.data_ptr<float>()[r * D + c] = mgl::cuda::rownorm::apply(row[c], mu, rs, wp[c], layer ? bf.data_ptr<float>()[c] : 0.f);
+          s1[c] = dp[r * D + c] * wp[c];
+          s2[c] = s1[c] * (row[c] - mu) * rs;
+          dw[c] += dp[r * D + c] * (row[c] - mu) * rs;
+          db[c] += dp[r * D + c];
+        }
+        const float m1 = layer ? emu::warp_row_sum(s1.data(), D) / static_cast<float>(D) : 0.f;
+        const float m2 = emu::warp_row_sum(s2.data(), D) / static_cast<float>(D);
+        for (int64_t c = 0; c < D; ++c)
+          dx.data_ptr<float>()[r * D + c] = mgl::cuda::rownorm::dx(dp[r * D + c], row[c], wp[c], mu, rs, m1, m2);
+      }
+      auto rel = [](const Tensor& a, const Tensor& r) { return max_abs_d(a, r) / scale_of(r); };
+      CHECK(rel(y, y64.detach()) <= 1e-5);
+      CHECK(rel(dx, g[0]) <= 1e-4);
+      CHECK(rel(torch::tensor(dw, torch::kFloat64), g[1]) <= 1e-5);
+      if (layer) CHECK(rel(torch::tensor(db, torch::kFloat64), g[2]) <= 1e-5);
+    }
 }
