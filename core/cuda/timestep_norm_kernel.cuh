@@ -219,19 +219,28 @@ __global__ void row_moments_kernel(const T* __restrict__ x, float* __restrict__ 
   }
 }
 
+// grid (⌈D/256⌉, R): thread = channel (its group is fixed), block y = a run of rows (b, t) walked
+// incrementally: no 64-bit division per element, coalesced along the channels of each row.
 template <typename T>
 __global__ void normalize_kernel(const T* __restrict__ x, const float* __restrict__ w, const float* __restrict__ beta,
                                  const bool* __restrict__ mask, const float* __restrict__ mean,
-                                 const float* __restrict__ rstd, T* __restrict__ y, int64_t n, int64_t L, int64_t D,
-                                 int64_t G, int64_t g) {
-  for (int64_t e = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; e < n; e += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t c = e % D, bt = e / D, b = bt / L, t = bt % L;
-    float out = 0.f;
-    if (mask == nullptr || !mask[bt]) {
-      const int64_t idx = (b * G + c / g) * L + t;
-      out = (to_float(x[e]) - mean[idx]) * rstd[idx] * w[c] + beta[c];
+                                 const float* __restrict__ rstd, T* __restrict__ y, int64_t rows,
+                                 int64_t rows_per_block, int64_t L, int64_t D, int64_t G, int64_t g) {
+  const int64_t c = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
+  if (c >= D) return;
+  const int64_t r0 = int64_t{blockIdx.y} * rows_per_block;
+  const int64_t r1 = r0 + rows_per_block < rows ? r0 + rows_per_block : rows;
+  const float wc = w[c], bc = beta[c];
+  const int64_t grp = c / g;
+  int64_t b = r0 / L, t = r0 % L;
+  for (int64_t bt = r0; bt < r1; ++bt) {
+    const int64_t idx = (b * G + grp) * L + t;
+    const float out = (mask != nullptr && mask[bt]) ? 0.f : (to_float(x[bt * D + c]) - mean[idx]) * rstd[idx] * wc + bc;
+    y[bt * D + c] = from_float<T>(out);
+    if (++t == L) {
+      t = 0;
+      ++b;
     }
-    y[e] = from_float<T>(out);
   }
 }
 
@@ -334,13 +343,18 @@ __global__ void dx_kernel(const T* __restrict__ x, const T* __restrict__ dy, con
   const float wc = w[c], inv_g = 1.f / static_cast<float>(g);
   const int64_t grp = c / g;
   float aw = 0.f, cw = 0.f, ab = 0.f, cb = 0.f;
+  int64_t b = r0 / L, t = r0 % L - 1;  // walked incrementally (no 64-bit division per element)
   for (int64_t bt = r0; bt < r1; ++bt) {
+    if (++t == L) {
+      t = 0;
+      ++b;
+    }
     const int64_t e = bt * D + c;
     if (mask != nullptr && mask[bt]) {
       dx[e] = from_float<T>(0.f);
       continue;
     }
-    const int64_t b = bt / L, t = bt % L, idx = (b * G + grp) * L + t;
+    const int64_t idx = (b * G + grp) * L + t;
     const float xv = to_float(x[e]), dv = to_float(dy[e]), rs = rstd[idx];
     dx[e] = from_float<T>(dx_element(dv, xv, wc, rs, gm[idx], dgm[idx], dgv[idx], inv_g));
     kahan_add(aw, cw, dv * (xv - mean[idx]) * rs);
@@ -369,7 +383,7 @@ __global__ void reduce_partials_kernel(const float* __restrict__ pw, const float
 
 inline size_t align_up(size_t n) { return (n + 255) / 256 * 256; }
 
-// Row blocks of the dx kernel: about 2048 blocks in all, at least one row each.
+// Row blocks of the normalize and dx kernels: about 2048 blocks in all, at least one row each.
 inline int64_t dx_row_blocks(const TsnShape& s) {
   const int64_t ctiles = (s.D + 255) / 256, rows = s.B * s.L;
   int64_t R = 2048 / ctiles;
@@ -442,10 +456,9 @@ void timestep_norm_forward(const TsnShape& s, const T* x, const float* weight, c
   row_moments_kernel<T><<<warp_row_blocks(rows), 256, 0, st>>>(x, ws.gm, ws.gv, rows, s.L, s.G, g);
   FwdScanOp op{ws.gm, ws.gv, mask, prev_count, prev_mean, prev_var, mean, rstd, mean_out, var_out, s.L, s.G, eps};
   run_scan(op, ncols, s.L, ws.carries, st);
-  const int64_t n = s.B * s.L * s.D;
-  const int64_t blocks = (n + 255) / 256 < 132 * 16 ? (n + 255) / 256 : 132 * 16;
-  normalize_kernel<T><<<static_cast<unsigned>(blocks), 256, 0, st>>>(x, weight, bias, mask, mean, rstd, y, n, s.L,
-                                                                      s.D, s.G, g);
+  const int64_t R = dx_row_blocks(s), rpb = (s.B * s.L + R - 1) / R;
+  normalize_kernel<T><<<dim3(static_cast<unsigned>((s.D + 255) / 256), static_cast<unsigned>(R)), 256, 0, st>>>(
+      x, weight, bias, mask, mean, rstd, y, s.B * s.L, rpb, s.L, s.D, s.G, g);
 }
 
 template <typename T>
