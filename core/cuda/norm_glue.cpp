@@ -1,5 +1,6 @@
 #include "core/cuda/norm_glue.h"
 
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
@@ -38,6 +39,7 @@ class RowNormFunction : public torch::autograd::Function<RowNormFunction> {
       row_norm_forward<float>(xr.data_ptr<float>(), fptr(w), fptr(b), R, D, subtract_mean, static_cast<float>(eps),
                               y.data_ptr<float>(), mean.data_ptr<float>(), rstd.data_ptr<float>(), current_stream());
     }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();  // the launches of this call
     ctx->save_for_backward({xr, mean, rstd});
     ctx->saved_data["w"] = w;
     ctx->saved_data["sub"] = subtract_mean;
@@ -69,6 +71,7 @@ class RowNormFunction : public torch::autograd::Function<RowNormFunction> {
                                rstd.data_ptr<float>(), R, D, sub, dx.data_ptr<float>(), fptr_mut(dw), fptr_mut(db),
                                ws.data_ptr(), current_stream());
     }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
     auto as = [&](const Tensor& t, const char* key) {
       return t.defined() ? t.to(static_cast<torch::ScalarType>(ctx->saved_data[key].toInt())) : Tensor();
     };

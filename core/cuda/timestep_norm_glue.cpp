@@ -1,5 +1,6 @@
 #include "core/cuda/timestep_norm_glue.h"
 
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
@@ -66,6 +67,7 @@ class TimestepNormFunction : public torch::autograd::Function<TimestepNormFuncti
                                    rstd.data_ptr<float>(), mean_out.data_ptr<float>(), var_out.data_ptr<float>(),
                                    ws.data_ptr(), current_stream());
     }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();  // the launches of this call
     ctx->save_for_backward({x, w, pm, mean, rstd, mean_out});
     ctx->saved_data["prev_count"] = prev_count;
     ctx->saved_data["count_out"] = count_out;
@@ -114,6 +116,7 @@ class TimestepNormFunction : public torch::autograd::Function<TimestepNormFuncti
                                     xptr<float>(dx), dw.data_ptr<float>(), db.data_ptr<float>(),
                                     dpm.data_ptr<float>(), dpv.data_ptr<float>(), ws.data_ptr(), current_stream());
     }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
     auto as = [&](const Tensor& t, const char* key) {
       return t.to(static_cast<torch::ScalarType>(ctx->saved_data[key].toInt()));
     };
