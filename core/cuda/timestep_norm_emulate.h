@@ -70,8 +70,8 @@ inline Forward forward(const torch::Tensor& x_in, int64_t G, const torch::Tensor
     };
     const MomentsCarry init = carry_init(Moments{pc[b], pm.data_ptr<float>()[col], pv.data_ptr<float>()[col]});
     const MomentsCarry fin = L > 0 ? column_scan<Moments>(L, init, moments_identity, load, store) : init;
-    out.mean_out.data_ptr<float>()[col] = fin.s.m;
-    out.var_out.data_ptr<float>()[col] = fin.s.v;
+    out.mean_out.data_ptr<float>()[col] = corrected(fin).m;
+    out.var_out.data_ptr<float>()[col] = corrected(fin).v;
   }
   float* y = out.y.data_ptr<float>();
   const float* wp = w.data_ptr<float>();
@@ -160,8 +160,9 @@ inline Backward backward(const torch::Tensor& x_in, const torch::Tensor& dy_in, 
       dpv = dvo.data_ptr<float>()[col];
     } else {
       const float n0 = static_cast<float>(pc[b]);
-      dpm = n0 * (2.f * (pm.data_ptr<float>()[col] - mout[col]) * fin.s.p + fin.s.q);
-      dpv = n0 * fin.s.p;
+      const GradSums tot = corrected(fin);
+      dpm = n0 * (2.f * (pm.data_ptr<float>()[col] - mout[col]) * tot.p + tot.q);
+      dpv = n0 * tot.p;
     }
   }
   float* dx = out.dx.data_ptr<float>();

@@ -98,13 +98,15 @@ __device__ void block_tile(const Op& op, int64_t col, int64_t begin, int64_t end
     if (lane == kWarps - 1) smem[kWarps] = v;
   }
   __syncthreads();
-  if (write) {
-    S s = combine(combine(carry.s, smem[w]), lpre);
+  if (write) {  // re-fold from the compensated carry (emu::tile)
+    typename Op::Carry s = carry;
+    carry_absorb(s, smem[w]);
+    carry_absorb(s, lpre);
 #pragma unroll
     for (int k = 0; k < kItems; ++k) {
       const int64_t i = begin + int64_t{j} * kItems + k;
-      s = combine(s, items[k]);
-      if (i < end) op.store(col, i, s);
+      carry_absorb(s, items[k]);
+      if (i < end) op.store(col, i, corrected(s));
     }
   }
   carry_absorb(carry, smem[kWarps]);
@@ -191,8 +193,9 @@ struct FwdScanOp {
     return carry_init(Moments{static_cast<long long>(prev_count[col / G]), prev_mean[col], prev_var[col]});
   }
   __device__ void finish(int64_t col, const Carry& c) const {
-    mean_out[col] = c.s.m;
-    var_out[col] = c.s.v;
+    const Moments m = corrected(c);
+    mean_out[col] = m.m;
+    var_out[col] = m.v;
   }
 };
 
@@ -323,8 +326,9 @@ struct BwdScanOp {
       return;
     }
     const float n0 = static_cast<float>(prev_count[b]);
-    dprev_mean[col] = n0 * (2.f * (prev_mean[col] - mean_out[col]) * c.s.p + c.s.q);
-    dprev_var[col] = n0 * c.s.p;
+    const GradSums t = corrected(c);
+    dprev_mean[col] = n0 * (2.f * (prev_mean[col] - mean_out[col]) * t.p + t.q);
+    dprev_var[col] = n0 * t.p;
   }
 };
 

@@ -80,6 +80,9 @@ MGL_HD void carry_absorb(MomentsCarry& c, const Moments& b) {
   c.s.n = n;
 }
 
+// The carried value with its compensation applied (s − c is the sum Kahan tracks).
+MGL_HD Moments corrected(const MomentsCarry& c) { return {c.s.n, c.s.m - c.cm, c.s.v - c.cv}; }
+
 MGL_HD float rstd_of(float var, float eps) {
 #ifdef __CUDA_ARCH__
   return rsqrtf(var + eps);
@@ -123,6 +126,7 @@ MGL_HD void carry_absorb(GradCarry& c, const GradSums& b) {
   kahan_add(c.s.p, c.cp, b.p);
   kahan_add(c.s.q, c.cq, b.q);
 }
+MGL_HD GradSums corrected(const GradCarry& c) { return {c.s.p - c.cp, c.s.q - c.cq}; }
 
 // dx_c = dy_c r w_c + (∂ℓ/∂gm)/g + 2 (∂ℓ/∂gv)(x_c − gm)/g.
 MGL_HD float dx_element(float dy, float x, float w, float rstd, float gm, float dgm, float dgv, float inv_g) {

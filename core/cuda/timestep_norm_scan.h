@@ -7,7 +7,9 @@
 //   tile  = kThreads × kItems consecutive positions. Thread j owns positions j·kItems .. +kItems−1:
 //           it folds them sequentially (1), the block takes an exclusive scan of the kThreads
 //           partial states (2: Kogge–Stone inside each warp, then over the warp totals), and each
-//           thread re-folds its items from its prefix, writing every inclusive state (3).
+//           thread re-folds its items from its prefix, writing every inclusive state (3). The
+//           re-fold starts from the compensated carry and stays compensated, so each output is
+//           the carried sum corrected by its Kahan term (≈ ½ ulp, not one rounding per merge).
 //   carry = the state of everything before the tile, merged with Kahan compensation (§2.5).
 //   chunk = kTilesPerChunk tiles. Columns with L ≤ kChunk run in one block (the short path: one
 //           kernel). Longer ones (the long path) split into chunks: a kernel reduces each chunk
@@ -71,11 +73,13 @@ void tile(int64_t begin, int64_t end, C& carry, Id identity, Load& load, Store& 
       const int w = j / 32, l = j % 32;
       const S wpre = w == 0 ? identity() : wtot[w - 1];
       const S lpre = l == 0 ? identity() : incl[j - 1];
-      S s = combine(combine(carry.s, wpre), lpre);
+      C s = carry;  // the thread's running state stays compensated: every output is within ~½ ulp
+      carry_absorb(s, wpre);
+      carry_absorb(s, lpre);
       for (int k = 0; k < kItems; ++k) {
         const int64_t i = begin + int64_t{j} * kItems + k;
-        s = combine(s, items[j * kItems + k]);
-        if (i < end) store(i, s);
+        carry_absorb(s, items[j * kItems + k]);
+        if (i < end) store(i, corrected(s));
       }
     }
   }
