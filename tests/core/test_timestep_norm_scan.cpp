@@ -95,7 +95,7 @@ TEST_CASE("the emulated kernel forward matches the reference path (short and lon
     auto ker = emu::forward(in.x, c.G, in.w, in.b, in.count, in.mean, in.var, in.mask, 1e-5f);
     const double e_ref = max_abs_d(ref32.y, ref.y), e_ker = max_abs_d(ker.y, ref.y);
     CAPTURE(e_ref, e_ker);
-    CHECK(e_ker <= 2 * e_ref + 1e-5);
+    CHECK(e_ker <= 2 * e_ref + 1e-6);
     CHECK(max_abs_d(ker.mean_out, ref.state.mean) <= 1e-5 * scale_of(ref.state.mean));
     CHECK(max_abs_d(ker.var_out, ref.state.var) <= 1e-5 * scale_of(ref.state.var));
     if (c.mask) CHECK(ker.y.masked_select(in.mask.unsqueeze(-1).expand_as(ker.y)).abs().max().item<double>() == 0.0);
@@ -138,7 +138,7 @@ TEST_CASE("error growth with L: the kernel's scheme stays at fp32 rounding, a na
     Tensor oracle = emu::oracle_y(x);
     const double ek = emu::max_abs(emu::kernel_y(x), oracle), en = emu::max_abs(emu::naive_y(x), oracle);
     std::printf("tsn error growth L=%lld kernel %.3g naive %.3g\n", static_cast<long long>(L), ek, en);
-    CHECK(ek <= 2e-5);
+    CHECK(ek <= 3e-6);  // flat in L: ~2 ulp of the |mean| = 10 data
     kernel_last = ek;
     naive_last = en;
   }
