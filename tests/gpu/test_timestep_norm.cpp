@@ -75,11 +75,12 @@ MGL_GPU_CHECK("timestep_norm") {
       for (torch::Dtype dt : {torch::kFloat32, torch::kBFloat16}) {
         const Grads ref = run(reference, dt, x, w, b, count, pm, pv, mask, dy, dmo, dvo, torch::kFloat32);
         const Grads ker = run(kernel, dt, x, w, b, count, pm, pv, mask, dy, dmo, dvo, torch::kFloat32);
-        // Floors: fp32 statistics (the kernel's) against the reference path's fp64 statistics cost a
-        // few ulp of the ~|x| ≈ 10 data on y, more for sums over L·g terms (dweight, dbias, prior
-        // gradients): scaled by the oracle's magnitude.
-        const double f_y = (dt == torch::kFloat32 ? 1e-5 : 1e-3) * (L > 4096 ? 5.0 : 1.0);
-        const double f_g = dt == torch::kFloat32 ? 1e-4 : 1e-2;
+        // Floors, relative to the oracle's magnitude: the kernel keeps fp32 statistics where the
+        // reference path keeps fp64 ones; the CPU emulation of the kernel measures ≈ 1.3 ulp of |μ|
+        // on y, flat in L (tests/core/test_timestep_norm_scan.cpp), and ≤ 4e-7 relative on the
+        // gradients. bf16: a small fraction of a bf16 ulp (3.9e-3).
+        const double f_y = dt == torch::kFloat32 ? 2e-6 : 1e-3;
+        const double f_g = dt == torch::kFloat32 ? 2e-5 : 1e-2;
         const std::string tag = fmt::format("{} B={} L={} D={} G={} state={} mask={}",
                                             dt == torch::kFloat32 ? "fp32" : "bf16", B, L, D, G, state, masked);
         auto cmp = [&](const Tensor& k, const Tensor& r, const Tensor& o, double floor_rel, const char* what) {
