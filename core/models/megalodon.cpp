@@ -40,7 +40,7 @@ Tensor MegaBlockImpl::forward(const Tensor& x, MegaLayerState* state, const Tens
 
 MegaOutputLayerImpl::MegaOutputLayerImpl(const MegalodonConfig& c, Tensor embed_weight) : cfg(c) {
   final_norm = register_module("final_norm", SequenceNorm(c.norm, c.model_dim, c.norm_num_groups, c.norm_eps,
-                                                          c.prior_count));
+                                                          c.prior_count, true, c.kernel_timestep_norm));
   if (!c.adaptive_cutoffs.empty()) {
     // the adaptive softmax (owned by the LM) is the head
   } else if (c.share_emb) {
@@ -188,7 +188,7 @@ MegalodonClassifierImpl::MegalodonClassifierImpl(MegalodonConfig c, const Classi
     layers->push_back(blocks.back());
   }
   final_norm = register_module("final_norm", SequenceNorm(cfg.norm, D, cfg.norm_num_groups, cfg.norm_eps,
-                                                          cfg.prior_count));
+                                                          cfg.prior_count, true, cfg.kernel_timestep_norm));
   head_fc1 = register_module("head_fc1", torch::nn::Linear(o.num_documents * D, hd));
   head_fc2 = register_module(
       "head_fc2", torch::nn::Linear(torch::nn::LinearOptions(hd, o.num_classes).bias(o.head == ClassifierHead::image)));

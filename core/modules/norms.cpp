@@ -1,26 +1,51 @@
 #include "core/modules/norms.h"
 
+#include "core/kernels.h"
 #include "core/ops/norms.h"
+#ifdef MEGALODON_WITH_CUDA_GLUE
+#include "core/cuda/norm_glue.h"
+#include "core/cuda/timestep_norm_glue.h"
+#endif
 
 namespace mgl {
 
 using torch::Tensor;
 
-RMSNormImpl::RMSNormImpl(int64_t dim, bool affine, double eps_) : eps(eps_) {
+namespace {
+// The fused row norm for this call, or an undefined tensor when the reference path should run.
+Tensor fused_row_norm(KernelImpl kernel, const Tensor& x, const Tensor& w, const Tensor& b, bool subtract_mean,
+                      double eps) {
+  if (!kernels::use_fused(kernel, x, "model.kernel_timestep_norm")) return {};
+#ifdef MEGALODON_WITH_CUDA_GLUE
+  if (cuda::row_norm_dtype_supported(x.scalar_type())) return cuda::row_norm_cuda(x, w, b, subtract_mean, eps);
+  TORCH_CHECK(kernel != KernelImpl::fused, "model.kernel_timestep_norm = \"fused\": the norm kernels take fp32 or "
+              "bf16 input, got ", x.scalar_type(), " (use \"auto\" to fall back to the reference path)");
+#else
+  (void)w, (void)b, (void)subtract_mean, (void)eps;
+#endif
+  return {};
+}
+}  // namespace
+
+RMSNormImpl::RMSNormImpl(int64_t dim, bool affine, double eps_, KernelImpl kernel_) : eps(eps_), kernel(kernel_) {
   if (affine) weight = register_parameter("weight", torch::zeros({dim}));
 }
 Tensor RMSNormImpl::forward(const Tensor& x) {
-  return ops::rms_norm(x, weight.defined() ? weight + 1.0 : Tensor(), eps);
+  Tensor w = weight.defined() ? weight + 1.0 : Tensor();
+  Tensor y = fused_row_norm(kernel, x, w, Tensor(), false, eps);
+  return y.defined() ? y : ops::rms_norm(x, w, eps);
 }
 
-LayerNormImpl::LayerNormImpl(int64_t dim, bool affine, double eps_) : eps(eps_) {
+LayerNormImpl::LayerNormImpl(int64_t dim, bool affine, double eps_, KernelImpl kernel_) : eps(eps_), kernel(kernel_) {
   if (affine) {
     weight = register_parameter("weight", torch::zeros({dim}));
     bias = register_parameter("bias", torch::zeros({dim}));
   }
 }
 Tensor LayerNormImpl::forward(const Tensor& x) {
-  return ops::layer_norm(x, weight.defined() ? weight + 1.0 : Tensor(), bias, eps);
+  Tensor w = weight.defined() ? weight + 1.0 : Tensor();
+  Tensor y = fused_row_norm(kernel, x, w, bias, true, eps);
+  return y.defined() ? y : ops::layer_norm(x, w, bias, eps);
 }
 
 const char* sequence_norm_name(NormKind kind) {
@@ -33,8 +58,9 @@ const char* sequence_norm_name(NormKind kind) {
   return "norm";
 }
 
-SequenceNormImpl::SequenceNormImpl(NormKind kind_, int64_t dim, int64_t G, double eps_, int64_t prior, bool affine)
-    : kind(kind_), num_groups(G), eps(eps_) {
+SequenceNormImpl::SequenceNormImpl(NormKind kind_, int64_t dim, int64_t G, double eps_, int64_t prior, bool affine,
+                                   KernelImpl kernel_)
+    : kind(kind_), kernel(kernel_), num_groups(G), eps(eps_) {
   TORCH_CHECK(dim % G == 0, "SequenceNorm: num_groups=", G, " must divide dim=", dim);
   if (kind == NormKind::timestep) {
     prior_count = register_buffer("prior_count", torch::tensor(prior, torch::kInt64));
@@ -68,6 +94,22 @@ Tensor SequenceNormImpl::forward(const Tensor& x_in, ops::NormState* state, cons
   // Norm statistics are computed in fp32 even under bf16 autocast (the carried timestep-norm
   // state is fp32 by construction); the output returns in the input's dtype.
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+  if (kind == NormKind::timestep && kernels::use_fused(kernel, x_in, "model.kernel_timestep_norm")) {
+#ifdef MEGALODON_WITH_CUDA_GLUE
+    // The kernel reads fp32 or bf16 x directly (fp32 statistics) and returns y in x's dtype.
+    if (cuda::timestep_norm_dtype_supported(x_in.scalar_type())) {
+      const auto f32 = x_in.options().dtype(torch::kFloat32);
+      Tensor w = weight.defined() ? weight + 1.0 : torch::ones({x_in.size(-1)}, f32);
+      Tensor b = bias.defined() ? bias : torch::zeros({x_in.size(-1)}, f32);
+      ops::NormState prev = (state && state->defined()) ? *state : initial_state(x_in.size(0), x_in.device());
+      auto out = cuda::timestep_norm_cuda(x_in, num_groups, w, b, prev, padding_mask, eps);
+      if (state) *state = out.state;
+      return out.y;
+    }
+    TORCH_CHECK(kernel != KernelImpl::fused, "model.kernel_timestep_norm = \"fused\": the kernel takes fp32 or bf16 "
+                "input, got ", x_in.scalar_type(), " (use \"auto\" to fall back to the reference path)");
+#endif
+  }
   const bool low = x_in.scalar_type() == torch::kBFloat16 || x_in.scalar_type() == torch::kHalf;
   Tensor x = low ? x_in.to(torch::kFloat32) : x_in;
   auto back = [&](const Tensor& y) { return low ? y.to(x_in.scalar_type()) : y; };

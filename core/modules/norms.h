@@ -8,22 +8,26 @@
 namespace mgl {
 
 // RMSNorm (§3.1): `weight` stores w − 1; no parameters when affine = false (the per-head znorm).
+// kernel: `model.kernel_timestep_norm` (it also governs the fused neighbours of the timestep norm):
+// on CUDA fp32/bf16 inputs the fused row-norm kernel (core/cuda/norm_glue.h) or the reference path.
 class RMSNormImpl : public torch::nn::Module {
  public:
-  RMSNormImpl(int64_t dim, bool affine, double eps);
+  RMSNormImpl(int64_t dim, bool affine, double eps, KernelImpl kernel = KernelImpl::reference);
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor weight;
   double eps;
+  KernelImpl kernel;
 };
 TORCH_MODULE(RMSNorm);
 
-// LayerNorm (§4.1): affine weight (stored w − 1) and bias.
+// LayerNorm (§4.1): affine weight (stored w − 1) and bias; kernel as for RMSNorm.
 class LayerNormImpl : public torch::nn::Module {
  public:
-  LayerNormImpl(int64_t dim, bool affine, double eps);
+  LayerNormImpl(int64_t dim, bool affine, double eps, KernelImpl kernel = KernelImpl::reference);
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor weight, bias;
   double eps;
+  KernelImpl kernel;
 };
 TORCH_MODULE(LayerNorm);
 
@@ -35,14 +39,17 @@ TORCH_MODULE(LayerNorm);
 // One class so the parameters keep their official names (weight, bias, prior_count, ...).
 class SequenceNormImpl : public torch::nn::Module {
  public:
+  // kernel: `model.kernel_timestep_norm` — whether a timestep norm on CUDA runs the fused kernel
+  // (core/cuda/timestep_norm_glue.h) or the reference path (core/ops/timestep_norm.h).
   SequenceNormImpl(NormKind kind, int64_t dim, int64_t num_groups, double eps, int64_t prior_count = 0,
-                   bool affine = true);
+                   bool affine = true, KernelImpl kernel = KernelImpl::reference);
   // state: the carried TimestepNorm state, updated in place (ignored by layer/group; may be null).
   torch::Tensor forward(const torch::Tensor& x, ops::NormState* state = nullptr,
                         const torch::Tensor& padding_mask = {});
   // The state before any token: (prior_count, prior_mean, exp(prior_logv)) expanded over B.
   ops::NormState initial_state(int64_t batch, const torch::Device& device) const;
   NormKind kind;
+  KernelImpl kernel;
   int64_t num_groups;
   double eps;
   torch::Tensor weight, bias, prior_count, prior_mean, prior_logv;

@@ -1,0 +1,17 @@
+// Torch-facing glue of the fused per-token norms (norm_kernel.h): an autograd Function over the
+// forward and backward kernels. Compiled only against a CUDA LibTorch (MEGALODON_WITH_CUDA_GLUE).
+#pragma once
+#include <torch/torch.h>
+
+namespace mgl::cuda {
+
+// Whether the kernels take this input dtype (fp32, bf16).
+bool row_norm_dtype_supported(torch::ScalarType t);
+
+// RMSNorm (subtract_mean = false) or LayerNorm (true) over the last dimension of a CUDA tensor,
+// same contract as ops::rms_norm / ops::layer_norm: weight is the effective scale (w + 1) or
+// undefined, bias D or undefined; fp32 statistics; y in x's dtype. Differentiable in x, weight, bias.
+torch::Tensor row_norm_cuda(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                            bool subtract_mean, double eps);
+
+}  // namespace mgl::cuda
