@@ -63,7 +63,8 @@ struct ChunkedAttentionFunction : torch::autograd::Function<ChunkedAttentionFunc
             "attention forward");
     }
     ctx->save_for_backward({q, k, v, o, lse});
-    ctx->saved_data["pad"] = pad;
+    ctx->saved_data["has_pad"] = pad.defined();  // (an undefined tensor in an IValue differs across versions)
+    if (pad.defined()) ctx->saved_data["pad"] = pad;
     ctx->saved_data["cq"] = cq;
     ctx->saved_data["ck"] = ck;
     ctx->saved_data["causal"] = causal;
@@ -74,7 +75,7 @@ struct ChunkedAttentionFunction : torch::autograd::Function<ChunkedAttentionFunc
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const Tensor &q = saved[0], &k = saved[1], &v = saved[2], &o = saved[3], &lse = saved[4];
-    const Tensor pad = ctx->saved_data["pad"].toTensor();
+    const Tensor pad = ctx->saved_data["has_pad"].toBool() ? ctx->saved_data["pad"].toTensor() : Tensor();
     const AttentionShape s = shape_of(q, k, v, ctx->saved_data["cq"].toInt(), ctx->saved_data["ck"].toInt(),
                                       ctx->saved_data["causal"].toBool(), ctx->saved_data["scale"].toDouble());
     Tensor d_o = grads[0].to(v.scalar_type()).contiguous();

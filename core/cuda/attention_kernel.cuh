@@ -10,7 +10,7 @@
 // transposed with a padded leading dimension (65) so that both the transposing writes and the
 // broadcast reads are free of bank conflicts.
 //
-// Forward (per query tile and value-column tile of 16·NJ columns): for each key tile,
+// Forward (per query tile and value-column tile of 16·NJ ≤ 256 columns): for each key tile,
 // S = scale·Q Kᵀ (head dim staged 32 at a time), mask, online softmax (attention_math.h: running
 // max m and sum l, accumulator rescaled by exp(m_old − m_new)), O += P V with P passed through
 // shared memory. Only O (in the input dtype) and lse = m + log l (fp32) are written: memory is
@@ -529,8 +529,11 @@ const char* attention_forward(const AttentionShape& s, const T* q, const T* k, c
   using namespace attn_detail;
   if (s.B * s.H * s.Lq == 0) return nullptr;
   auto st = static_cast<cudaStream_t>(stream);
-  return status(s.dv <= 64 ? launch_fwd<T, 4>(s, q, k, v, key_padding, o, lse, st)
-                           : launch_fwd<T, 8>(s, q, k, v, key_padding, o, lse, st));
+  // Value columns per block: as many as registers allow (16·NJ), since every extra column tile
+  // recomputes Q Kᵀ; 256 for the presets' d_v = 2048 (8 tiles).
+  return status(s.dv <= 64    ? launch_fwd<T, 4>(s, q, k, v, key_padding, o, lse, st)
+                : s.dv <= 128 ? launch_fwd<T, 8>(s, q, k, v, key_padding, o, lse, st)
+                              : launch_fwd<T, 16>(s, q, k, v, key_padding, o, lse, st));
 }
 
 template <typename T>
@@ -549,8 +552,9 @@ const char* attention_backward(const AttentionShape& s, const T* q, const T* k, 
                   : s.dk <= 128 ? launch_dqk<T, 8>(s, q, k, v, key_padding, d_o, lse, delta, dq, dk, st)
                                 : launch_dqk<T, 16>(s, q, k, v, key_padding, d_o, lse, delta, dq, dk, st);
   if (e != cudaSuccess) return status(e);
-  return status(s.dv <= 64 ? launch_dv<T, 4>(s, q, k, key_padding, d_o, lse, dv, st)
-                           : launch_dv<T, 8>(s, q, k, key_padding, d_o, lse, dv, st));
+  return status(s.dv <= 64    ? launch_dv<T, 4>(s, q, k, key_padding, d_o, lse, dv, st)
+                : s.dv <= 128 ? launch_dv<T, 8>(s, q, k, key_padding, d_o, lse, dv, st)
+                              : launch_dv<T, 16>(s, q, k, key_padding, d_o, lse, dv, st));
 }
 
 }  // namespace mgl::cuda
