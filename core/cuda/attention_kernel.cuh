@@ -154,7 +154,7 @@ constexpr size_t fwd_smem_floats() {
 }
 
 template <typename T, int NJ>
-__global__ void __launch_bounds__(kThreads) fwd_kernel(AttentionShape s, int64_t tiles_per_chunk, const T* q,
+__global__ void __launch_bounds__(kThreads, 1) fwd_kernel(AttentionShape s, int64_t tiles_per_chunk, const T* q,
                                                        const T* k, const T* v, const uint8_t* kpm, T* o,
                                                        float* lse) {
   constexpr int DVT = 16 * NJ;
@@ -231,7 +231,7 @@ __global__ void __launch_bounds__(kThreads) fwd_kernel(AttentionShape s, int64_t
 // ---- backward ------------------------------------------------------------------------------------
 // δ = Σ_c dO·O per query row, one warp per row (rows in memory order b, i, h).
 template <typename T>
-__global__ void __launch_bounds__(kThreads) delta_kernel(AttentionShape s, const T* o, const T* d_o, float* delta) {
+__global__ void __launch_bounds__(kThreads, 1) delta_kernel(AttentionShape s, const T* o, const T* d_o, float* delta) {
   const int64_t row = int64_t(blockIdx.x) * (kThreads / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (row >= s.B * s.Lq * s.H) return;  // whole warps leave together
@@ -253,7 +253,7 @@ constexpr size_t dqk_smem_floats() {
 // dQ for one query tile: for each visible key tile, P from lse, dP = dO Vᵀ (value dim staged),
 // dS = P ⊙ (dP − δ), dQ += scale · dS K (keys staged kRowSlice at a time).
 template <typename T, int ND>
-__global__ void __launch_bounds__(kThreads) dq_kernel(AttentionShape s, int64_t tiles_per_chunk, const T* q,
+__global__ void __launch_bounds__(kThreads, 1) dq_kernel(AttentionShape s, int64_t tiles_per_chunk, const T* q,
                                                       const T* k, const T* v, const uint8_t* kpm, const T* d_o,
                                                       const float* lse, const float* delta, T* dq) {
   extern __shared__ float smem[];
@@ -324,7 +324,7 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(AttentionShape s, int64_t 
 // dK for one key tile: rows are keys now (Sᵀ = K Qᵀ), swept over the query tiles that can see
 // them; dK += scale · dSᵀ Q (queries staged kRowSlice at a time).
 template <typename T, int ND>
-__global__ void __launch_bounds__(kThreads) dk_kernel(AttentionShape s, int64_t tiles_per_chunk, const T* q,
+__global__ void __launch_bounds__(kThreads, 1) dk_kernel(AttentionShape s, int64_t tiles_per_chunk, const T* q,
                                                       const T* k, const T* v, const uint8_t* kpm, const T* d_o,
                                                       const float* lse, const float* delta, T* dk) {
   extern __shared__ float smem[];
@@ -394,7 +394,7 @@ constexpr size_t dv_smem_floats() {
 
 // dV for one key tile and 16·NJ value columns: dV += Pᵀ dO over the query tiles that see the keys.
 template <typename T, int NJ>
-__global__ void __launch_bounds__(kThreads) dv_kernel(AttentionShape s, int64_t tiles_per_chunk, const T* q,
+__global__ void __launch_bounds__(kThreads, 1) dv_kernel(AttentionShape s, int64_t tiles_per_chunk, const T* q,
                                                       const T* k, const uint8_t* kpm, const T* d_o, const float* lse,
                                                       T* dv) {
   constexpr int DVT = 16 * NJ;

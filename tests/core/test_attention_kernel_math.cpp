@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/cuda/attention_math.h"
+#include "core/modules/mega_layer.h"
 #include "core/ops/attention.h"
 
 namespace {
@@ -235,4 +236,32 @@ TEST_CASE("attention: fused backend selection parses and round-trips", "[attenti
   mgl::ops::set_fused_attention_backend(FusedAttentionBackend::sdpa);
   CHECK(std::string(mgl::ops::to_string(mgl::ops::fused_attention_backend())) == "sdpa");
   mgl::ops::set_fused_attention_backend(saved);
+}
+
+TEST_CASE("attention: the MEGA layer's kernel choice on the CPU (auto → reference, fused → error)",
+          "[attention_kernel]") {
+  mgl::MegalodonConfig c;
+  c.num_layers = 1;
+  c.model_dim = 16;
+  c.num_heads = 2;
+  c.z_dim = 8;
+  c.value_dim = 12;
+  c.ffn_hidden_dim = 24;
+  c.cema_ndim = 4;
+  c.chunk_size = 8;
+  c.norm_num_groups = 4;
+  torch::manual_seed(9);
+  mgl::MovingAverageGatedAttention ref(c);
+  c.kernel_attention = mgl::KernelImpl::auto_select;
+  mgl::MovingAverageGatedAttention autod(c);
+  c.kernel_attention = mgl::KernelImpl::fused;
+  mgl::MovingAverageGatedAttention fused(c);
+  torch::NoGradGuard g;
+  for (auto* m : {&autod, &fused}) {
+    auto src = ref->named_parameters();
+    for (auto& p : (*m)->named_parameters()) p.value().copy_(src[p.key()]);
+  }
+  Tensor x = torch::randn({2, 19, 16});
+  CHECK(max_err(autod(x), ref(x)) == 0.0);
+  CHECK_THROWS_WITH(fused(x), Catch::Contains("model.kernel_attention"));
 }
