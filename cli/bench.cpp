@@ -192,14 +192,6 @@ double memory_peak_mib(const torch::Device& d) {
   (void)d;
   return peak_rss_bytes() / 1048576.0;
 }
-const char* memory_kind(const torch::Device& d) {
-#ifdef MEGALODON_WITH_CUDA_GLUE
-  if (is_cuda(d)) return "CUDA allocator peak";
-#endif
-  (void)d;
-  return "peak RSS";
-}
-
 // Mean seconds of fn() over the repeats after the warm-up, synchronised.
 template <typename F>
 double time_it(const BenchOptions& o, const torch::Device& dev, F fn) {
