@@ -155,12 +155,15 @@ Tensor chunked_attention_sdpa(const Tensor& q, const Tensor& k, const Tensor& v,
   }
   Tensor qc = to_chunks(q), kc = to_chunks(k), vc = to_chunks(v);
   const double p = training ? dropout : 0.0;
+  // No mask must be passed as nullopt (an undefined tensor inside the optional is not "no mask").
+  c10::optional<Tensor> mask;
+  if (allow.defined()) mask = allow;
   Tensor out;
 #if TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 1
-  out = at::scaled_dot_product_attention(qc, kc, vc, allow, p, causal, scale);
+  out = at::scaled_dot_product_attention(qc, kc, vc, mask, p, causal, scale);
 #else
   // 2.0 has no `scale` argument: it always uses 1/sqrt(d), so pre-scale q.
-  out = at::scaled_dot_product_attention(qc * (scale * std::sqrt(static_cast<double>(d))), kc, vc, allow, p, causal);
+  out = at::scaled_dot_product_attention(qc * (scale * std::sqrt(static_cast<double>(d))), kc, vc, mask, p, causal);
 #endif
   (void)d;
   if (dead.defined()) out = out.masked_fill(dead, 0.0);
