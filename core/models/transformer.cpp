@@ -1,5 +1,7 @@
 #include "core/models/transformer.h"
 
+#include <torch/version.h>
+
 #include <cmath>
 
 #include "core/init.h"
@@ -46,13 +48,18 @@ Tensor TransformerAttentionImpl::forward(const Tensor& x, int64_t start_pos, Ten
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
   Tensor o;
 #if TORCH_VERSION_MAJOR >= 2
-  // PyTorch 2.x: the fused SDPA kernels (flash / memory-efficient) when no cache is involved.
-  if (!k_cache || k.size(1) == L) {
+  // LibTorch 2.x: the fused SDPA kernels (flash / memory-efficient / cuDNN) whenever the mask is
+  // one SDPA can express: no cache in front (top-left causal = ours), or a single new query after a
+  // cache (it sees every key: no mask). Its default scale 1/sqrt(head_dim) is ours.
+  if (!k_cache || k.size(1) == L || L == 1) {
+    const bool causal = k.size(1) == L && L > 1;
     o = at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), {},
-                                         is_training() ? cfg.dropout : 0.0, true)
+                                         is_training() ? cfg.dropout : 0.0, causal)
             .transpose(1, 2);
   }
 #endif
+  // LibTorch 1.13 (and several new queries after a cache): the reference path, which
+  // materialises the L×L probabilities.
   if (!o.defined()) o = ops::cached_attention(q, k, v, scale, cfg.dropout, is_training());
   return wo(o.reshape({B, L, H * hd}));
 }

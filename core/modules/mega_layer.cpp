@@ -5,8 +5,12 @@
 #include <cmath>
 
 #include "core/init.h"
+#include "core/kernels.h"
 #include "core/modules/drop_path.h"
 #include "core/ops/attention.h"
+#ifdef MEGALODON_WITH_CUDA_GLUE
+#include "core/cuda/attention_glue.h"
+#endif
 
 namespace mgl {
 
@@ -19,6 +23,43 @@ Tensor apply_dropout(const Tensor& x, double p, bool training) {
 }
 torch::nn::LinearOptions lin(int64_t in, int64_t out, bool bias = true) {
   return torch::nn::LinearOptions(in, out).bias(bias);
+}
+
+// The fused chunked attention (model.kernel_attention = fused | auto on CUDA tensors), or an
+// undefined tensor when it cannot take this call and the reference path must run:
+//  - backend `kernel` (ops::fused_attention_backend): the IO-aware CUDA kernel has no attention
+//    dropout, so training with attention_dropout > 0 falls back to the reference path (with a
+//    one-time warning); so do dtypes/head dims it does not support (fp64, fp16, d_z > 256);
+//  - backend `sdpa`: scaled_dot_product_attention on the chunked view (LibTorch >= 2.0; dropout
+//    supported); an error on older LibTorch.
+Tensor fused_chunked_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t C, bool causal,
+                               double scale, double p, bool training, const Tensor& key_padding_mask) {
+  if (ops::fused_attention_backend() == ops::FusedAttentionBackend::sdpa)
+    return ops::chunked_attention_sdpa(q, k, v, C, causal, scale, p, training, key_padding_mask);
+  if (p > 0.0 && training) {
+    TORCH_WARN_ONCE("model.kernel_attention: the attention kernel has no attention dropout; training with "
+                    "attention_dropout > 0 uses the reference attention");
+    return {};
+  }
+#ifdef MEGALODON_WITH_CUDA_GLUE
+  if (cuda::attention_kernel_supports(q, k, v)) return cuda::chunked_attention_cuda(q, k, v, C, causal, scale, key_padding_mask);
+#else
+  (void)q, (void)k, (void)v, (void)C, (void)causal, (void)scale, (void)key_padding_mask;
+#endif
+  return {};
+}
+
+// Same for the cached (decode) form: only the kernel backend has one (SDPA's causal mask is
+// top-left aligned, and with one new query no mask is needed: the reference op is already cheap).
+Tensor fused_cached_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, double p,
+                              bool training) {
+  if (ops::fused_attention_backend() != ops::FusedAttentionBackend::kernel || (p > 0.0 && training)) return {};
+#ifdef MEGALODON_WITH_CUDA_GLUE
+  if (cuda::attention_kernel_supports(q, k, v)) return cuda::cached_attention_cuda(q, k, v, scale);
+#else
+  (void)q, (void)k, (void)v, (void)scale;
+#endif
+  return {};
 }
 }  // namespace
 
@@ -67,9 +108,12 @@ Tensor MovingAverageGatedAttentionImpl::attend(const Tensor& q, const Tensor& k,
   Tensor pos = (torch::arange(L, torch::TensorOptions().dtype(torch::kInt64).device(q.device())) + c) % C;
   Tensor qr = ops::apply_rope(q, pos, cfg.rope_base);
   Tensor kr = ops::apply_rope(k, pos, cfg.rope_base);
-  if (!state)
-    return ops::chunked_attention(qr, kr, v, C, cfg.causal, scale, p, is_training(),
-                                  cfg.causal ? Tensor() : padding_mask);
+  const bool fused = kernels::use_fused(cfg.kernel_attention, q, "model.kernel_attention");
+  auto chunked = [&](const Tensor& a, const Tensor& b, const Tensor& c, bool causal, const Tensor& kpm) {
+    Tensor o = fused ? fused_chunked_attention(a, b, c, C, causal, scale, p, is_training(), kpm) : Tensor();
+    return o.defined() ? o : ops::chunked_attention(a, b, c, C, causal, scale, p, is_training(), kpm);
+  };
+  if (!state) return chunked(qr, kr, v, cfg.causal, cfg.causal ? Tensor() : padding_mask);
 
   TORCH_CHECK(cfg.causal, "streaming with a KV cache needs the causal (decoder) form");
   // The first `first` tokens complete the chunk the cache belongs to; the rest start new chunks.
@@ -77,10 +121,11 @@ Tensor MovingAverageGatedAttentionImpl::attend(const Tensor& q, const Tensor& k,
   auto head = [&](const Tensor& t) { return t.narrow(1, 0, first); };
   Tensor k1 = c ? torch::cat({state->k, head(kr)}, 1) : head(kr);
   Tensor v1 = c ? torch::cat({state->v, head(v)}, 1) : head(v);
-  Tensor out = ops::cached_attention(head(qr), k1, v1, scale, p, is_training());
+  Tensor out = fused ? fused_cached_attention(head(qr), k1, v1, scale, p, is_training()) : Tensor();
+  if (!out.defined()) out = ops::cached_attention(head(qr), k1, v1, scale, p, is_training());
   if (L > first) {
     auto tail = [&](const Tensor& t) { return t.narrow(1, first, L - first); };
-    out = torch::cat({out, ops::chunked_attention(tail(qr), tail(kr), tail(v), C, true, scale, p, is_training())}, 1);
+    out = torch::cat({out, chunked(tail(qr), tail(kr), tail(v), true, Tensor())}, 1);
   }
   // The cache keeps the tokens of the current, unfinished chunk: empty at every boundary (§7.1).
   const int64_t keep = (c + L) % C;

@@ -1,6 +1,11 @@
 #include "core/ops/attention.h"
 
+#include <torch/version.h>
+
+#include <atomic>
+#include <cstdlib>
 #include <limits>
+#include <stdexcept>
 
 namespace mgl::ops {
 
@@ -92,6 +97,84 @@ Tensor cached_attention(const Tensor& q, const Tensor& k, const Tensor& v, doubl
   Tensor mask = Lq > 1 ? torch::ones({Lq, Lk}, bool_opts).triu(Lk - Lq + 1) : Tensor();
   Tensor out = attention(heads_first(q), heads_first(k), heads_first(v), mask, scale, dropout, training);
   return heads_first(out);
+}
+
+namespace {
+std::atomic<int> g_backend{-1};  // −1: not yet read from the environment
+}
+
+FusedAttentionBackend parse_fused_attention_backend(const std::string& s) {
+  if (s == "kernel") return FusedAttentionBackend::kernel;
+  if (s == "sdpa") return FusedAttentionBackend::sdpa;
+  throw std::invalid_argument("fused attention backend: expected kernel or sdpa, got '" + s + "'");
+}
+
+const char* to_string(FusedAttentionBackend b) { return b == FusedAttentionBackend::sdpa ? "sdpa" : "kernel"; }
+
+FusedAttentionBackend fused_attention_backend() {
+  int b = g_backend.load();
+  if (b < 0) {
+    const char* env = std::getenv("MEGALODON_FUSED_ATTENTION");
+    b = static_cast<int>(env && *env ? parse_fused_attention_backend(env) : FusedAttentionBackend::kernel);
+    g_backend.store(b);
+  }
+  return static_cast<FusedAttentionBackend>(b);
+}
+
+void set_fused_attention_backend(FusedAttentionBackend b) { g_backend.store(static_cast<int>(b)); }
+
+bool sdpa_available() { return TORCH_VERSION_MAJOR >= 2; }
+
+Tensor chunked_attention_sdpa(const Tensor& q, const Tensor& k, const Tensor& v, int64_t chunk, bool causal,
+                              double scale, double dropout, bool training, const Tensor& key_padding_mask) {
+#if TORCH_VERSION_MAJOR >= 2
+  TORCH_CHECK(q.dim() == 4 && k.sizes() == q.sizes() && v.dim() == 4 && v.size(1) == q.size(1),
+              "chunked_attention_sdpa: q, k must be B×L×H×d and v B×L×H×dv, got ", q.sizes(), k.sizes(), v.sizes());
+  TORCH_CHECK(chunk >= 1, "chunked_attention_sdpa: chunk must be >= 1");
+  const int64_t B = q.size(0), L = q.size(1), H = q.size(2), d = q.size(3);
+  const int64_t C = std::min(chunk, L);
+  const int64_t nc = (L + C - 1) / C, pad = nc * C - L;
+  auto to_chunks = [&](const Tensor& x) {  // B×L×H×d → (B·nc)×H×C×d
+    Tensor xp = pad ? torch::constant_pad_nd(x, {0, 0, 0, 0, 0, pad}) : x;
+    return xp.reshape({B * nc, C, H, x.size(3)}).transpose(1, 2);
+  };
+  // Keys SDPA may attend (true = attend: the opposite of our masks). Causal with square chunks
+  // hides the padded tail keys from every real query; otherwise they are masked explicitly.
+  Tensor allow, dead;
+  if (!causal && (pad || key_padding_mask.defined())) {
+    auto bool_opts = torch::TensorOptions().dtype(torch::kBool).device(q.device());
+    Tensor km = key_padding_mask.defined() ? key_padding_mask.to(torch::kBool) : torch::zeros({B, L}, bool_opts);
+    TORCH_CHECK(km.sizes() == torch::IntArrayRef({B, L}), "chunked_attention_sdpa: key_padding_mask must be B×L");
+    km = torch::constant_pad_nd(km.to(torch::kUInt8), {0, pad}, 1).to(torch::kBool).view({B * nc, 1, 1, C});
+    // A chunk whose keys are all padded would give NaN rows: let it see key 0 and zero its output
+    // afterwards (the reference outputs zeros there), which keeps forward and backward finite.
+    dead = km.all(-1, true);
+    Tensor first = torch::zeros({1, 1, 1, C}, bool_opts);
+    first.index_put_({0, 0, 0, 0}, true);
+    allow = torch::logical_not(km).logical_or(torch::logical_and(dead, first));
+  }
+  Tensor qc = to_chunks(q), kc = to_chunks(k), vc = to_chunks(v);
+  const double p = training ? dropout : 0.0;
+  // No mask must be passed as nullopt (an undefined tensor inside the optional is not "no mask").
+  c10::optional<Tensor> mask;
+  if (allow.defined()) mask = allow;
+  Tensor out;
+#if TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 1
+  out = at::scaled_dot_product_attention(qc, kc, vc, mask, p, causal, scale);
+#else
+  // 2.0 has no `scale` argument: it always uses 1/sqrt(d), so pre-scale q.
+  out = at::scaled_dot_product_attention(qc * (scale * std::sqrt(static_cast<double>(d))), kc, vc, mask, p, causal);
+#endif
+  (void)d;
+  if (dead.defined()) out = out.masked_fill(dead, 0.0);
+  out = out.transpose(1, 2).reshape({B, nc * C, H, v.size(3)});
+  return pad ? out.narrow(1, 0, L) : out;
+#else
+  (void)q, (void)k, (void)v, (void)chunk, (void)causal, (void)scale, (void)dropout, (void)training,
+      (void)key_padding_mask;
+  TORCH_CHECK(false, "scaled_dot_product_attention needs LibTorch >= 2.0; this build has ", TORCH_VERSION,
+              " (use the kernel or the reference attention)");
+#endif
 }
 
 }  // namespace mgl::ops

@@ -30,4 +30,27 @@ torch::Tensor chunked_attention(const torch::Tensor& q, const torch::Tensor& k, 
 torch::Tensor cached_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                double scale, double dropout, bool training);
 
+// ---- the fused alternatives (issue 11) -----------------------------------------------------------
+// Which fused implementation `model.kernel_attention = fused | auto` runs on CUDA tensors:
+//   kernel: our IO-aware CUDA kernel (core/cuda/attention_kernel.h; no attention dropout);
+//   sdpa:   LibTorch's scaled_dot_product_attention on the chunked view (LibTorch >= 2.0 only).
+// Process-wide; the default is `kernel`, overridden by the environment variable
+// MEGALODON_FUSED_ATTENTION=kernel|sdpa (read once) or set_fused_attention_backend (the bench).
+enum class FusedAttentionBackend { kernel, sdpa };
+FusedAttentionBackend fused_attention_backend();
+void set_fused_attention_backend(FusedAttentionBackend b);
+// Parses "kernel" or "sdpa" (std::invalid_argument otherwise).
+FusedAttentionBackend parse_fused_attention_backend(const std::string& s);
+const char* to_string(FusedAttentionBackend b);
+
+// True when this LibTorch has scaled_dot_product_attention (>= 2.0).
+bool sdpa_available();
+
+// chunked_attention by scaled_dot_product_attention on the (B·nc)×H×C×d chunked view, same
+// contract (dropout included: SDPA's dropout is the same inverted dropout on the probabilities).
+// Throws when !sdpa_available().
+torch::Tensor chunked_attention_sdpa(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                     int64_t chunk, bool causal, double scale, double dropout, bool training,
+                                     const torch::Tensor& key_padding_mask = {});
+
 }  // namespace mgl::ops

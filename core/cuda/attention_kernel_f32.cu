@@ -1,0 +1,11 @@
+#include "core/cuda/attention_kernel.cuh"
+
+namespace mgl::cuda {
+const char* attention_shape_error(const AttentionShape& s) { return attn_detail::shape_error(s); }
+
+template const char* attention_forward<float>(const AttentionShape&, const float*, const float*, const float*,
+                                              const uint8_t*, float*, float*, void*);
+template const char* attention_backward<float>(const AttentionShape&, const float*, const float*, const float*,
+                                               const uint8_t*, const float*, const float*, const float*, float*,
+                                               float*, float*, float*, void*);
+}  // namespace mgl::cuda
