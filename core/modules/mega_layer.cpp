@@ -68,14 +68,15 @@ MovingAverageGatedAttentionImpl::MovingAverageGatedAttentionImpl(const Megalodon
               "model.norm = 'sequence' uses whole-sequence statistics: only for the non-causal (encoder) form");
   const int64_t D = c.model_dim, Z = c.z_dim, E = c.value_dim;
   timenorm = register_module(sequence_norm_name(c.norm),
-                             SequenceNorm(c.norm, D, c.norm_num_groups, c.norm_eps, c.prior_count));
+                             SequenceNorm(c.norm, D, c.norm_num_groups, c.norm_eps, c.prior_count, true,
+                                          c.kernel_timestep_norm));
   cema = register_module("cema", ComplexEMA(ComplexEMAOptions(D, c.cema_ndim)
                                                 .kind(c.ema)
                                                 .mega_exact(c.ema_mega_exact)
                                                 .bidirectional(!c.causal)
                                                 .kernel(c.kernel_cema)));
-  rmsnorm = register_module("rmsnorm", RMSNorm(D, c.norm_affine, c.norm_eps));
-  znorm = register_module("znorm", RMSNorm(c.z_head_dim(), false, c.norm_eps));
+  rmsnorm = register_module("rmsnorm", RMSNorm(D, c.norm_affine, c.norm_eps, c.kernel_timestep_norm));
+  znorm = register_module("znorm", RMSNorm(c.z_head_dim(), false, c.norm_eps, c.kernel_timestep_norm));
   wv = register_module("wv", torch::nn::Linear(lin(D, E)));
   wz = register_module("wz", torch::nn::Linear(lin(D, Z)));
   wr = register_module("wr", torch::nn::Linear(lin(D, E)));
