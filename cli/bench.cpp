@@ -32,6 +32,7 @@
 #include "core/models/transformer.h"
 #include "core/ops/attention.h"
 #include "core/util/memory.h"
+#include "harness/autocast.h"
 #ifdef MEGALODON_WITH_CUDA_GLUE
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
@@ -147,29 +148,6 @@ struct Cell {
 
 bool is_cuda(const torch::Device& d) { return d.is_cuda(); }
 
-// Autocast for the timed region (the trainer's guarded pattern: the API changed in LibTorch 2.4).
-struct AutocastScope {
-  bool on;
-  explicit AutocastScope(bool enable) : on(enable) {
-    if (!on) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-#else
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-    at::autocast::set_enabled(true);
-#endif
-  }
-  ~AutocastScope() {
-    if (!on) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_enabled(at::kCUDA, false);
-#else
-    at::autocast::set_enabled(false);
-#endif
-    at::autocast::clear_cache();
-  }
-};
 
 void sync(const torch::Device& d) {
   if (is_cuda(d)) torch::cuda::synchronize();
@@ -209,7 +187,7 @@ template <typename F>
 double time_module(const BenchOptions& o, const torch::Device& dev, const torch::Tensor& x0, bool bf16, F fn) {
   try {
     torch::Tensor x = x0.detach().clone().requires_grad_();
-    AutocastScope ac(bf16);
+    harness::AutocastScope ac(bf16);
     torch::Tensor g;
     return 1e3 * time_it(o, dev, [&] {
              torch::Tensor y = fn(x);
@@ -286,7 +264,7 @@ int run_cell(const BenchOptions& o, const std::string& model, int64_t L, const s
   const double base = memory_now_mib(dev);
   auto step = [&] {
     {
-      AutocastScope ac(bf16);
+      harness::AutocastScope ac(bf16);
       auto logits = lm->forward(x);
       auto loss = torch::nn::functional::cross_entropy(logits.view({-1, logits.size(-1)}).to(torch::kFloat32),
                                                        y.reshape({-1}));

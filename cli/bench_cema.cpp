@@ -22,6 +22,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "harness/util/files.h"
 #include "core/modules/cema.h"
 #ifdef MEGALODON_WITH_CUDA_GLUE
 #include "core/cuda/cema_glue.h"
@@ -260,13 +261,7 @@ int bench_cema_main(const std::vector<std::string>& args) {
           i + 1 < rows.size() ? "," : "");
     }
     j += "  ]\n}\n";
-    const std::string tmp = json + ".tmp";
-    {
-      std::ofstream f(tmp);
-      if (!f) throw std::runtime_error("cannot write " + tmp);
-      f << j;
-    }
-    if (std::rename(tmp.c_str(), json.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp + " to " + json);
+    harness::write_file_atomic(json, j);
     std::printf("wrote %s\n", json.c_str());
   }
   return 0;

@@ -12,6 +12,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "harness/util/files.h"
 #include "core/cuda/timestep_norm_emulate.h"
 #include "core/ops/timestep_norm.h"
 #ifdef MEGALODON_WITH_CUDA_GLUE
@@ -209,13 +210,7 @@ static int bench_tsn_main(const std::vector<std::string>& args) {
       j += fmt::format("    {{\"L\": {}, \"kernel\": {:.4g}, \"naive_fp32\": {:.4g}, \"reference\": {:.4g}}}{}\n", errs[i].L,
                        errs[i].kernel, errs[i].naive, errs[i].reference, i + 1 < errs.size() ? "," : "");
     j += "  ]\n}\n";
-    const std::string tmp = json + ".tmp";
-    {
-      std::ofstream f(tmp);
-      if (!f) throw std::runtime_error("cannot write " + tmp);
-      f << j;
-    }
-    if (std::rename(tmp.c_str(), json.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp + " to " + json);
+    harness::write_file_atomic(json, j);
     std::printf("\nwrote %s\n", json.c_str());
   }
   return 0;

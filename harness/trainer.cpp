@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "core/models/sequence_parallel.h"
+#include "harness/autocast.h"
 #include "harness/data_loader.h"
 #include "harness/dist/dist.h"
 #include "harness/optim.h"
@@ -294,28 +295,6 @@ std::map<std::string, double> evaluate(Task& task, Split split, const Config& cf
   return task.finalize(sums);
 }
 
-struct AutocastScope {
-  explicit AutocastScope(bool on) : on_(on) {
-    if (!on_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-#else
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-    at::autocast::set_enabled(true);
-#endif
-  }
-  ~AutocastScope() {
-    if (!on_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    at::autocast::set_autocast_enabled(at::kCUDA, false);
-#else
-    at::autocast::set_enabled(false);
-#endif
-    at::autocast::clear_cache();
-  }
-  bool on_;
-};
 
 void check_precision(const Config& cfg, const torch::Device& device) {
   const std::string p = cfg.get_string("trainer.precision");
