@@ -5,7 +5,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "harness/io/official_checkpoint.h"
-#include "harness/model_config.h"
+#include "harness/config/model.h"
 
 namespace mgl::cli {
 namespace {

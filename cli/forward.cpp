@@ -9,7 +9,7 @@
 #include "cli/commands.h"
 #include "harness/io/safetensors.h"
 #include "harness/io/weights.h"
-#include "harness/model_config.h"
+#include "harness/config/model.h"
 
 namespace mgl::cli {
 namespace {

@@ -12,7 +12,7 @@
 #include "cli/commands.h"
 #include "core/models/factory.h"
 #include "harness/report/plot.h"
-#include "harness/trainer.h"
+#include "harness/train/trainer.h"
 #include "harness/util/files.h"
 #include "tasks/language_model.h"
 #include "tasks/lm_eval.h"

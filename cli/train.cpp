@@ -3,8 +3,8 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "harness/schema.h"
-#include "harness/trainer.h"
+#include "harness/config/experiment.h"
+#include "harness/train/trainer.h"
 
 namespace mgl::cli {
 namespace {

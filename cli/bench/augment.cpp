@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "cli/args.h"
-#include "cli/data.h"
+#include "cli/data/data.h"
 #include "datasets/vision/image_transforms.h"
 
 namespace mgl::cli {

@@ -239,7 +239,7 @@ int bench_cema_main(const std::vector<std::string>& args) {
       std::printf("| %s | %s | %ld | %.4g | %.3g | %s | | |\n", r.op.c_str(), r.mode.c_str(), r.L, r.ref_s * 1e3,
                   frac(r.bytes, r.ref_s), r.fused_note.c_str());
   }
-  std::printf("\nbytes model: minimum traffic per op (see cli/bench_cema.cpp); BW fraction of 3.35 TB/s\n");
+  std::printf("\nbytes model: minimum traffic per op (see cli/bench/cema.cpp); BW fraction of 3.35 TB/s\n");
 
   const std::string json = get("--json", "");
   if (!json.empty()) {

@@ -9,8 +9,8 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "harness/data_loader.h"
-#include "harness/schema.h"
+#include "harness/train/data_loader.h"
+#include "harness/config/experiment.h"
 #include "harness/task.h"
 
 namespace mgl::cli {

@@ -32,7 +32,7 @@
 #include "core/models/transformer.h"
 #include "core/ops/attention.h"
 #include "core/util/memory.h"
-#include "harness/autocast.h"
+#include "harness/train/autocast.h"
 #ifdef MEGALODON_WITH_CUDA_GLUE
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif

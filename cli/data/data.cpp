@@ -1,5 +1,5 @@
 // `megalodon data`: dispatches to the registered data tools.
-#include "cli/data.h"
+#include "cli/data/data.h"
 
 #include <fmt/format.h>
 

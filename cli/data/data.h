@@ -1,5 +1,5 @@
 // `megalodon data <tool>`: dataset preparation and generators. A tool registers itself from its
-// own cli/data_*.cpp file:  static const mgl::cli::DataTool kX{"listops", "summary", fn};
+// own cli/data/*.cpp file:  static const mgl::cli::DataTool kX{"listops", "summary", fn};
 #pragma once
 #include <string>
 #include <vector>

@@ -10,7 +10,7 @@
 #include <stdexcept>
 
 #include "cli/args.h"
-#include "cli/data.h"
+#include "cli/data/data.h"
 #include "datasets/lra/listops.h"
 
 namespace mgl::cli {

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "cli/args.h"
-#include "cli/data.h"
+#include "cli/data/data.h"
 #include "datasets/vision/pathfinder.h"
 
 namespace mgl::cli {

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "cli/args.h"
-#include "cli/data.h"
+#include "cli/data/data.h"
 #include "datasets/audio/speech_commands.h"
 #include "datasets/audio/speech_synth.h"
 

@@ -8,7 +8,7 @@
 #include <stdexcept>
 
 #include "cli/args.h"
-#include "cli/data.h"
+#include "cli/data/data.h"
 #include "datasets/text/standins.h"
 
 namespace mgl::cli {

@@ -1,4 +1,4 @@
-#include "harness/config.h"
+#include "harness/config/config.h"
 
 #include <fmt/format.h>
 

@@ -1,7 +1,7 @@
-#include "harness/schema.h"
+#include "harness/config/experiment.h"
 
-#include "harness/model_config.h"
-#include "harness/optim.h"
+#include "harness/config/model.h"
+#include "harness/train/optim.h"
 #include "harness/task.h"
 
 namespace mgl::harness {

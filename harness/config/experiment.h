@@ -1,7 +1,7 @@
 // The harness's own configuration keys (run, model, optim, schedule, trainer, sweep, table) and the
 // schema of a composed experiment: those plus the keys of the task that `task.name` selects.
 #pragma once
-#include "harness/config.h"
+#include "harness/config/config.h"
 
 namespace mgl::harness {
 

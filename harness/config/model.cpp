@@ -1,4 +1,4 @@
-#include "harness/model_config.h"
+#include "harness/config/model.h"
 
 #include <fmt/format.h>
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "core/config.h"
-#include "harness/config.h"
+#include "harness/config/config.h"
 
 namespace mgl::harness {
 

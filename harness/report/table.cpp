@@ -11,7 +11,7 @@
 #include <sstream>
 #include <type_traits>
 
-#include "harness/config.h"
+#include "harness/config/config.h"
 #include "harness/util/files.h"
 #include "harness/report/paper_tables.h"
 #include "harness/report/plot.h"

@@ -1,4 +1,4 @@
-#include "harness/data_loader.h"
+#include "harness/train/data_loader.h"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "harness/optim.h"
+#include "harness/train/optim.h"
 
 #include <cmath>
 

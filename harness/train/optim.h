@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/config.h"
+#include "harness/config/config.h"
 #include "harness/registry.h"
 
 namespace mgl::harness {

@@ -1,4 +1,4 @@
-#include "harness/trainer.h"
+#include "harness/train/trainer.h"
 
 #include <fmt/format.h>
 #include <sys/ioctl.h>
@@ -15,11 +15,11 @@
 #include <sstream>
 
 #include "core/models/sequence_parallel.h"
-#include "harness/autocast.h"
-#include "harness/data_loader.h"
+#include "harness/train/autocast.h"
+#include "harness/train/data_loader.h"
 #include "harness/dist/dist.h"
-#include "harness/optim.h"
-#include "harness/schema.h"
+#include "harness/train/optim.h"
+#include "harness/config/experiment.h"
 #include "harness/task.h"
 #include "harness/util/files.h"
 

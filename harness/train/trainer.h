@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/config.h"
+#include "harness/config/config.h"
 #include "harness/task.h"
 
 namespace mgl::harness {

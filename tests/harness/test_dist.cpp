@@ -13,7 +13,7 @@
 
 #include "core/models/megalodon.h"
 #include "core/models/sequence_parallel.h"
-#include "harness/data_loader.h"
+#include "harness/train/data_loader.h"
 #include "harness/dist/dist.h"
 #include "harness/util/files.h"
 #include "support/files.h"
