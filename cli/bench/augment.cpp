@@ -1,4 +1,4 @@
-// `megalodon data augment-bench`: throughput of the per-image ImageNet training transforms
+// `megalodon bench augment`: throughput of the per-image ImageNet training transforms
 // (paper-benchmarks §2.6, datasets/vision/image_transforms.h) on this machine's CPU, to size the
 // data-loader threads a training run needs.
 #ifdef MEGALODON_HAS_VISION
@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "cli/args.h"
-#include "cli/data/data.h"
+#include "cli/bench/bench.h"
 #include "datasets/vision/image_transforms.h"
 
 namespace mgl::cli {
@@ -27,7 +27,7 @@ namespace {
 namespace img = datasets::img;
 
 constexpr const char* kUsage =
-    "usage: megalodon data augment-bench [options]\n"
+    "usage: megalodon bench augment [options]\n"
     "\n"
     "Times the DeiT training chain on one image: random_resized_crop(S, bicubic) + hflip (p 0.5) +\n"
     "rand_augment (rand-m9-mstd0.5-inc1) + to_normalized_tensor + random_erasing_ (p 0.25), and prints\n"
@@ -111,7 +111,7 @@ torch::Tensor sample(const cv::Mat& rgb, int size, img::Rng& rng, Stages* t) {
   return x;
 }
 
-int augment_bench_main(const std::vector<std::string>& args) {
+int bench_augment_main(const std::vector<std::string>& args) {
   const auto p = parse_args(args, {"--image", "--iterations", "--size", "--threads", "--seed"}, {"--help"});
   if (p.flag("--help")) {
     std::fputs(kUsage, stdout);
@@ -141,7 +141,7 @@ int augment_bench_main(const std::vector<std::string>& args) {
   torch::set_num_threads(1);
   cv::setNumThreads(0);
 
-  std::printf("augment-bench: %s -> %dx%d, %lld images per thread, hardware threads %u\n", source.c_str(),
+  std::printf("megalodon bench augment: %s -> %dx%d, %lld images per thread, hardware threads %u\n", source.c_str(),
               size, size, (long long)iterations, std::thread::hardware_concurrency());
   {
     img::Rng rng(seed);
@@ -171,9 +171,8 @@ int augment_bench_main(const std::vector<std::string>& args) {
   return 0;
 }
 
-const DataTool kAugmentBench{"augment-bench",
-                             "time the ImageNet training transforms (crop, flip, RandAugment, erasing)",
-                             augment_bench_main};
+const BenchOp kAugment{"augment", "time the ImageNet training transforms (crop, flip, RandAugment, erasing)",
+                       bench_augment_main};
 
 }  // namespace
 }  // namespace mgl::cli

@@ -1,4 +1,4 @@
-// `megalodon bench-cema`: times the CEMA pieces (spec §1.4–§1.6) and the whole CEMA layer on the
+// `megalodon bench cema`: times the CEMA pieces (spec §1.4–§1.6) and the whole CEMA layer on the
 // LibTorch reference path and on the fused CUDA scan, forward and forward+backward, and reports
 // achieved bandwidth against the H100's 3.35 TB/s and the fused/reference speed-up.
 //
@@ -21,7 +21,7 @@
 #include <fmt/format.h>
 
 #include "cli/args.h"
-#include "cli/commands.h"
+#include "cli/bench/bench.h"
 #include "harness/util/files.h"
 #include "core/modules/cema.h"
 #ifdef MEGALODON_WITH_CUDA_GLUE
@@ -37,7 +37,7 @@ using torch::Tensor;
 constexpr double kPeakBytesPerS = 3.35e12;  // H100 SXM HBM3
 
 const char* kHelp =
-    "usage: megalodon bench-cema [options]\n"
+    "usage: megalodon bench cema [options]\n"
     "Times the CEMA kernel/fftconv/hidden-state pieces and the whole CEMA layer (reference path vs\n"
     "the fused CUDA scan), forward and forward+backward, at several lengths.\n\n"
     "  --lengths 1024,4096,16384,65536\n"
@@ -91,7 +91,7 @@ int bench_cema_main(const std::vector<std::string>& args) {
     const std::string& a = args[i];
     static const std::set<std::string> known = {"--lengths", "--batch", "--dim", "--ndim", "--dtype",
                                                 "--device",  "--repeats", "--warmup", "--json"};
-    if (!known.count(a)) throw std::invalid_argument("unknown option '" + a + "' (see megalodon bench-cema --help)");
+    if (!known.count(a)) throw std::invalid_argument("unknown option '" + a + "' (see megalodon bench cema --help)");
     if (i + 1 >= args.size()) throw std::invalid_argument(a + " needs a value");
     opt[a] = args[++i];
   }
@@ -128,7 +128,7 @@ int bench_cema_main(const std::vector<std::string>& args) {
 #endif
   if (!cuda) why_not = "unavailable: CPU run (reference only)";
 
-  std::printf("megalodon bench-cema: B=%ld D=%ld N=%ld x=%s device=%s, %d repeats (+%d warm-up)\n", B, D, N,
+  std::printf("megalodon bench cema: B=%ld D=%ld N=%ld x=%s device=%s, %d repeats (+%d warm-up)\n", B, D, N,
               dts.c_str(), device.c_str(), repeats, warmup);
   if (!fused_ok) std::printf("fused column %s\n", why_not.c_str());
   std::fflush(stdout);
@@ -267,9 +267,8 @@ int bench_cema_main(const std::vector<std::string>& args) {
   return 0;
 }
 
-static const Command kBenchCema{"bench-cema",
-                                "time the CEMA kernel/fftconv/hidden state and layer: reference vs fused CUDA scan",
-                                bench_cema_main};
+static const BenchOp kCema{"cema", "time the CEMA kernel/fftconv/hidden state and layer: reference vs fused CUDA scan",
+                           bench_cema_main};
 
 }  // namespace
 }  // namespace mgl::cli

@@ -1,4 +1,4 @@
-// `megalodon bench-data`: throughput of a task's input pipeline alone (reading, decoding,
+// `megalodon bench data`: throughput of a task's input pipeline alone (reading, decoding,
 // augmenting and collating batches in the loader threads), without a model. It answers "can the
 // loader keep the accelerator busy?" for any experiment, e.g. the ImageNet pipeline.
 #include <fmt/format.h>
@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "cli/args.h"
-#include "cli/commands.h"
+#include "cli/bench/bench.h"
 #include "harness/train/data_loader.h"
 #include "harness/config/experiment.h"
 #include "harness/task.h"
@@ -16,8 +16,8 @@
 namespace mgl::cli {
 namespace {
 
-const char* kHelp = R"(usage: megalodon bench-data <experiment.toml> [key.path=value ...] [--split train|val|test]
-                           [--batches N] [--workers 0,1,2] [--batch-size B]
+const char* kHelp = R"(usage: megalodon bench data <experiment.toml> [key.path=value ...] [--split train|val|test]
+                            [--batches N] [--workers 0,1,2] [--batch-size B]
 Builds the experiment's task and times its data loader alone: for each worker count, --batches
 batches (after one warm-up batch) of --batch-size examples (default trainer.batch_size) from the
 split, with trainer.prefetch. Prints a table of examples/s and ms per batch. Workers 0 builds
@@ -92,8 +92,8 @@ int bench_data_main(const std::vector<std::string>& args) {
   return 0;
 }
 
-const Command kBenchData{"bench-data", "throughput of an experiment's input pipeline alone (examples/s per worker count)",
-                         bench_data_main};
+const BenchOp kData{"data", "throughput of an experiment's input pipeline alone (examples/s per worker count)",
+                    bench_data_main};
 
 }  // namespace
 }  // namespace mgl::cli

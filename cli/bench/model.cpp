@@ -1,4 +1,4 @@
-// `megalodon bench`: forward+backward throughput and peak memory of Megalodon against the
+// `megalodon bench model`: forward+backward throughput and peak memory of Megalodon against the
 // Transformer baseline of matched width and depth, measured side by side in one run.
 //
 // Every (model, length, kernels) cell runs in a fresh child process (this executable with --cell)
@@ -26,7 +26,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "cli/commands.h"
+#include "cli/bench/bench.h"
 #include "core/models/factory.h"
 #include "core/models/megalodon.h"
 #include "core/models/transformer.h"
@@ -74,7 +74,7 @@ void finish_defaults(BenchOptions& o) {
 }
 
 const char* kHelp =
-    "usage: megalodon bench [options]\n"
+    "usage: megalodon bench model [options]\n"
     "Times forward+backward (tokens/s) and peak memory of Megalodon and a Llama-style Transformer of\n"
     "matched width and depth at several sequence lengths, one child process per cell.\n\n"
     "  --lengths 1024,4096,16384   sequence lengths (tokens per sequence)\n"
@@ -301,7 +301,7 @@ Cell spawn_cell(const BenchOptions& o, const std::vector<std::string>& args, con
     return c;
   }
   self[n] = 0;
-  std::string cmd = "'" + std::string(self) + "' bench";
+  std::string cmd = "'" + std::string(self) + "' bench model";
   for (const auto& a : args) cmd += " '" + a + "'";
   cmd += fmt::format(" --cell {} {} {} {} 2>&1", model, L, kernels, fused);
   (void)o;
@@ -366,7 +366,7 @@ std::string combo_label(const Cell& c) {
 
 }  // namespace
 
-int bench_main(const std::vector<std::string>& args) {
+int bench_model_main(const std::vector<std::string>& args) {
   BenchOptions o;
   std::vector<std::string> passthrough;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -407,7 +407,7 @@ int bench_main(const std::vector<std::string>& args) {
       passthrough.push_back(a);
     } else if (a == "--json") { o.json = args.at(++i); }
     else if (a == "--gemm") o.gemm = true;
-    else throw std::invalid_argument("unknown option '" + a + "' (see megalodon bench --help)");
+    else throw std::invalid_argument("unknown option '" + a + "' (see megalodon bench model --help)");
   }
   if (o.gemm) return gemm_bench(o);
   for (auto& m : o.models)
@@ -418,7 +418,7 @@ int bench_main(const std::vector<std::string>& args) {
   const auto mcfg = megalodon_config(o);
   const auto tcfg = TransformerConfig::matched(mcfg);
   const bool cuda = torch::Device(o.device).is_cuda();
-  std::printf("megalodon bench: forward+backward, batch %ld, device %s, %s, %d intra-op threads\n", o.batch,
+  std::printf("megalodon bench model: forward+backward, batch %ld, device %s, %s, %d intra-op threads\n", o.batch,
               o.device.c_str(), o.precision == "bf16" ? "bf16 autocast" : "fp32",
               o.threads > 0 ? o.threads : torch::get_num_threads());
   std::printf("  Megalodon%s: %ld layers, D=%ld, H=%ld, Z=%ld, E=%ld, F=%ld, N=%ld, C=%ld, V=%ld\n",
@@ -524,7 +524,7 @@ int bench_main(const std::vector<std::string>& args) {
   return 0;
 }
 
-static const Command kBench{"bench", "time forward+backward of Megalodon and the Transformer baseline (CPU or GPU)",
-                           bench_main};
+static const BenchOp kModel{"model", "time forward+backward of Megalodon and the Transformer baseline (CPU or GPU)",
+                            bench_model_main};
 
 }  // namespace mgl::cli

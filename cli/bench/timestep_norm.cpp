@@ -1,4 +1,4 @@
-// `megalodon bench-tsn`: the fused timestep norm (core/cuda/timestep_norm_*) against the reference
+// `megalodon bench timestep-norm`: the fused timestep norm (core/cuda/timestep_norm_*) against the reference
 // path: time, achieved bandwidth and speed-up over L, plus the CPU-emulated error growth with L of
 // the kernel's scan next to a naive fp32 running sum and the reference path (fp64 oracle).
 // On a CPU-only build it times the reference path and prints the error table.
@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "cli/args.h"
-#include "cli/commands.h"
+#include "cli/bench/bench.h"
 #include "harness/util/files.h"
 #include "core/cuda/timestep_norm_emulate.h"
 #include "core/ops/timestep_norm.h"
@@ -27,7 +27,7 @@ namespace {
 using torch::Tensor;
 
 const char* kHelp =
-    "usage: megalodon bench-tsn [options]\n"
+    "usage: megalodon bench timestep-norm [options]\n"
     "Times timestep normalisation (spec §2) forward and forward+backward: the reference path and,\n"
     "on CUDA in a build with the CUDA glue, the fused kernel; then prints the error growth with L\n"
     "of the kernel's scan (emulated on the CPU in fp32), a naive fp32 running sum and the\n"
@@ -71,7 +71,7 @@ constexpr double kPeakBytesPerS = 3.35e12;
 
 }  // namespace
 
-static int bench_tsn_main(const std::vector<std::string>& args) {
+static int bench_timestep_norm_main(const std::vector<std::string>& args) {
   const ParsedArgs a = parse_args(
       args, {"--lengths", "--batch", "--dim", "--groups", "--dtype", "--device", "--repeats", "--warmup",
              "--error-lengths", "--json"},
@@ -216,8 +216,8 @@ static int bench_tsn_main(const std::vector<std::string>& args) {
   return 0;
 }
 
-static const Command kBenchTsn{"bench-tsn",
-                               "time the fused timestep norm against the reference path; its error growth with L",
-                               bench_tsn_main};
+static const BenchOp kTimestepNorm{"timestep-norm",
+                                   "time the fused timestep norm against the reference path; its error growth with L",
+                                   bench_timestep_norm_main};
 
 }  // namespace mgl::cli
