@@ -5,6 +5,12 @@
 // `a.b.c=value` arguments on the command line. The composed table is checked against a Schema
 // before anything runs: unknown keys (with "did you mean"), wrong types and out-of-choice values
 // stop with the file, line and key. The resolved Config holds every key, defaults filled in.
+//
+// harness/config/: value.h (values, ConfigError), schema.h (the typed schema; validation in
+// schema.cpp), this header (the resolved Config, the loader), toml.{h,cpp} (reading TOML: nodes,
+// dotted paths, files, overrides), compose.cpp (defaults lists and overrides), model.h (the `model`
+// section). It knows no task, optimizer or trainer: the schema of a whole experiment (the harness's
+// keys plus the selected task's) is harness/experiment.h.
 #pragma once
 #include <toml++/toml.h>
 
@@ -12,68 +18,15 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <optional>
-#include <stdexcept>
 #include <string>
-#include <variant>
 #include <vector>
+
+#include "harness/config/schema.h"
+#include "harness/config/value.h"
 
 namespace mgl::harness {
 
 namespace fs = std::filesystem;
-
-// A configuration error the user can act on: where (file:line:col, or "command line"), which key,
-// and what was expected.
-struct ConfigError : std::runtime_error {
-  ConfigError(std::string where, std::string key, const std::string& what);
-  std::string where, key;
-};
-
-enum class ValueType { Int, Float, Bool, String, IntList, FloatList, StringList, Table, TableList };
-const char* to_string(ValueType);
-
-// A scalar or list value as the harness sees it. Table-typed keys (free-form sub-tables such as a
-// sweep grid) keep their TOML in the Config and are read with Config::subtable_keys / get_*.
-using Value = std::variant<int64_t, double, bool, std::string, std::vector<int64_t>, std::vector<double>,
-                           std::vector<std::string>>;
-std::string format_value(const Value& v);  // TOML syntax
-
-struct KeySpec {
-  std::string path;  // dotted, e.g. "optim.lr"
-  ValueType type = ValueType::String;
-  std::optional<Value> default_value;  // none: required (unless the type is Table/TableList)
-  std::string doc;
-  std::vector<std::string> choices;  // allowed strings (String keys), empty = any
-};
-
-class Schema {
- public:
-  Schema& add(KeySpec spec);
-  Schema& add_int(const std::string& path, int64_t def, const std::string& doc);
-  Schema& add_float(const std::string& path, double def, const std::string& doc);
-  Schema& add_bool(const std::string& path, bool def, const std::string& doc);
-  Schema& add_string(const std::string& path, const std::string& def, const std::string& doc,
-                     std::vector<std::string> choices = {});
-  Schema& add_ints(const std::string& path, std::vector<int64_t> def, const std::string& doc);
-  Schema& add_floats(const std::string& path, std::vector<double> def, const std::string& doc);
-  Schema& add_strings(const std::string& path, std::vector<std::string> def, const std::string& doc);
-  // A free-form table (keys not checked here), e.g. `sweep.grid`.
-  Schema& add_table(const std::string& path, const std::string& doc);
-  // An array of tables, e.g. `[[sweep.variant]]`.
-  Schema& add_table_list(const std::string& path, const std::string& doc);
-  Schema& merge(const Schema& other);
-
-  const KeySpec* find(const std::string& path) const;
-  bool is_section(const std::string& path) const;  // some key lives under "path."
-  const std::map<std::string, KeySpec>& keys() const { return keys_; }
-  // Up to three known keys closest to `path` (edit distance on the full key and on the last part).
-  std::vector<std::string> nearest(const std::string& path) const;
-  // `megalodon <cmd> --help-config`: every key with type, default and doc.
-  std::string describe() const;
-
- private:
-  std::map<std::string, KeySpec> keys_;
-};
 
 // The resolved configuration: every schema key present (defaults filled), with the origin of each
 // value ("configs/optim/adamw.toml:3", "command line", "default").
@@ -137,8 +90,5 @@ class ConfigLoader {
   static Config compose(const fs::path& experiment_file, const LoadOptions& options);
   static Config validate(const Config& composed, const Schema& schema);
 };
-
-// The run's own record of itself, beside the resolved config.
-std::string git_revision(const fs::path& source_dir);  // "abc123…" (+ "-dirty"), or "unknown"
 
 }  // namespace mgl::harness
