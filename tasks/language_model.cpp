@@ -6,7 +6,7 @@
 #include <random>
 
 #include "harness/config/model.h"
-#include "harness/train/trainer.h"
+#include "harness/train/run_record.h"
 #include "harness/util/files.h"
 
 namespace mgl::tasks {

@@ -1,31 +1,29 @@
+// The training loop (trainer.h): one run as the steps of a Trainer (set-up, build, resume, then per
+// step the optimizer step and evaluate-and-checkpoint, and finish), and the tools that reload a
+// finished run (load_run, evaluate_run, export_run). Checkpoints are in checkpoint.cpp, run.json
+// in run_record.cpp, the step line's display in progress.h.
 #include "harness/train/trainer.h"
 
 #include <fmt/format.h>
-#include <sys/ioctl.h>
-#include <ATen/autocast_mode.h>
-#include <torch/version.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
-#include <ctime>
-#include <fstream>
-#include <regex>
 #include <csignal>
+#include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "core/models/sequence_parallel.h"
-#include "harness/train/autocast.h"
-#include "harness/train/data_loader.h"
 #include "harness/dist/dist.h"
-#include "harness/train/optim.h"
-#include "harness/config/experiment.h"
+#include "harness/experiment.h"
 #include "harness/task.h"
+#include "harness/train/autocast.h"
+#include "harness/train/checkpoint.h"
+#include "harness/train/data_loader.h"
+#include "harness/train/optim.h"
+#include "harness/train/progress.h"
 #include "harness/util/files.h"
-
-#ifndef MEGALODON_SOURCE_DIR
-#define MEGALODON_SOURCE_DIR "."
-#endif
 
 namespace mgl::harness {
 
@@ -33,22 +31,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
-constexpr int64_t kCheckpointFormat = 1;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-std::string now_iso() {
-  std::time_t t = std::time(nullptr);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S%z", std::localtime(&t));
-  return buf;
-}
-
-std::string hostname() {
-  char buf[256] = {0};
-  gethostname(buf, sizeof buf - 1);
-  return buf;
-}
 
 torch::Device pick_device(const Config& cfg) {
   const std::string d = cfg.get_string("run.device");
@@ -66,198 +50,12 @@ bool monitor_maximises(const Config& cfg) {
            m.find("perplexity") != std::string::npos || m.find("bpc") != std::string::npos);
 }
 
-// ---- checkpoints ------------------------------------------------------------------------------
-
-struct TrainerState {
-  int64_t step = 0;
-  LoaderPosition data;
-  double best = std::nan("");
-  int64_t best_step = -1;
-  int64_t bad_evals = 0;
-  double train_seconds = 0;
-};
-
-std::vector<std::pair<int64_t, fs::path>> list_checkpoints(const fs::path& dir) {
-  std::vector<std::pair<int64_t, fs::path>> out;
-  if (!fs::is_directory(dir)) return out;
-  static const std::regex re("step_([0-9]+)\\.pt");
-  for (const auto& e : fs::directory_iterator(dir)) {
-    std::smatch m;
-    const std::string name = e.path().filename().string();
-    if (std::regex_match(name, m, re)) out.emplace_back(std::stoll(m[1]), e.path());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-void save_archive_atomic(torch::serialize::OutputArchive& ar, const fs::path& path) {
-  const fs::path tmp = path.string() + ".tmp";
-  ar.save_to(tmp.string());
-  // save_to does not fsync; reopen and sync so a crash after rename cannot leave an empty file.
-  if (FILE* f = std::fopen(tmp.c_str(), "rb+")) {
-    fsync(fileno(f));
-    std::fclose(f);
-  }
-  fs::rename(tmp, path);
-}
-
-void save_checkpoint(const fs::path& path, torch::nn::Module& model, torch::optim::Optimizer& opt,
-                     const TrainerState& s) {
-  torch::serialize::OutputArchive ar, model_ar, opt_ar;
-  model.save(model_ar);
-  opt.save(opt_ar);
-  ar.write("model", model_ar);
-  ar.write("optimizer", opt_ar);
-  ar.write("format", c10::IValue(kCheckpointFormat));
-  ar.write("step", c10::IValue(s.step));
-  ar.write("data_epoch", c10::IValue(s.data.epoch));
-  ar.write("data_batch", c10::IValue(s.data.batch));
-  ar.write("best", c10::IValue(s.best));
-  ar.write("best_step", c10::IValue(s.best_step));
-  ar.write("bad_evals", c10::IValue(s.bad_evals));
-  ar.write("train_seconds", c10::IValue(s.train_seconds));
-  {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    ar.write("rng_cpu", gen.get_state());
-  }
-  save_archive_atomic(ar, path);
-}
-
-TrainerState load_checkpoint(const fs::path& path, torch::nn::Module& model, torch::optim::Optimizer* opt) {
-  torch::serialize::InputArchive ar;
-  try {
-    ar.load_from(path.string());
-  } catch (const std::exception& e) {
-    throw std::runtime_error(fmt::format("{}: cannot read checkpoint: {}", path.string(), e.what()));
-  }
-  torch::serialize::InputArchive model_ar;
-  ar.read("model", model_ar);
-  model.load(model_ar);
-  TrainerState s;
-  c10::IValue v;
-  auto get_int = [&](const char* k) {
-    ar.read(k, v);
-    return v.toInt();
-  };
-  if (get_int("format") != kCheckpointFormat)
-    throw std::runtime_error(fmt::format("{}: checkpoint format {} (expected {})", path.string(), v.toInt(),
-                                         kCheckpointFormat));
-  if (!opt) return s;
-  torch::serialize::InputArchive opt_ar;
-  ar.read("optimizer", opt_ar);
-  opt->load(opt_ar);
-  s.step = get_int("step");
-  s.data.epoch = get_int("data_epoch");
-  s.data.batch = get_int("data_batch");
-  s.best_step = get_int("best_step");
-  s.bad_evals = get_int("bad_evals");
-  ar.read("best", v);
-  s.best = v.toDouble();
-  ar.read("train_seconds", v);
-  s.train_seconds = v.toDouble();
-  torch::Tensor rng;
-  ar.read("rng_cpu", rng);
-  auto gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_state(rng);
-  return s;
-}
-
-void save_model_only(const fs::path& path, torch::nn::Module& model) {
-  torch::serialize::OutputArchive ar, model_ar;
-  model.save(model_ar);
-  ar.write("model", model_ar);
-  ar.write("format", c10::IValue(kCheckpointFormat));
-  save_archive_atomic(ar, path);
-}
-
-// Keeps the metric lines a checkpoint at `step` has seen; later lines belong to the lost part of an
-// interrupted run and are dropped (so the resumed run writes them again, once).
-void truncate_metrics(const fs::path& file, int64_t step) {
-  if (!fs::exists(file)) return;
-  std::ifstream in(file);
-  std::string line, kept;
-  while (std::getline(in, line)) {
-    try {
-      json j = json::parse(line);
-      if (j.value("step", int64_t(0)) <= step) kept += line + "\n";
-    } catch (const json::parse_error&) {
-      // a torn last line of a killed run
-    }
-  }
-  write_file_atomic(file, kept);
-}
-
-// ---- progress -------------------------------------------------------------------------------
-
-class Progress {
- public:
-  Progress(const std::string& mode, int64_t total, int64_t log_every) : total_(total), log_every_(log_every) {
-    const bool tty = isatty(fileno(stderr));
-    bar_ = mode == "bar" || (mode == "auto" && tty);
-    off_ = mode == "off";
-  }
-  // A step line: printed every log_every steps (and at the end) as plain text; on a terminal the
-  // bar line is redrawn every step.
-  void step(int64_t step, const std::string& line, bool log_now) {
-    if (off_) return;
-    if (bar_) {
-      int width = 100;
-      winsize w{};
-      if (ioctl(fileno(stderr), TIOCGWINSZ, &w) == 0 && w.ws_col > 20) width = w.ws_col;
-      const int bar_w = 24;
-      const int filled = int(bar_w * double(step) / double(std::max<int64_t>(1, total_)));
-      std::string s = "[" + std::string(filled, '#') + std::string(bar_w - filled, '.') + "] " + line;
-      if (int(s.size()) > width - 1) s.resize(width - 1);
-      std::fprintf(stderr, "\r\033[K%s", s.c_str());
-      if (log_now && step == total_) std::fprintf(stderr, "\n");
-      std::fflush(stderr);
-    } else if (log_now) {
-      std::printf("%s\n", line.c_str());
-      std::fflush(stdout);
-    }
-  }
-  void message(const std::string& s) {
-    if (off_) return;
-    if (bar_) std::fprintf(stderr, "\r\033[K");
-    std::printf("%s\n", s.c_str());
-    std::fflush(stdout);
-  }
-  int64_t log_every() const { return log_every_; }
-
- private:
-  int64_t total_, log_every_;
-  bool bar_ = false, off_ = false;
-};
-
 double peak_flops(const torch::Device& device) {
   if (const char* env = std::getenv("MEGALODON_PEAK_TFLOPS")) return std::atof(env) * 1e12;
   if (!device.is_cuda()) return 0;
   // Dense bf16 tensor-core peaks; the name is not reachable through LibTorch's C++ API without
   // CUDA headers, so H100 SXM is assumed (the only GPU this project benchmarks on).
   return 989e12;
-}
-
-json run_record(const Config& cfg, const torch::Device& device, const TrainOptions& o, int64_t params,
-                const std::string& task_desc) {
-  json j;
-  j["experiment"] = cfg.experiment_name;
-  j["experiment_file"] = cfg.experiment_file.string();
-  j["variant"] = cfg.get_string("run.variant");
-  j["seed"] = cfg.get_int("seed");
-  j["git_revision"] = git_revision(MEGALODON_SOURCE_DIR);
-  j["torch_version"] = TORCH_VERSION;
-  j["cuda"] = torch::cuda::is_available() ? fmt::format("{} device(s)", torch::cuda::device_count()) : "none";
-  j["device"] = device.is_cuda() ? "cuda" : fmt::format("cpu ({} threads)", torch::get_num_threads());
-  j["threads"] = torch::get_num_threads();
-  j["hostname"] = hostname();
-  j["command"] = o.command_line;
-  j["started"] = now_iso();
-  j["resumed"] = o.resume;
-  j["parameters"] = params;
-  j["task"] = task_desc;
-  return j;
 }
 
 // Evaluation is data-parallel over every rank (no chunk parallelism: each rank scores whole
@@ -295,7 +93,6 @@ std::map<std::string, double> evaluate(Task& task, Split split, const Config& cf
   return task.finalize(sums);
 }
 
-
 void check_precision(const Config& cfg, const torch::Device& device) {
   const std::string p = cfg.get_string("trainer.precision");
   if (p == "fp16" && cfg.get_string("model.ema") == "cema")
@@ -309,8 +106,6 @@ void check_precision(const Config& cfg, const torch::Device& device) {
     throw ConfigError(cfg.origin("trainer.precision"), "trainer.precision",
                       "bf16 autocast is used on CUDA only; on the CPU use fp32");
 }
-
-}  // namespace
 
 // Test hook for the failure behaviour of distributed jobs: MEGALODON_TEST_FAULT =
 // "<rank>:<step>:<kill|hang|exit>[:<marker file>]" makes that rank die (SIGKILL), hang (stop
@@ -356,288 +151,384 @@ Batch chunk_slice(const Batch& b, const dist::Context& d) {
   return out;
 }
 
-fs::path run_directory(const Config& cfg) {
-  const std::string dir = cfg.get_string("run.dir");
-  if (!dir.empty()) return dir;
-  return fs::path(cfg.get_string("run.root")) / cfg.experiment_name / slug(cfg.get_string("run.variant")) /
-         fmt::format("seed{}", cfg.get_int("seed"));
+// ---- one run ----------------------------------------------------------------------------------
+
+// One call of train(), in its steps: set_up (run directory, settings, device, processes), build
+// (task, model, optimizer), resume (or start), write_run_files, then per optimizer step `step`
+// and evaluate_and_checkpoint, and finish (the best checkpoint's scores, final.json). Members are
+// declared in the order the steps create them, so they are destroyed in reverse, as locals were.
+class Trainer {
+ public:
+  Trainer(const Config& cfg, const TrainOptions& o) : cfg_(cfg), o_(o) {}
+  TrainResult run();
+
+ private:
+  void set_up();
+  void set_up_processes();
+  void build();
+  void resume();
+  void write_run_files();
+  void step();
+  void log_step(double lr);
+  void evaluate_and_checkpoint();
+  void checkpoint();
+  TrainResult finish();
+  void log_json(const json& j);
+
+  const Config& cfg_;
+  const TrainOptions& o_;
+  const Clock::time_point t_start_ = Clock::now();
+  fs::path dir_, ckpt_dir_, metrics_file_;
+  std::vector<std::pair<int64_t, fs::path>> existing_;  // checkpoints found at the start
+  // Settings.
+  torch::Device device_{torch::kCPU};
+  int64_t seed_ = 0, steps_ = 0, accumulate_ = 0, log_every_ = 0, eval_every_ = 0, ckpt_every_ = 0, patience_ = 0;
+  double clip_ = 0, base_lr_ = 0;
+  std::string schedule_, monitor_;
+  ScheduleParams sp_;
+  bool maximise_ = false, bf16_ = false;
+  // Processes (harness/dist).
+  dist::Env denv_;
+  std::unique_ptr<dist::Context> dctx_;
+  bool main_rank_ = true;
+  int64_t dp_ = 1;
+  // The task, its model on mdev_, the optimizer and where the run stands.
+  std::unique_ptr<Task> task_;
+  std::shared_ptr<torch::nn::Module> model_;
+  torch::Device mdev_{torch::kCPU};
+  OptimizerBuild ob_;
+  int64_t params_ = 0;
+  TrainerState st_;
+  std::unique_ptr<dist::Context::GradSync> gsync_;
+  json record_;
+  std::unique_ptr<Progress> progress_;
+  std::ofstream metrics_;
+  std::unique_ptr<DataLoader> loader_;
+  double peak_ = 0, flops_per_example_ = 0;
+  // Interval accumulators for the step line.
+  double iv_loss_ = 0, iv_norm_ = 0, iv_time_ = 0, iv_wait_ = 0;
+  int64_t iv_steps_ = 0, iv_tokens_ = 0, iv_examples_ = 0;
+  bool early_stopped_ = false;
+  std::map<std::string, double> last_val_;
+  int64_t keep_ = 1;
+};
+
+TrainResult Trainer::run() {
+  set_up();
+  try {
+    build();
+    resume();
+    write_run_files();
+    while (st_.step < steps_) {
+      step();
+      evaluate_and_checkpoint();
+      maybe_inject_fault(dctx_ ? dctx_->rank() : 0, st_.step);
+      if (early_stopped_) {
+        progress_->message(fmt::format("early stop at step {}: {} evaluations without improvement of {}", st_.step,
+                                       st_.bad_evals, monitor_));
+        if (st_.step != steps_) checkpoint();
+        break;
+      }
+    }
+    loader_.reset();
+    if (dctx_) dctx_->barrier();  // rank 0 has written best.pt before anyone reads it
+    return finish();
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const std::exception& e) {
+    if (!dctx_) throw;
+    throw std::runtime_error(dist::describe_failure(*dctx_, e));
+  }
 }
 
-TrainResult train(const Config& cfg, const TrainOptions& o) {
-  const auto t_start = Clock::now();
-  const fs::path dir = run_directory(cfg);
-  const fs::path ckpt_dir = dir / "checkpoints";
-  const fs::path metrics_file = dir / "metrics.jsonl";
-  const auto existing = list_checkpoints(ckpt_dir);
-  if (!o.resume && (!existing.empty() || fs::exists(dir / "final.json")))
+// The run directory (refusing to overwrite a run unless resuming), the settings, the device and
+// the processes; settings are checked before anything is built.
+void Trainer::set_up() {
+  dir_ = run_directory(cfg_);
+  ckpt_dir_ = dir_ / "checkpoints";
+  metrics_file_ = dir_ / "metrics.jsonl";
+  existing_ = list_checkpoints(ckpt_dir_);
+  if (!o_.resume && (!existing_.empty() || fs::exists(dir_ / "final.json")))
     throw std::runtime_error(fmt::format("{} already holds a run; pass --resume to continue it, or choose another "
                                          "run.dir / seed / variant",
-                                         dir.string()));
-  fs::create_directories(ckpt_dir);
+                                         dir_.string()));
+  fs::create_directories(ckpt_dir_);
 
-  if (cfg.get_int("run.threads") > 0) torch::set_num_threads(static_cast<int>(cfg.get_int("run.threads")));
-  const torch::Device device = pick_device(cfg);
-  check_precision(cfg, device);
-  const int64_t seed = cfg.get_int("seed");
-  const int64_t steps = cfg.get_int("trainer.steps");
-  const int64_t accumulate = cfg.get_int("trainer.accumulate");
-  const int64_t log_every = std::max<int64_t>(1, cfg.get_int("trainer.log_every"));
-  const int64_t eval_every = cfg.get_int("trainer.eval_every");
-  const int64_t ckpt_every = cfg.get_int("trainer.checkpoint_every");
-  const int64_t patience = cfg.get_int("trainer.patience");
-  const double clip = cfg.get_float("optim.clip");
-  const double base_lr = cfg.get_float("optim.lr");
-  const std::string schedule = cfg.get_string("schedule.name");
-  const ScheduleParams sp = schedule_params(cfg);
-  const std::string monitor = cfg.get_string("trainer.monitor");
-  const bool maximise = monitor_maximises(cfg);
-  const bool bf16 = cfg.get_string("trainer.precision") == "bf16";
-  if (steps <= 0) throw ConfigError(cfg.origin("trainer.steps"), "trainer.steps", "must be positive");
-  if (accumulate <= 0) throw ConfigError(cfg.origin("trainer.accumulate"), "trainer.accumulate", "must be positive");
-  if (monitor.rfind("val/", 0) != 0)
-    throw ConfigError(cfg.origin("trainer.monitor"), "trainer.monitor", "expected a validation metric, e.g. val/accuracy");
+  if (cfg_.get_int("run.threads") > 0) torch::set_num_threads(static_cast<int>(cfg_.get_int("run.threads")));
+  device_ = pick_device(cfg_);
+  check_precision(cfg_, device_);
+  seed_ = cfg_.get_int("seed");
+  steps_ = cfg_.get_int("trainer.steps");
+  accumulate_ = cfg_.get_int("trainer.accumulate");
+  log_every_ = std::max<int64_t>(1, cfg_.get_int("trainer.log_every"));
+  eval_every_ = cfg_.get_int("trainer.eval_every");
+  ckpt_every_ = cfg_.get_int("trainer.checkpoint_every");
+  patience_ = cfg_.get_int("trainer.patience");
+  clip_ = cfg_.get_float("optim.clip");
+  base_lr_ = cfg_.get_float("optim.lr");
+  schedule_ = cfg_.get_string("schedule.name");
+  sp_ = schedule_params(cfg_);
+  monitor_ = cfg_.get_string("trainer.monitor");
+  maximise_ = monitor_maximises(cfg_);
+  bf16_ = cfg_.get_string("trainer.precision") == "bf16";
+  if (steps_ <= 0) throw ConfigError(cfg_.origin("trainer.steps"), "trainer.steps", "must be positive");
+  if (accumulate_ <= 0)
+    throw ConfigError(cfg_.origin("trainer.accumulate"), "trainer.accumulate", "must be positive");
+  if (monitor_.rfind("val/", 0) != 0)
+    throw ConfigError(cfg_.origin("trainer.monitor"), "trainer.monitor",
+                      "expected a validation metric, e.g. val/accuracy");
+  set_up_processes();
+}
 
-  // ---- processes (harness/dist): WORLD_SIZE ranks from the environment (torchrun, Slurm,
-  // `megalodon launch`), or this one alone. Rank 0 writes the run directory; all ranks train.
-  const dist::Env denv = dist::env_from_environment();
+// WORLD_SIZE ranks from the environment (torchrun, Slurm, `megalodon launch`), or this one alone.
+// Rank 0 writes the run directory; all ranks train.
+void Trainer::set_up_processes() {
+  denv_ = dist::env_from_environment();
   dist::Options dopt;
-  dopt.chunk_parallel = cfg.get_int("dist.chunk_parallel");
-  dopt.timeout_s = cfg.get_float("dist.timeout_s");
-  dopt.bucket_mb = cfg.get_float("dist.bucket_mb");
-  dopt.backend = cfg.get_string("dist.backend");
-  if (dopt.chunk_parallel < 1 || denv.world % dopt.chunk_parallel != 0)
-    throw ConfigError(cfg.origin("dist.chunk_parallel"), "dist.chunk_parallel",
-                      fmt::format("must divide the number of processes (WORLD_SIZE = {})", denv.world));
-  if (dopt.timeout_s <= 0) throw ConfigError(cfg.origin("dist.timeout_s"), "dist.timeout_s", "must be positive");
-  std::unique_ptr<dist::Context> dctx;
-  if (denv.world > 1 || cfg.get_bool("dist.always")) {
-    const torch::Device dev = device.is_cuda() ? torch::Device(torch::kCUDA, denv.local_rank) : device;
-    dctx = dist::Context::create(denv, dopt, dev);
+  dopt.chunk_parallel = cfg_.get_int("dist.chunk_parallel");
+  dopt.timeout_s = cfg_.get_float("dist.timeout_s");
+  dopt.bucket_mb = cfg_.get_float("dist.bucket_mb");
+  dopt.backend = cfg_.get_string("dist.backend");
+  if (dopt.chunk_parallel < 1 || denv_.world % dopt.chunk_parallel != 0)
+    throw ConfigError(cfg_.origin("dist.chunk_parallel"), "dist.chunk_parallel",
+                      fmt::format("must divide the number of processes (WORLD_SIZE = {})", denv_.world));
+  if (dopt.timeout_s <= 0) throw ConfigError(cfg_.origin("dist.timeout_s"), "dist.timeout_s", "must be positive");
+  if (denv_.world > 1 || cfg_.get_bool("dist.always")) {
+    const torch::Device dev = device_.is_cuda() ? torch::Device(torch::kCUDA, denv_.local_rank) : device_;
+    dctx_ = dist::Context::create(denv_, dopt, dev);
   }
-  const bool main_rank = !dctx || dctx->is_main();
-  const int64_t dp = dctx ? dctx->dp_size() : 1;
-  if (cfg.get_int("trainer.batch_size") % dp != 0)
-    throw ConfigError(cfg.origin("trainer.batch_size"), "trainer.batch_size",
-                      fmt::format("the global batch must split evenly over {} data-parallel ranks", dp));
-  try {
+  main_rank_ = !dctx_ || dctx_->is_main();
+  dp_ = dctx_ ? dctx_->dp_size() : 1;
+  if (cfg_.get_int("trainer.batch_size") % dp_ != 0)
+    throw ConfigError(cfg_.origin("trainer.batch_size"), "trainer.batch_size",
+                      fmt::format("the global batch must split evenly over {} data-parallel ranks", dp_));
+}
 
-  // One seed drives model init (here), the data order (the loader's generators, derived from the
-  // same seed) and dropout (the global generator, saved in checkpoints).
-  torch::manual_seed(static_cast<uint64_t>(seed));
-  const TaskEntry& entry = task_registry().at(cfg.get_string("task.name"), "task.name");
-  std::unique_ptr<Task> task = entry.create(cfg);
-  torch::manual_seed(static_cast<uint64_t>(seed));
-  std::shared_ptr<torch::nn::Module> model = task->build_model();
-  const torch::Device mdev =
-      device.is_cuda() && dctx ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(denv.local_rank)) : device;
-  model->to(mdev);
-  model->train();
-  OptimizerBuild ob = make_optimizer(cfg, *model);
-  torch::optim::Optimizer& opt = *ob.optimizer;
-  int64_t params = 0;
-  for (const auto& p : model->parameters()) params += p.numel();
+// One seed drives model init (here), the data order (the loader's generators, derived from the
+// same seed) and dropout (the global generator, saved in checkpoints).
+void Trainer::build() {
+  torch::manual_seed(static_cast<uint64_t>(seed_));
+  const TaskEntry& entry = task_registry().at(cfg_.get_string("task.name"), "task.name");
+  task_ = entry.create(cfg_);
+  torch::manual_seed(static_cast<uint64_t>(seed_));
+  model_ = task_->build_model();
+  mdev_ = device_.is_cuda() && dctx_ ? torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(denv_.local_rank))
+                                     : device_;
+  model_->to(mdev_);
+  model_->train();
+  ob_ = make_optimizer(cfg_, *model_);
+  for (const auto& p : model_->parameters()) params_ += p.numel();
+}
 
-  TrainerState st;
-  if (o.resume && !existing.empty()) {
-    st = load_checkpoint(existing.back().second, *model, &opt);
-    if (main_rank) truncate_metrics(metrics_file, st.step);
-  } else if (o.resume && main_rank) {
-    truncate_metrics(metrics_file, 0);
+// The latest checkpoint's state (model, optimizer, position, generator) when resuming, with the
+// metric lines after it dropped; then every rank starts from rank 0's weights.
+void Trainer::resume() {
+  if (o_.resume && !existing_.empty()) {
+    st_ = load_checkpoint(existing_.back().second, *model_, ob_.optimizer.get());
+    if (main_rank_) truncate_metrics(metrics_file_, st_.step);
+  } else if (o_.resume && main_rank_) {
+    truncate_metrics(metrics_file_, 0);
   }
-  std::unique_ptr<dist::Context::GradSync> gsync;
-  if (dctx) {
-    dctx->broadcast_module(*model);  // identical start on every rank whatever happened before
+  if (dctx_) {
+    dctx_->broadcast_module(*model_);  // identical start on every rank whatever happened before
     // Dropout differs per rank (each sees other data); the stream is a function of (seed, rank, step).
-    torch::manual_seed(static_cast<uint64_t>(seed) * 1000003ull + 7919ull * static_cast<uint64_t>(st.step) +
-                       static_cast<uint64_t>(dctx->rank()));
+    torch::manual_seed(static_cast<uint64_t>(seed_) * 1000003ull + 7919ull * static_cast<uint64_t>(st_.step) +
+                       static_cast<uint64_t>(dctx_->rank()));
     std::vector<torch::Tensor> trainable;
-    for (const auto& p : model->parameters())
+    for (const auto& p : model_->parameters())
       if (p.requires_grad()) trainable.push_back(p);
-    gsync = std::make_unique<dist::Context::GradSync>(*dctx, trainable);
+    gsync_ = std::make_unique<dist::Context::GradSync>(*dctx_, trainable);
   }
-  json record = run_record(cfg, device, o, params, task->describe());
-  record["optimizer_groups"] = {{"decayed", ob.decayed}, {"no_decay", ob.exempt}};
-  record["dist"] = {{"world_size", dctx ? dctx->world() : 1},
-                    {"data_parallel", dp},
-                    {"chunk_parallel", dctx ? dctx->cp_size() : 1},
-                    {"backend", dctx ? dctx->backend() : "none"}};
-  if (main_rank) {
-    write_file_atomic(dir / "config.toml", "# resolved configuration of this run\n" + cfg.to_toml());
-    write_json_atomic(dir / "run.json", record);
+}
+
+// config.toml and run.json (rank 0), the first message, metrics.jsonl opened for appending, and the
+// training data loader at the run's data position.
+void Trainer::write_run_files() {
+  record_ = run_record(cfg_, device_, o_.command_line, o_.resume, params_, task_->describe());
+  record_["optimizer_groups"] = {{"decayed", ob_.decayed}, {"no_decay", ob_.exempt}};
+  record_["dist"] = {{"world_size", dctx_ ? dctx_->world() : 1},
+                     {"data_parallel", dp_},
+                     {"chunk_parallel", dctx_ ? dctx_->cp_size() : 1},
+                     {"backend", dctx_ ? dctx_->backend() : "none"}};
+  if (main_rank_) {
+    write_file_atomic(dir_ / "config.toml", "# resolved configuration of this run\n" + cfg_.to_toml());
+    write_json_atomic(dir_ / "run.json", record_);
   }
 
-  Progress progress(main_rank ? cfg.get_string("trainer.progress") : "off", steps, log_every);
-  progress.message(fmt::format("run {} | {} | {} parameters | {} | {}{}", dir.string(), task->describe(), params,
-                               record["device"].get<std::string>(),
-                               o.resume && st.step > 0 ? fmt::format("resumed at step {}", st.step) : "from scratch",
-                               dctx ? fmt::format(" | {} processes ({} data × {} chunk parallel, {})", dctx->world(), dp,
-                                                  dctx->cp_size(), dctx->backend())
-                                    : ""));
+  progress_ = std::make_unique<Progress>(main_rank_ ? cfg_.get_string("trainer.progress") : "off", steps_, log_every_);
+  progress_->message(fmt::format(
+      "run {} | {} | {} parameters | {} | {}{}", dir_.string(), task_->describe(), params_,
+      record_["device"].get<std::string>(),
+      o_.resume && st_.step > 0 ? fmt::format("resumed at step {}", st_.step) : "from scratch",
+      dctx_ ? fmt::format(" | {} processes ({} data × {} chunk parallel, {})", dctx_->world(), dp_, dctx_->cp_size(),
+                          dctx_->backend())
+            : ""));
 
-  std::ofstream metrics;
-  if (main_rank) metrics.open(metrics_file, std::ios::app);
-  auto log_json = [&](const json& j) {
-    if (!main_rank) return;
-    metrics << j.dump() << "\n";
-    metrics.flush();
-  };
+  if (main_rank_) metrics_.open(metrics_file_, std::ios::app);
 
   LoaderOptions lo;
-  lo.batch_size = cfg.get_int("trainer.batch_size");
-  lo.workers = static_cast<int>(cfg.get_int("trainer.workers"));
-  lo.prefetch = static_cast<int>(cfg.get_int("trainer.prefetch"));
-  lo.seed = static_cast<uint64_t>(seed);
-  if (dctx) lo.shard = dctx->dp_rank(), lo.num_shards = static_cast<int>(dp);
-  auto loader = std::make_unique<DataLoader>(*task, Split::train, lo, st.data);
-  const double peak = peak_flops(device);
-  const double flops_per_example = task->train_flops_per_example();
+  lo.batch_size = cfg_.get_int("trainer.batch_size");
+  lo.workers = static_cast<int>(cfg_.get_int("trainer.workers"));
+  lo.prefetch = static_cast<int>(cfg_.get_int("trainer.prefetch"));
+  lo.seed = static_cast<uint64_t>(seed_);
+  if (dctx_) lo.shard = dctx_->dp_rank(), lo.num_shards = static_cast<int>(dp_);
+  loader_ = std::make_unique<DataLoader>(*task_, Split::train, lo, st_.data);
+  peak_ = peak_flops(device_);
+  flops_per_example_ = task_->train_flops_per_example();
+  keep_ = std::max<int64_t>(1, cfg_.get_int("trainer.keep_checkpoints"));
+}
 
-  // Interval accumulators for the step line.
-  double iv_loss = 0, iv_norm = 0, iv_time = 0, iv_wait = 0;
-  int64_t iv_steps = 0, iv_tokens = 0, iv_examples = 0;
-  bool early_stopped = false;
-  std::map<std::string, double> last_val;
-  const auto keep = std::max<int64_t>(1, cfg.get_int("trainer.keep_checkpoints"));
-  auto checkpoint = [&]() {
-    st.data = loader->position();
-    if (!main_rank) return;
-    save_checkpoint(ckpt_dir / fmt::format("step_{:08d}.pt", st.step), *model, opt, st);
-    auto all = list_checkpoints(ckpt_dir);
-    for (size_t i = 0; i + keep < all.size(); ++i) fs::remove(all[i].second);
-  };
+void Trainer::log_json(const json& j) {
+  if (!main_rank_) return;
+  metrics_ << j.dump() << "\n";
+  metrics_.flush();
+}
 
-  while (st.step < steps) {
-    const auto t0 = Clock::now();
-    const double wait0 = loader->wait_seconds();
-    const double lr = base_lr * lr_multiplier(schedule, st.step, sp);
-    set_learning_rate(opt, lr);
-    opt.zero_grad();
-    double loss_sum = 0;
-    int64_t tokens = 0, examples = 0;
-    for (int64_t micro = 0; micro < accumulate; ++micro) {
-      if (gsync) gsync->prepare(micro + 1 == accumulate);
-      Batch b = loader->next()->to(mdev);
-      if (dctx && dctx->cp_size() > 1) b = chunk_slice(b, *dctx);
-      StepOutput out;
-      {
-        AutocastScope autocast(bf16);
-        SequenceExchangeScope exchange(dctx ? dctx->exchange() : nullptr);
-        out = task->step(b, true);
-      }
-      if (dctx && dctx->exchange() && dctx->exchange()->gathers == 0)
-        throw ConfigError(cfg.origin("dist.chunk_parallel"), "dist.chunk_parallel",
-                          "this model carries no state across ranks (only Megalodon language models can split a "
-                          "sequence across ranks); use 1");
-      (out.loss / double(accumulate)).backward();
-      loss_sum += out.loss.item<double>();
-      tokens += b.tokens;
-      examples += b.examples;
+// One optimizer step: `accumulate` micro-batches (each split across the chunk-parallel ranks),
+// gradients averaged over the ranks, clipped, applied; then the step line.
+void Trainer::step() {
+  const auto t0 = Clock::now();
+  const double wait0 = loader_->wait_seconds();
+  const double lr = base_lr_ * lr_multiplier(schedule_, st_.step, sp_);
+  torch::optim::Optimizer& opt = *ob_.optimizer;
+  set_learning_rate(opt, lr);
+  opt.zero_grad();
+  double loss_sum = 0;
+  int64_t tokens = 0, examples = 0;
+  for (int64_t micro = 0; micro < accumulate_; ++micro) {
+    if (gsync_) gsync_->prepare(micro + 1 == accumulate_);
+    Batch b = loader_->next()->to(mdev_);
+    if (dctx_ && dctx_->cp_size() > 1) b = chunk_slice(b, *dctx_);
+    StepOutput out;
+    {
+      AutocastScope autocast(bf16_);
+      SequenceExchangeScope exchange(dctx_ ? dctx_->exchange() : nullptr);
+      out = task_->step(b, true);
     }
-    if (gsync) {
-      gsync->finish();  // gradients averaged over every rank
-      std::vector<double> v{loss_sum, double(tokens), double(examples)};
-      dctx->all_reduce_sum(v);
-      loss_sum = v[0] / dctx->world();
-      tokens = static_cast<int64_t>(v[1]);
-      examples = static_cast<int64_t>(v[2]) / dctx->cp_size();
-    }
-    const double loss = loss_sum / double(accumulate);
-    if (!std::isfinite(loss))
-      throw std::runtime_error(fmt::format("non-finite training loss ({}) at step {}; the last checkpoint is kept in {}",
-                                           loss, st.step + 1, ckpt_dir.string()));
-    const double norm =
-        torch::nn::utils::clip_grad_norm_(model->parameters(), clip > 0 ? clip : std::numeric_limits<double>::infinity());
-    opt.step();
-    ++st.step;
-    const double dt = seconds_since(t0);
-    st.train_seconds += dt;
-    iv_loss += loss;
-    iv_norm += norm;
-    iv_time += dt;
-    iv_wait += loader->wait_seconds() - wait0;
-    iv_tokens += tokens;
-    iv_examples += examples;
-    ++iv_steps;
-
-    const bool log_now = st.step % log_every == 0 || st.step == steps;
-    std::string line = fmt::format("step {:>{}}/{} | loss {:.4f} | norm {:.3f} | lr {:.2e} | {:.1f} ms | {:.0f} tok/s",
-                                   st.step, std::to_string(steps).size(), steps, iv_loss / iv_steps,
-                                   iv_norm / iv_steps, lr, 1e3 * iv_time / iv_steps, iv_tokens / iv_time);
-    if (peak > 0 && flops_per_example > 0)
-      line += fmt::format(" | mfu {:.1f}%", 100.0 * flops_per_example * iv_examples / iv_time / peak);
-    line += fmt::format(" | data wait {:.1f}%", 100.0 * iv_wait / iv_time);
-    progress.step(st.step, line, log_now);
-    if (log_now) {
-      log_json({{"step", st.step},
-                {"split", "train"},
-                {"loss", iv_loss / iv_steps},
-                {"grad_norm", iv_norm / iv_steps},
-                {"lr", lr},
-                {"ms", 1e3 * iv_time / iv_steps},
-                {"tokens_per_s", iv_tokens / iv_time},
-                {"examples_per_s", iv_examples / iv_time},
-                {"data_wait", iv_wait / iv_time}});
-      iv_loss = iv_norm = iv_time = iv_wait = 0;
-      iv_steps = iv_tokens = iv_examples = 0;
-    }
-
-    const bool eval_now = (eval_every > 0 && st.step % eval_every == 0) || st.step == steps;
-    if (eval_now && task->size(Split::val) > 0) {
-      auto m = evaluate(*task, Split::val, cfg, mdev, *model, dctx.get());
-      json j = {{"step", st.step}, {"split", "val"}};
-      std::string msg = fmt::format("eval step {} |", st.step);
-      for (const auto& [k, v] : m) {
-        j[k] = v;
-        msg += fmt::format(" val/{} {:.4f}", k, v);
-      }
-      log_json(j);
-      last_val = m;
-      const std::string key = monitor.substr(4);
-      if (!m.count(key))
-        throw ConfigError(cfg.origin("trainer.monitor"), "trainer.monitor",
-                          fmt::format("the task reports no validation metric '{}'", key));
-      const double v = m.at(key);
-      const bool better = std::isnan(st.best) || (maximise ? v > st.best : v < st.best);
-      if (better) {
-        st.best = v;
-        st.best_step = st.step;
-        st.bad_evals = 0;
-        if (main_rank) save_model_only(dir / "best.pt", *model);
-        msg += " (best)";
-      } else {
-        ++st.bad_evals;
-      }
-      progress.message(msg);
-      if (patience > 0 && st.bad_evals >= patience) early_stopped = true;
-      checkpoint();  // every evaluation is a consistent point to resume from
-    } else if ((ckpt_every > 0 && st.step % ckpt_every == 0) || st.step == steps) {
-      checkpoint();
-    }
-    maybe_inject_fault(dctx ? dctx->rank() : 0, st.step);
-    if (early_stopped) {
-      progress.message(fmt::format("early stop at step {}: {} evaluations without improvement of {}", st.step,
-                                   st.bad_evals, monitor));
-      if (st.step != steps) checkpoint();
-      break;
-    }
+    if (dctx_ && dctx_->exchange() && dctx_->exchange()->gathers == 0)
+      throw ConfigError(cfg_.origin("dist.chunk_parallel"), "dist.chunk_parallel",
+                        "this model carries no state across ranks (only Megalodon language models can split a "
+                        "sequence across ranks); use 1");
+    (out.loss / double(accumulate_)).backward();
+    loss_sum += out.loss.item<double>();
+    tokens += b.tokens;
+    examples += b.examples;
   }
-  loader.reset();
-  if (dctx) dctx->barrier();  // rank 0 has written best.pt before anyone reads it
+  if (gsync_) {
+    gsync_->finish();  // gradients averaged over every rank
+    std::vector<double> v{loss_sum, double(tokens), double(examples)};
+    dctx_->all_reduce_sum(v);
+    loss_sum = v[0] / dctx_->world();
+    tokens = static_cast<int64_t>(v[1]);
+    examples = static_cast<int64_t>(v[2]) / dctx_->cp_size();
+  }
+  const double loss = loss_sum / double(accumulate_);
+  if (!std::isfinite(loss))
+    throw std::runtime_error(fmt::format("non-finite training loss ({}) at step {}; the last checkpoint is kept in {}",
+                                         loss, st_.step + 1, ckpt_dir_.string()));
+  const double norm = torch::nn::utils::clip_grad_norm_(model_->parameters(),
+                                                        clip_ > 0 ? clip_ : std::numeric_limits<double>::infinity());
+  opt.step();
+  ++st_.step;
+  const double dt = seconds_since(t0);
+  st_.train_seconds += dt;
+  iv_loss_ += loss;
+  iv_norm_ += norm;
+  iv_time_ += dt;
+  iv_wait_ += loader_->wait_seconds() - wait0;
+  iv_tokens_ += tokens;
+  iv_examples_ += examples;
+  ++iv_steps_;
+  log_step(lr);
+}
 
+// The step line (every step on a terminal's bar; every log_every steps as text and in
+// metrics.jsonl, averaged over the interval).
+void Trainer::log_step(double lr) {
+  const bool log_now = st_.step % log_every_ == 0 || st_.step == steps_;
+  std::string line = fmt::format("step {:>{}}/{} | loss {:.4f} | norm {:.3f} | lr {:.2e} | {:.1f} ms | {:.0f} tok/s",
+                                 st_.step, std::to_string(steps_).size(), steps_, iv_loss_ / iv_steps_,
+                                 iv_norm_ / iv_steps_, lr, 1e3 * iv_time_ / iv_steps_, iv_tokens_ / iv_time_);
+  if (peak_ > 0 && flops_per_example_ > 0)
+    line += fmt::format(" | mfu {:.1f}%", 100.0 * flops_per_example_ * iv_examples_ / iv_time_ / peak_);
+  line += fmt::format(" | data wait {:.1f}%", 100.0 * iv_wait_ / iv_time_);
+  progress_->step(st_.step, line, log_now);
+  if (!log_now) return;
+  log_json({{"step", st_.step},
+            {"split", "train"},
+            {"loss", iv_loss_ / iv_steps_},
+            {"grad_norm", iv_norm_ / iv_steps_},
+            {"lr", lr},
+            {"ms", 1e3 * iv_time_ / iv_steps_},
+            {"tokens_per_s", iv_tokens_ / iv_time_},
+            {"examples_per_s", iv_examples_ / iv_time_},
+            {"data_wait", iv_wait_ / iv_time_}});
+  iv_loss_ = iv_norm_ = iv_time_ = iv_wait_ = 0;
+  iv_steps_ = iv_tokens_ = iv_examples_ = 0;
+}
+
+// Every eval_every steps (and at the end): validation, best.pt when the monitored metric improves,
+// the patience count, and a checkpoint; otherwise a checkpoint every checkpoint_every steps.
+void Trainer::evaluate_and_checkpoint() {
+  const bool eval_now = (eval_every_ > 0 && st_.step % eval_every_ == 0) || st_.step == steps_;
+  if (!(eval_now && task_->size(Split::val) > 0)) {
+    if ((ckpt_every_ > 0 && st_.step % ckpt_every_ == 0) || st_.step == steps_) checkpoint();
+    return;
+  }
+  auto m = evaluate(*task_, Split::val, cfg_, mdev_, *model_, dctx_.get());
+  json j = {{"step", st_.step}, {"split", "val"}};
+  std::string msg = fmt::format("eval step {} |", st_.step);
+  for (const auto& [k, v] : m) {
+    j[k] = v;
+    msg += fmt::format(" val/{} {:.4f}", k, v);
+  }
+  log_json(j);
+  last_val_ = m;
+  const std::string key = monitor_.substr(4);
+  if (!m.count(key))
+    throw ConfigError(cfg_.origin("trainer.monitor"), "trainer.monitor",
+                      fmt::format("the task reports no validation metric '{}'", key));
+  const double v = m.at(key);
+  const bool better = std::isnan(st_.best) || (maximise_ ? v > st_.best : v < st_.best);
+  if (better) {
+    st_.best = v;
+    st_.best_step = st_.step;
+    st_.bad_evals = 0;
+    if (main_rank_) save_model_only(dir_ / "best.pt", *model_);
+    msg += " (best)";
+  } else {
+    ++st_.bad_evals;
+  }
+  progress_->message(msg);
+  if (patience_ > 0 && st_.bad_evals >= patience_) early_stopped_ = true;
+  checkpoint();  // every evaluation is a consistent point to resume from
+}
+
+// A step_<N>.pt of the current state (rank 0), keeping the newest trainer.keep_checkpoints.
+void Trainer::checkpoint() {
+  st_.data = loader_->position();
+  if (!main_rank_) return;
+  save_checkpoint(ckpt_dir_ / fmt::format("step_{:08d}.pt", st_.step), *model_, *ob_.optimizer, st_);
+  auto all = list_checkpoints(ckpt_dir_);
+  for (size_t i = 0; i + keep_ < all.size(); ++i) fs::remove(all[i].second);
+}
+
+// Final metrics: validation of the best checkpoint (as monitored) and its test score; final.json.
+TrainResult Trainer::finish() {
   TrainResult result;
-  result.run_dir = dir;
-  result.steps = st.step;
-  result.early_stopped = early_stopped;
-  // Final metrics: validation of the best checkpoint (as monitored) and its test score.
-  if (fs::exists(dir / "best.pt")) load_checkpoint(dir / "best.pt", *model, nullptr);
-  if (task->size(Split::val) > 0) {
-    for (const auto& [k, v] : (st.best_step == st.step && !last_val.empty()) ? last_val
-                                                                             : evaluate(*task, Split::val, cfg, mdev, *model, dctx.get()))
+  result.run_dir = dir_;
+  result.steps = st_.step;
+  result.early_stopped = early_stopped_;
+  if (fs::exists(dir_ / "best.pt")) load_checkpoint(dir_ / "best.pt", *model_, nullptr);
+  if (task_->size(Split::val) > 0) {
+    for (const auto& [k, v] : (st_.best_step == st_.step && !last_val_.empty())
+                                  ? last_val_
+                                  : evaluate(*task_, Split::val, cfg_, mdev_, *model_, dctx_.get()))
       result.metrics["val/" + k] = v;
   }
-  if (cfg.get_bool("trainer.test_at_end") && task->size(Split::test) > 0) {
-    auto m = evaluate(*task, Split::test, cfg, mdev, *model, dctx.get());
-    json j = {{"step", st.step}, {"split", "test"}, {"checkpoint_step", st.best_step}};
+  if (cfg_.get_bool("trainer.test_at_end") && task_->size(Split::test) > 0) {
+    auto m = evaluate(*task_, Split::test, cfg_, mdev_, *model_, dctx_.get());
+    json j = {{"step", st_.step}, {"split", "test"}, {"checkpoint_step", st_.best_step}};
     std::string msg = "test (best checkpoint) |";
     for (const auto& [k, v] : m) {
       j[k] = v;
@@ -645,30 +536,27 @@ TrainResult train(const Config& cfg, const TrainOptions& o) {
       msg += fmt::format(" test/{} {:.4f}", k, v);
     }
     log_json(j);
-    progress.message(msg);
+    progress_->message(msg);
   }
   json fin = {{"status", "finished"},
-              {"variant", cfg.get_string("run.variant")},
-              {"seed", seed},
-              {"steps", st.step},
-              {"best_step", st.best_step},
-              {"early_stopped", early_stopped},
-              {"train_seconds", st.train_seconds},
-              {"wall_seconds_last_session", seconds_since(t_start)},
-              {"parameters", params},
-              {"task", task->describe()},
+              {"variant", cfg_.get_string("run.variant")},
+              {"seed", seed_},
+              {"steps", st_.step},
+              {"best_step", st_.best_step},
+              {"early_stopped", early_stopped_},
+              {"train_seconds", st_.train_seconds},
+              {"wall_seconds_last_session", seconds_since(t_start_)},
+              {"parameters", params_},
+              {"task", task_->describe()},
               {"metrics", result.metrics}};
-  if (main_rank) write_json_atomic(dir / "final.json", fin);
-  if (dctx) dctx->barrier();  // nobody leaves (and tears down the group) before final.json exists
+  if (main_rank_) write_json_atomic(dir_ / "final.json", fin);
+  if (dctx_) dctx_->barrier();  // nobody leaves (and tears down the group) before final.json exists
   return result;
-  } catch (const ConfigError&) {
-    throw;
-  } catch (const std::exception& e) {
-    if (!dctx) throw;
-    throw std::runtime_error(dist::describe_failure(*dctx, e));
-  }
 }
 
+}  // namespace
+
+TrainResult train(const Config& cfg, const TrainOptions& options) { return Trainer(cfg, options).run(); }
 
 torch::Device run_device(const Config& cfg) { return pick_device(cfg); }
 

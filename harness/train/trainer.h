@@ -2,10 +2,13 @@
 // evaluation with best-checkpoint selection and early stopping; atomic, resumable checkpoints
 // (model, optimizer, schedule position, data position, RNG); a step line and metrics.jsonl.
 //
-// Run directory (see README "Run directories"):
+// Run directory (see README "Run directories"; run_record.h, checkpoint.h):
 //   config.toml     the resolved configuration     run.json      seed, git, versions, device
 //   metrics.jsonl   one JSON object per log line    final.json    written when the run finishes
 //   checkpoints/step_<N>.pt, best.pt                 (torch archives; atomic temp + rename)
+//
+// harness/train/: this loop (trainer.cpp), the data loader, optimizers and schedules (optim.h),
+// bf16 autocast, checkpoints, the run record and the step line (progress.h).
 #pragma once
 #include <filesystem>
 #include <map>
@@ -14,10 +17,9 @@
 
 #include "harness/config/config.h"
 #include "harness/task.h"
+#include "harness/train/run_record.h"
 
 namespace mgl::harness {
-
-std::filesystem::path run_directory(const Config& cfg);
 
 struct TrainOptions {
   bool resume = false;       // continue from the latest checkpoint in the run directory
