@@ -3,7 +3,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "harness/config/experiment.h"
+#include "harness/experiment.h"
 #include "harness/train/trainer.h"
 
 namespace mgl::cli {

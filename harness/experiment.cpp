@@ -1,8 +1,8 @@
-#include "harness/config/experiment.h"
+#include "harness/experiment.h"
 
 #include "harness/config/model.h"
-#include "harness/train/optim.h"
 #include "harness/task.h"
+#include "harness/train/optim.h"
 
 namespace mgl::harness {
 

@@ -9,7 +9,7 @@
 #include <fstream>
 #include <map>
 
-#include "harness/config/experiment.h"
+#include "harness/experiment.h"
 #include "harness/util/files.h"
 
 namespace mgl::harness {

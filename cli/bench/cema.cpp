@@ -22,8 +22,8 @@
 
 #include "cli/args.h"
 #include "cli/bench/bench.h"
-#include "harness/util/files.h"
 #include "core/modules/cema.h"
+#include "harness/util/files.h"
 #ifdef MEGALODON_WITH_CUDA_GLUE
 #include "core/cuda/cema_glue.h"
 #include "core/cuda/ema_kernel_glue.h"

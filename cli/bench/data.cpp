@@ -9,9 +9,9 @@
 
 #include "cli/args.h"
 #include "cli/bench/bench.h"
-#include "harness/train/data_loader.h"
-#include "harness/config/experiment.h"
+#include "harness/experiment.h"
 #include "harness/task.h"
+#include "harness/train/data_loader.h"
 
 namespace mgl::cli {
 namespace {

@@ -12,9 +12,9 @@
 
 #include "cli/args.h"
 #include "cli/bench/bench.h"
-#include "harness/util/files.h"
 #include "core/cuda/timestep_norm_emulate.h"
 #include "core/ops/timestep_norm.h"
+#include "harness/util/files.h"
 #ifdef MEGALODON_WITH_CUDA_GLUE
 #include <c10/cuda/CUDAStream.h>
 

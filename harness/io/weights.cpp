@@ -9,8 +9,8 @@
 
 #include "core/models/factory.h"
 #include "harness/config/config.h"
-#include "harness/io/safetensors.h"
 #include "harness/config/model.h"
+#include "harness/io/safetensors.h"
 #include "harness/util/files.h"
 
 namespace mgl::harness {

@@ -12,9 +12,9 @@
 #include <type_traits>
 
 #include "harness/config/config.h"
-#include "harness/util/files.h"
 #include "harness/report/paper_tables.h"
 #include "harness/report/plot.h"
+#include "harness/util/files.h"
 
 namespace mgl::harness {
 

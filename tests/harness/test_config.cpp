@@ -4,7 +4,7 @@
 
 #include "harness/config/config.h"
 #include "harness/config/model.h"
-#include "harness/config/experiment.h"
+#include "harness/experiment.h"
 #include "support/files.h"
 
 using mgl::harness::Config;

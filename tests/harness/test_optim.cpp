@@ -5,8 +5,8 @@
 #include <cmath>
 
 #include "core/models/megalodon.h"
+#include "harness/experiment.h"
 #include "harness/train/optim.h"
-#include "harness/config/experiment.h"
 #include "support/files.h"
 
 using mgl::harness::lr_multiplier;

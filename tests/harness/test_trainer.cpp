@@ -14,9 +14,9 @@
 #include <thread>
 
 #include "datasets/idx.h"
+#include "harness/experiment.h"
 #include "harness/io/weights.h"
 #include "harness/report/table.h"
-#include "harness/config/experiment.h"
 #include "harness/sweep.h"
 #include "harness/train/trainer.h"
 #include "harness/util/files.h"

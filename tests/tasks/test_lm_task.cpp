@@ -13,7 +13,7 @@
 
 #include "core/models/factory.h"
 #include "datasets/text/text.h"
-#include "harness/config/experiment.h"
+#include "harness/experiment.h"
 #include "harness/task.h"
 #include "harness/train/trainer.h"
 #include "harness/util/files.h"

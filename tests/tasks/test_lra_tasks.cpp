@@ -11,7 +11,7 @@
 
 #include "datasets/cifar10.h"
 #include "datasets/lra/listops.h"
-#include "harness/config/experiment.h"
+#include "harness/experiment.h"
 #include "harness/sweep.h"
 #include "harness/task.h"
 #include "harness/train/trainer.h"

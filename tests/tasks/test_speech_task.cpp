@@ -12,7 +12,7 @@
 #include <numeric>
 
 #include "harness/config/config.h"
-#include "harness/config/experiment.h"
+#include "harness/experiment.h"
 #include "harness/task.h"
 #include "harness/train/trainer.h"
 #include "harness/util/files.h"
