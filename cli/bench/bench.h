@@ -3,19 +3,16 @@
 //   static const mgl::cli::BenchOp kCema{"cema", "one-line summary", bench_cema_main};
 #pragma once
 #include <string>
-#include <vector>
+
+#include "cli/commands.h"
 
 namespace mgl::cli {
 
-struct BenchOp {
-  using Fn = int (*)(const std::vector<std::string>& args);
-  BenchOp(const char* name, const char* summary, Fn run);
-  const char* name;
-  const char* summary;
-  Fn run;
+struct BenchOp : Subcommand {
+  BenchOp(const char* name, const char* summary, CommandFn run);
 };
 
 // The op registered as `name`; throws std::invalid_argument for an unknown name.
-const BenchOp& bench_op(const std::string& name);
+const Subcommand& bench_op(const std::string& name);
 
 }  // namespace mgl::cli

@@ -3,9 +3,7 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <cstdio>
-#include <cstring>
 
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -14,29 +12,12 @@
 namespace mgl::cli {
 namespace {
 
-std::vector<const DataTool*>& tools() {
-  static std::vector<const DataTool*> t;
+CommandGroup& tools() {
+  static CommandGroup t("data", "tool");
   return t;
 }
 
-void usage(FILE* out) {
-  std::fprintf(out, "usage: megalodon data <tool> [options]   (megalodon data <tool> --help)\n\ntools:\n");
-  auto all = tools();
-  std::sort(all.begin(), all.end(), [](auto a, auto b) { return std::strcmp(a->name, b->name) < 0; });
-  for (const auto* t : all) std::fprintf(out, "  %-16s %s\n", t->name, t->summary);
-}
-
-int data_main(const std::vector<std::string>& args) {
-  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    usage(args.empty() ? stderr : stdout);
-    return args.empty() ? 2 : 0;
-  }
-  for (const auto* t : tools())
-    if (args[0] == t->name) return t->run(std::vector<std::string>(args.begin() + 1, args.end()));
-  std::fprintf(stderr, "megalodon data: unknown tool '%s'\n", args[0].c_str());
-  usage(stderr);
-  return 2;
-}
+int data_main(const std::vector<std::string>& args) { return tools().dispatch(args); }
 
 // `idx-info`: what an IDX file holds (shape; for 1-D label files, the class histogram).
 int idx_info(const std::vector<std::string>& args) {
@@ -68,6 +49,6 @@ const DataTool kIdxInfo{"idx-info", "shape and label histogram of IDX files (MNI
 
 }  // namespace
 
-DataTool::DataTool(const char* n, const char* s, Fn r) : name(n), summary(s), run(r) { tools().push_back(this); }
+DataTool::DataTool(const char* n, const char* s, CommandFn r) : Subcommand{n, s, r} { tools().add(this); }
 
 }  // namespace mgl::cli

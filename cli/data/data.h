@@ -1,17 +1,12 @@
 // `megalodon data <tool>`: dataset preparation and generators. A tool registers itself from its
 // own cli/data/*.cpp file:  static const mgl::cli::DataTool kX{"listops", "summary", fn};
 #pragma once
-#include <string>
-#include <vector>
+#include "cli/commands.h"
 
 namespace mgl::cli {
 
-struct DataTool {
-  using Fn = int (*)(const std::vector<std::string>& args);
-  DataTool(const char* name, const char* summary, Fn run);
-  const char* name;
-  const char* summary;
-  Fn run;
+struct DataTool : Subcommand {
+  DataTool(const char* name, const char* summary, CommandFn run);
 };
 
 }  // namespace mgl::cli
