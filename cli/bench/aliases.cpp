@@ -10,7 +10,7 @@
 namespace mgl::cli {
 
 int run_alias(const char* old_spelling, const char* op, const std::vector<std::string>& args) {
-  std::fprintf(stderr, "megalodon %s: renamed `megalodon bench %s`; the old spelling goes in the next release\n",
+  std::fprintf(stderr, "megalodon %s: now `megalodon bench %s` (this spelling is kept for one release)\n",
                old_spelling, op);
   return bench_op(op).run(args);
 }

@@ -8,7 +8,7 @@
 
 namespace mgl::cli {
 
-// Prints "megalodon <old>: ..., use `megalodon bench <op>`" on stderr, then runs the op.
+// Prints "megalodon <old>: now `megalodon bench <op>` ..." on stderr, then runs the op.
 int run_alias(const char* old_spelling, const char* op, const std::vector<std::string>& args);
 
 }  // namespace mgl::cli
