@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "core/models/factory.h"
 #include "harness/report/plot.h"
+#include "harness/run.h"
 #include "harness/train/trainer.h"
 #include "harness/util/files.h"
 #include "tasks/language_model.h"

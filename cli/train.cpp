@@ -4,6 +4,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "harness/experiment.h"
+#include "harness/run.h"
 #include "harness/train/trainer.h"
 
 namespace mgl::cli {

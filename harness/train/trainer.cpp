@@ -1,7 +1,7 @@
 // The training loop (trainer.h): one run as the steps of a Trainer (set-up, build, resume, then per
-// step the optimizer step and evaluate-and-checkpoint, and finish), and the tools that reload a
-// finished run (load_run, evaluate_run, export_run). Checkpoints are in checkpoint.cpp, run.json
-// in run_record.cpp, the step line's display in progress.h.
+// step the optimizer step and evaluate-and-checkpoint, and finish), and the evaluation of a split.
+// Checkpoints are in checkpoint.cpp, run.json in run_record.cpp, the step line's display in
+// progress.h; reloading a finished run is harness/run.cpp.
 #include "harness/train/trainer.h"
 
 #include <fmt/format.h>
@@ -16,7 +16,6 @@
 
 #include "core/models/sequence_parallel.h"
 #include "harness/dist/dist.h"
-#include "harness/experiment.h"
 #include "harness/task.h"
 #include "harness/train/autocast.h"
 #include "harness/train/checkpoint.h"
@@ -58,40 +57,6 @@ double peak_flops(const torch::Device& device) {
   return 989e12;
 }
 
-// Evaluation is data-parallel over every rank (no chunk parallelism: each rank scores whole
-// sequences), and the additive metric sums are merged before finalising, so the metrics are exact.
-std::map<std::string, double> evaluate(Task& task, Split split, const Config& cfg, const torch::Device& device,
-                                       torch::nn::Module& model, dist::Context* dctx = nullptr) {
-  torch::NoGradGuard no_grad;
-  const bool was_training = model.is_training();
-  model.eval();
-  LoaderOptions lo;
-  lo.batch_size = cfg.get_int("trainer.eval_batch_size") > 0 ? cfg.get_int("trainer.eval_batch_size")
-                                                             : cfg.get_int("trainer.batch_size");
-  lo.shuffle = false;
-  lo.drop_last = false;
-  lo.repeat = false;
-  lo.workers = static_cast<int>(cfg.get_int("trainer.workers"));
-  lo.prefetch = static_cast<int>(cfg.get_int("trainer.prefetch"));
-  lo.seed = static_cast<uint64_t>(cfg.get_int("seed"));
-  if (dctx) lo.shard = dctx->rank(), lo.num_shards = dctx->world();
-  DataLoader loader(task, split, lo);
-  MetricSums sums;
-  while (auto b = loader.next()) {
-    if (b->examples == 0 && !b->inputs.defined()) continue;  // an empty shard of the last batch
-    sums.merge(task.step(b->to(device), false).sums);
-  }
-  model.train(was_training);
-  if (dctx) {
-    MetricSums all;
-    for (const auto& s : dctx->all_gather_strings(json(sums.sum).dump())) {
-      const json j = json::parse(s);  // (not a temporary in the range-for: items() refers to it)
-      for (const auto& [k, v] : j.items()) all.add(k, v.get<double>());
-    }
-    sums = all;
-  }
-  return task.finalize(sums);
-}
 
 void check_precision(const Config& cfg, const torch::Device& device) {
   const std::string p = cfg.get_string("trainer.precision");
@@ -475,7 +440,7 @@ void Trainer::evaluate_and_checkpoint() {
     if ((ckpt_every_ > 0 && st_.step % ckpt_every_ == 0) || st_.step == steps_) checkpoint();
     return;
   }
-  auto m = evaluate(*task_, Split::val, cfg_, mdev_, *model_, dctx_.get());
+  auto m = evaluate_split(*task_, Split::val, cfg_, mdev_, *model_, dctx_.get());
   json j = {{"step", st_.step}, {"split", "val"}};
   std::string msg = fmt::format("eval step {} |", st_.step);
   for (const auto& [k, v] : m) {
@@ -523,11 +488,11 @@ TrainResult Trainer::finish() {
   if (task_->size(Split::val) > 0) {
     for (const auto& [k, v] : (st_.best_step == st_.step && !last_val_.empty())
                                   ? last_val_
-                                  : evaluate(*task_, Split::val, cfg_, mdev_, *model_, dctx_.get()))
+                                  : evaluate_split(*task_, Split::val, cfg_, mdev_, *model_, dctx_.get()))
       result.metrics["val/" + k] = v;
   }
   if (cfg_.get_bool("trainer.test_at_end") && task_->size(Split::test) > 0) {
-    auto m = evaluate(*task_, Split::test, cfg_, mdev_, *model_, dctx_.get());
+    auto m = evaluate_split(*task_, Split::test, cfg_, mdev_, *model_, dctx_.get());
     json j = {{"step", st_.step}, {"split", "test"}, {"checkpoint_step", st_.best_step}};
     std::string msg = "test (best checkpoint) |";
     for (const auto& [k, v] : m) {
@@ -558,61 +523,39 @@ TrainResult Trainer::finish() {
 
 TrainResult train(const Config& cfg, const TrainOptions& options) { return Trainer(cfg, options).run(); }
 
-torch::Device run_device(const Config& cfg) { return pick_device(cfg); }
-
-LoadedRun load_run(const fs::path& run_dir, const std::string& which, const std::vector<std::string>& overrides) {
-  const fs::path cfg_file = run_dir / "config.toml";
-  if (!fs::exists(cfg_file))
-    throw std::runtime_error(fmt::format("{}: no config.toml (not a run directory)", run_dir.string()));
-  LoadOptions lo;
-  lo.overrides = overrides;
-  lo.config_root = run_dir;  // the resolved config has no defaults list
-  LoadedRun r;
-  r.cfg = ConfigLoader::load(cfg_file, lo, experiment_schema);
-  if (r.cfg.get_int("run.threads") > 0) torch::set_num_threads(static_cast<int>(r.cfg.get_int("run.threads")));
-  fs::path ckpt;
-  if (which == "best") {
-    ckpt = run_dir / "best.pt";
-  } else if (which == "latest") {
-    auto all = list_checkpoints(run_dir / "checkpoints");
-    if (!all.empty()) ckpt = all.back().second;
-  } else {
-    ckpt = which;
+std::map<std::string, double> evaluate_split(Task& task, Split split, const Config& cfg, const torch::Device& device,
+                                             torch::nn::Module& model, dist::Context* dctx) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  LoaderOptions lo;
+  lo.batch_size = cfg.get_int("trainer.eval_batch_size") > 0 ? cfg.get_int("trainer.eval_batch_size")
+                                                             : cfg.get_int("trainer.batch_size");
+  lo.shuffle = false;
+  lo.drop_last = false;
+  lo.repeat = false;
+  lo.workers = static_cast<int>(cfg.get_int("trainer.workers"));
+  lo.prefetch = static_cast<int>(cfg.get_int("trainer.prefetch"));
+  lo.seed = static_cast<uint64_t>(cfg.get_int("seed"));
+  if (dctx) lo.shard = dctx->rank(), lo.num_shards = dctx->world();
+  DataLoader loader(task, split, lo);
+  MetricSums sums;
+  while (auto b = loader.next()) {
+    if (b->examples == 0 && !b->inputs.defined()) continue;  // an empty shard of the last batch
+    sums.merge(task.step(b->to(device), false).sums);
   }
-  if (ckpt.empty() || !fs::exists(ckpt))
-    throw std::runtime_error(fmt::format("{}: no '{}' checkpoint", run_dir.string(), which));
-  torch::manual_seed(static_cast<uint64_t>(r.cfg.get_int("seed")));
-  r.task = task_registry().at(r.cfg.get_string("task.name"), "task.name").create(r.cfg);
-  r.model = r.task->build_model();
-  load_checkpoint(ckpt, *r.model, nullptr);
-  return r;
+  model.train(was_training);
+  if (dctx) {
+    MetricSums all;
+    for (const auto& s : dctx->all_gather_strings(json(sums.sum).dump())) {
+      const json j = json::parse(s);  // (not a temporary in the range-for: items() refers to it)
+      for (const auto& [k, v] : j.items()) all.add(k, v.get<double>());
+    }
+    sums = all;
+  }
+  return task.finalize(sums);
 }
 
-
-std::map<std::string, double> evaluate_run(const fs::path& run_dir, const std::string& split, const std::string& which,
-                                           const std::vector<std::string>& overrides) {
-  Split s;
-  if (split == "train") s = Split::train;
-  else if (split == "val") s = Split::val;
-  else if (split == "test") s = Split::test;
-  else throw std::invalid_argument("--split must be train, val or test");
-  LoadedRun r = load_run(run_dir, which, overrides);
-  const torch::Device device = pick_device(r.cfg);
-  r.model->to(device);
-  std::map<std::string, double> out;
-  for (const auto& [k, v] : evaluate(*r.task, s, r.cfg, device, *r.model)) out[split + "/" + k] = v;
-  return out;
-}
-
-std::string export_run(const fs::path& run_dir, const std::string& which, const fs::path& out,
-                       const std::vector<std::string>& overrides) {
-  LoadedRun r = load_run(run_dir, which, overrides);
-  auto spec = r.task->model_spec();
-  if (!spec)
-    throw std::runtime_error(fmt::format("task '{}' does not describe its model for export",
-                                         r.cfg.get_string("task.name")));
-  export_weights(*r.model, *spec, out);
-  return spec->architecture;
-}
+torch::Device run_device(const Config& cfg) { return pick_device(cfg); }
 
 }  // namespace mgl::harness

@@ -8,7 +8,8 @@
 //   checkpoints/step_<N>.pt, best.pt                 (torch archives; atomic temp + rename)
 //
 // harness/train/: this loop (trainer.cpp), the data loader, optimizers and schedules (optim.h),
-// bf16 autocast, checkpoints, the run record and the step line (progress.h).
+// bf16 autocast, checkpoints, the run record and the step line (progress.h). A finished run is
+// reloaded (eval, export) by harness/run.h.
 #pragma once
 #include <filesystem>
 #include <map>
@@ -35,25 +36,16 @@ struct TrainResult {
 
 TrainResult train(const Config& cfg, const TrainOptions& options);
 
-// A finished or interrupted run, rebuilt from its directory: the resolved config (with `overrides`
-// applied), the task and its model with the chosen checkpoint loaded ("best", "latest" or a file).
-struct LoadedRun {
-  Config cfg;
-  std::unique_ptr<Task> task;
-  std::shared_ptr<torch::nn::Module> model;
-};
-LoadedRun load_run(const std::filesystem::path& run_dir, const std::string& which,
-                   const std::vector<std::string>& overrides);
 // The device a config asks for (run.device: auto, cpu, cuda).
 torch::Device run_device(const Config& cfg);
 
-// Evaluates a run's best (or latest) checkpoint on a split; used by `megalodon eval`.
-std::map<std::string, double> evaluate_run(const std::filesystem::path& run_dir, const std::string& split,
-                                           const std::string& which, const std::vector<std::string>& overrides);
-
-// Writes a run's best (or latest) checkpoint as `<out>/model.safetensors` + `<out>/config.json`
-// (official parameter names; see harness/io/weights.h). Returns the spec's architecture.
-std::string export_run(const std::filesystem::path& run_dir, const std::string& which, const std::filesystem::path& out,
-                       const std::vector<std::string>& overrides);
+namespace dist {
+class Context;
+}
+// The task's metrics of `model` on a split. With a process group, data-parallel over every rank (no
+// chunk parallelism: each rank scores whole sequences) and the metric sums merged before
+// finalising, so the metrics are exact.
+std::map<std::string, double> evaluate_split(Task& task, Split split, const Config& cfg, const torch::Device& device,
+                                             torch::nn::Module& model, dist::Context* dctx = nullptr);
 
 }  // namespace mgl::harness

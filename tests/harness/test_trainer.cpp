@@ -17,6 +17,7 @@
 #include "harness/experiment.h"
 #include "harness/io/weights.h"
 #include "harness/report/table.h"
+#include "harness/run.h"
 #include "harness/sweep.h"
 #include "harness/train/trainer.h"
 #include "harness/util/files.h"
