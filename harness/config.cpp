@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -217,6 +219,34 @@ fs::path find_config_root(const fs::path& experiment_file) {
   return {};
 }
 
+// The config search path (LoadOptions::config_root documents the order), without duplicates.
+std::vector<fs::path> config_search_path(const fs::path& experiment_file, const fs::path& explicit_root) {
+  if (!explicit_root.empty()) return {explicit_root};
+  std::vector<fs::path> path;
+  auto add = [&](const fs::path& p) {
+    if (p.empty()) return;
+    std::error_code ec;
+    const fs::path c = fs::weakly_canonical(fs::absolute(p), ec);
+    const fs::path key = ec ? fs::absolute(p).lexically_normal() : c;
+    for (const auto& q : path)
+      if (q == key) return;
+    path.push_back(key);
+  };
+  add(find_config_root(experiment_file));
+#ifdef MEGALODON_SOURCE_DIR
+  if (fs::is_directory(fs::path(MEGALODON_SOURCE_DIR) / "configs")) add(fs::path(MEGALODON_SOURCE_DIR) / "configs");
+#endif
+  if (const char* env = std::getenv("MEGALODON_CONFIG_PATH")) {
+    std::string list = env;
+    for (size_t b = 0; b <= list.size();) {
+      const size_t e = std::min(list.find(':', b), list.size());
+      add(list.substr(b, e - b));
+      b = e + 1;
+    }
+  }
+  return path;
+}
+
 }  // namespace
 
 std::string format_value(const Value& v) {
@@ -237,17 +267,51 @@ std::string format_value(const Value& v) {
 
 // ---- Schema --------------------------------------------------------------------------------
 
+bool Range::contains(double v) const {
+  if (sentinel && v == *sentinel) return true;
+  if (std::isnan(v)) return false;
+  return (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
+}
+
+std::string Range::describe(bool integer) const {
+  auto num = [&](double v) { return integer ? fmt::format("{}", static_cast<int64_t>(v)) : fmt::format("{}", v); };
+  std::string s;
+  const bool has_lo = lo > -1e308, has_hi = hi < 1e308;
+  if (has_lo && has_hi)
+    s = fmt::format("in {}{}, {}{}", lo_open ? "(" : "[", num(lo), num(hi), hi_open ? ")" : "]");
+  else if (has_lo)
+    s = fmt::format("{} {}", lo_open ? ">" : ">=", num(lo));
+  else if (has_hi)
+    s = fmt::format("{} {}", hi_open ? "<" : "<=", num(hi));
+  else
+    s = "finite";
+  if (sentinel) s += fmt::format(" (or {})", num(*sentinel));
+  return s;
+}
+
 Schema& Schema::add(KeySpec spec) {
   if (!valid_key(spec.path)) throw std::invalid_argument("schema: invalid key '" + spec.path + "'");
+  // A default outside its own range is a bug in the schema, not a user error.
+  if (spec.range && spec.default_value) {
+    std::vector<double> values;
+    if (auto i = std::get_if<int64_t>(&*spec.default_value)) values.push_back(double(*i));
+    if (auto d = std::get_if<double>(&*spec.default_value)) values.push_back(*d);
+    if (auto l = std::get_if<std::vector<int64_t>>(&*spec.default_value)) values.assign(l->begin(), l->end());
+    if (auto l = std::get_if<std::vector<double>>(&*spec.default_value)) values.assign(l->begin(), l->end());
+    for (double v : values)
+      if (!spec.range->contains(v))
+        throw std::logic_error(fmt::format("schema: the default {} of '{}' is not {}", v, spec.path,
+                                           spec.range->describe(spec.type == ValueType::Int)));
+  }
   std::string path = spec.path;
   keys_[path] = std::move(spec);
   return *this;
 }
-Schema& Schema::add_int(const std::string& p, int64_t d, const std::string& doc) {
-  return add({p, ValueType::Int, Value{d}, doc, {}});
+Schema& Schema::add_int(const std::string& p, int64_t d, const std::string& doc, std::optional<Range> range) {
+  return add({p, ValueType::Int, Value{d}, doc, {}, range});
 }
-Schema& Schema::add_float(const std::string& p, double d, const std::string& doc) {
-  return add({p, ValueType::Float, Value{d}, doc, {}});
+Schema& Schema::add_float(const std::string& p, double d, const std::string& doc, std::optional<Range> range) {
+  return add({p, ValueType::Float, Value{d}, doc, {}, range});
 }
 Schema& Schema::add_bool(const std::string& p, bool d, const std::string& doc) {
   return add({p, ValueType::Bool, Value{d}, doc, {}});
@@ -256,11 +320,13 @@ Schema& Schema::add_string(const std::string& p, const std::string& d, const std
                            std::vector<std::string> choices) {
   return add({p, ValueType::String, Value{d}, doc, std::move(choices)});
 }
-Schema& Schema::add_ints(const std::string& p, std::vector<int64_t> d, const std::string& doc) {
-  return add({p, ValueType::IntList, Value{std::move(d)}, doc, {}});
+Schema& Schema::add_ints(const std::string& p, std::vector<int64_t> d, const std::string& doc,
+                         std::optional<Range> range) {
+  return add({p, ValueType::IntList, Value{std::move(d)}, doc, {}, range});
 }
-Schema& Schema::add_floats(const std::string& p, std::vector<double> d, const std::string& doc) {
-  return add({p, ValueType::FloatList, Value{std::move(d)}, doc, {}});
+Schema& Schema::add_floats(const std::string& p, std::vector<double> d, const std::string& doc,
+                           std::optional<Range> range) {
+  return add({p, ValueType::FloatList, Value{std::move(d)}, doc, {}, range});
 }
 Schema& Schema::add_strings(const std::string& p, std::vector<std::string> d, const std::string& doc) {
   return add({p, ValueType::StringList, Value{std::move(d)}, doc, {}});
@@ -324,6 +390,8 @@ std::string Schema::describe() const {
       choices = " one of:";
       for (const auto& c : spec.choices) choices += " " + c;
     }
+    if (spec.range)
+      choices += " (" + spec.range->describe(spec.type == ValueType::Int || spec.type == ValueType::IntList) + ")";
     out += fmt::format("  {:<28} {:<16} {:<14} {}{}\n", k.substr(dot == std::string::npos ? 0 : dot + 1),
                        to_string(spec.type), def, spec.doc, choices);
   }
@@ -338,6 +406,7 @@ Config::Config(const Config& o)
     : experiment_name(o.experiment_name),
       experiment_file(o.experiment_file),
       config_root(o.config_root),
+      config_path(o.config_path),
       table_(std::make_unique<toml::table>(*o.table_)),
       origin_(o.origin_) {}
 Config& Config::operator=(const Config& o) {
@@ -505,7 +574,7 @@ toml::table ConfigLoader::parse_file(const fs::path& file) {
 namespace {
 
 struct Composer {
-  fs::path root;
+  std::vector<fs::path> roots;  // the config search path
   std::map<std::string, std::string> swaps;  // group -> name, from `group=name` overrides
   std::set<std::string> used_swaps;
   std::vector<fs::path> stack;
@@ -555,15 +624,31 @@ struct Composer {
         used_swaps.insert(group);
       }
     }
-    fs::path f = root / group / (name + ".toml");
-    if (!fs::exists(f)) {
-      std::string avail;
-      if (fs::is_directory(root / group))
+    fs::path f;
+    for (const auto& root : roots)
+      if (fs::exists(root / group / (name + ".toml"))) {
+        f = root / group / (name + ".toml");
+        break;
+      }
+    if (f.empty()) {
+      // The folders searched, and what each offers for the group (the first one as "available in <group>").
+      std::string searched, avail;
+      for (const auto& root : roots) {
+        searched += (searched.empty() ? "" : ", ") + root.string();
+        std::error_code ec;
+        if (!fs::is_directory(root / group, ec)) continue;
+        std::set<std::string> names;
         for (const auto& de : fs::directory_iterator(root / group))
-          if (de.path().extension() == ".toml") avail += " " + de.path().stem().string();
-      throw ConfigError(where, "defaults",
-                        fmt::format("no config '{}' (looked for {}){}", entry, f.string(),
-                                    avail.empty() ? "" : "; available in " + group + ":" + avail));
+          if (de.path().extension() == ".toml") names.insert(de.path().stem().string());
+        if (names.empty()) continue;
+        avail += avail.empty() ? "; available in " + group + ":" : "; in " + (root / group).string() + ":";
+        for (const auto& n : names) avail += " " + n;
+      }
+      throw ConfigError(
+          where, "defaults",
+          fmt::format("no config '{}': no {}/{}.toml in the config search path ({}; the order is the experiment's "
+                      "own configs/, the project's configs/, then $MEGALODON_CONFIG_PATH){}",
+                      entry, group, name, searched.empty() ? "no folder found" : "searched " + searched, avail));
     }
     compose_file(f, out, prefix.empty() ? group : prefix + "." + group);
   }
@@ -588,17 +673,19 @@ Config ConfigLoader::compose(const fs::path& experiment_file, const LoadOptions&
       }
     }
   }
-  cfg.config_root = options.config_root.empty() ? find_config_root(experiment_file) : options.config_root;
+  cfg.config_path = config_search_path(experiment_file, options.config_root);
+  cfg.config_root = cfg.config_path.empty() ? fs::path() : cfg.config_path.front();
 
   Composer c;
-  c.root = cfg.config_root;
+  c.roots = cfg.config_path;
   c.origin = &cfg.origin_;
   std::vector<std::pair<std::string, Value>> overrides;
   for (const auto& o : options.overrides) {
     auto [k, v] = parse_override(o);
     // `group=name` swaps a defaults entry, like Hydra's `model=small`.
-    if (k.find('.') == std::string::npos && std::holds_alternative<std::string>(v) && !cfg.config_root.empty() &&
-        fs::is_directory(cfg.config_root / k)) {
+    const bool is_group = std::any_of(cfg.config_path.begin(), cfg.config_path.end(),
+                                      [&](const fs::path& r) { return fs::is_directory(r / k); });
+    if (k.find('.') == std::string::npos && std::holds_alternative<std::string>(v) && is_group) {
       c.swaps[k] = std::get<std::string>(v);
       continue;
     }
@@ -618,6 +705,7 @@ Config ConfigLoader::validate(const Config& composed, const Schema& schema) {
   out.experiment_file = composed.experiment_file;
   out.experiment_name = composed.experiment_name;
   out.config_root = composed.config_root;
+  out.config_path = composed.config_path;
 
   auto unknown = [&](const std::string& path) {
     auto near = schema.nearest(path);
@@ -705,6 +793,21 @@ Config ConfigLoader::validate(const Config& composed, const Schema& schema) {
           if (!std::holds_alternative<std::vector<std::string>>(val)) throw bad(got);
           break;
         default: break;
+      }
+      if (spec->range) {
+        // Every numeric value (each element of a list) must lie in the key's range.
+        std::vector<double> values;
+        if (auto i = std::get_if<int64_t>(&val)) values.push_back(double(*i));
+        if (auto d = std::get_if<double>(&val)) values.push_back(*d);
+        if (auto l = std::get_if<std::vector<int64_t>>(&val)) values.assign(l->begin(), l->end());
+        if (auto l = std::get_if<std::vector<double>>(&val)) values.assign(l->begin(), l->end());
+        const bool integer = spec->type == ValueType::Int || spec->type == ValueType::IntList;
+        const bool list = spec->type == ValueType::IntList || spec->type == ValueType::FloatList;
+        for (double x : values)
+          if (!spec->range->contains(x))
+            throw ConfigError(where, path,
+                              fmt::format("expected {} {}, got {}", list ? "every element" : "a value",
+                                          spec->range->describe(integer), got));
       }
       insert_value(dst, parts.back(), val);
       out.origin_[path] = where;
