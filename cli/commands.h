@@ -2,6 +2,7 @@
 // registers itself from its own source file:
 //   static const mgl::cli::Command kForward{"forward", "one-line summary", forward_main};
 #pragma once
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -17,5 +18,9 @@ struct Command {
 };
 // All registered commands, sorted by name.
 std::vector<const Command*> commands();
+
+// An error as a user sees it: without LibTorch's C++ backtrace (kept with --debug, which sets
+// $MEGALODON_DEBUG).
+std::string user_message(const std::exception& e);
 
 }  // namespace mgl::cli

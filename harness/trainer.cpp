@@ -16,6 +16,7 @@
 
 #include "core/models/sequence_parallel.h"
 #include "harness/autocast.h"
+#include "harness/checkpoint_file.h"
 #include "harness/data_loader.h"
 #include "harness/dist/dist.h"
 #include "harness/optim.h"
@@ -33,7 +34,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
-constexpr int64_t kCheckpointFormat = 1;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -98,6 +98,8 @@ void save_archive_atomic(torch::serialize::OutputArchive& ar, const fs::path& pa
     fsync(fileno(f));
     std::fclose(f);
   }
+  // The checksum first, then the rename: a checkpoint in place always has its checksum beside it.
+  write_checksum(tmp, path);
   fs::rename(tmp, path);
 }
 
@@ -124,44 +126,50 @@ void save_checkpoint(const fs::path& path, torch::nn::Module& model, torch::opti
   save_archive_atomic(ar, path);
 }
 
+// Reads a checkpoint (verified against its checksum: harness/checkpoint_file.h) into the model, and
+// into the optimizer, the trainer's counters and the CPU generator when opt is given.
 TrainerState load_checkpoint(const fs::path& path, torch::nn::Module& model, torch::optim::Optimizer* opt) {
-  torch::serialize::InputArchive ar;
-  try {
-    ar.load_from(path.string());
-  } catch (const std::exception& e) {
-    throw std::runtime_error(fmt::format("{}: cannot read checkpoint: {}", path.string(), e.what()));
-  }
-  torch::serialize::InputArchive model_ar;
-  ar.read("model", model_ar);
-  model.load(model_ar);
+  const CheckpointFields f = read_checkpoint(path, model, opt);
   TrainerState s;
-  c10::IValue v;
-  auto get_int = [&](const char* k) {
-    ar.read(k, v);
-    return v.toInt();
-  };
-  if (get_int("format") != kCheckpointFormat)
-    throw std::runtime_error(fmt::format("{}: checkpoint format {} (expected {})", path.string(), v.toInt(),
-                                         kCheckpointFormat));
   if (!opt) return s;
-  torch::serialize::InputArchive opt_ar;
-  ar.read("optimizer", opt_ar);
-  opt->load(opt_ar);
-  s.step = get_int("step");
-  s.data.epoch = get_int("data_epoch");
-  s.data.batch = get_int("data_batch");
-  s.best_step = get_int("best_step");
-  s.bad_evals = get_int("bad_evals");
-  ar.read("best", v);
-  s.best = v.toDouble();
-  ar.read("train_seconds", v);
-  s.train_seconds = v.toDouble();
-  torch::Tensor rng;
-  ar.read("rng_cpu", rng);
+  s.step = f.step;
+  s.data.epoch = f.data_epoch;
+  s.data.batch = f.data_batch;
+  s.best_step = f.best_step;
+  s.bad_evals = f.bad_evals;
+  s.best = f.best;
+  s.train_seconds = f.train_seconds;
   auto gen = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_state(rng);
+  try {
+    gen.set_state(f.rng_cpu);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(fmt::format("{}: its random-generator state cannot be restored: {}", path.string(),
+                                         e.what_without_backtrace()));
+  }
   return s;
+}
+
+// Loads the newest checkpoint of `newest_first` that is intact. A damaged one is set aside
+// (<file>.damaged) with a warning naming it, and the next older one is tried: the intact checkpoints
+// trainer.keep_checkpoints kept are what make a resume possible after a crash mid-write or a damaged
+// disk. Throws naming every file when none is usable.
+std::pair<TrainerState, fs::path> load_newest_intact(const std::vector<fs::path>& newest_first,
+                                                     torch::nn::Module& model, torch::optim::Optimizer* opt,
+                                                     bool set_aside) {
+  std::string damaged;
+  for (const auto& path : newest_first) {
+    try {
+      TrainerState s = load_checkpoint(path, model, opt);
+      return {s, path};
+    } catch (const CheckpointDamaged& e) {
+      const fs::path moved = set_aside ? set_aside_damaged(path) : path;
+      std::fprintf(stderr, "warning: %s%s; trying the previous checkpoint\n", e.what(),
+                   set_aside ? fmt::format(" (moved to {})", moved.filename().string()).c_str() : "");
+      damaged += fmt::format("{}{}", damaged.empty() ? "" : "; ", e.what());
+    }
+  }
+  throw std::runtime_error(fmt::format("no intact checkpoint to load: {}", damaged));
 }
 
 void save_model_only(const fs::path& path, torch::nn::Module& model) {
@@ -439,7 +447,9 @@ TrainResult train(const Config& cfg, const TrainOptions& o) {
 
   TrainerState st;
   if (o.resume && !existing.empty()) {
-    st = load_checkpoint(existing.back().second, *model, &opt);
+    std::vector<fs::path> newest_first;
+    for (auto it = existing.rbegin(); it != existing.rend(); ++it) newest_first.push_back(it->second);
+    st = load_newest_intact(newest_first, *model, &opt, main_rank).first;
     if (main_rank) truncate_metrics(metrics_file, st.step);
   } else if (o.resume && main_rank) {
     truncate_metrics(metrics_file, 0);
@@ -682,21 +692,29 @@ LoadedRun load_run(const fs::path& run_dir, const std::string& which, const std:
   LoadedRun r;
   r.cfg = ConfigLoader::load(cfg_file, lo, experiment_schema);
   if (r.cfg.get_int("run.threads") > 0) torch::set_num_threads(static_cast<int>(r.cfg.get_int("run.threads")));
-  fs::path ckpt;
+  // "latest": the newest intact step checkpoint (a damaged newer one is skipped with a warning, and
+  // left in place: eval and export only read); "best" and a path: that file, or a clear error.
+  std::vector<fs::path> candidates;
   if (which == "best") {
-    ckpt = run_dir / "best.pt";
+    candidates.push_back(run_dir / "best.pt");
   } else if (which == "latest") {
     auto all = list_checkpoints(run_dir / "checkpoints");
-    if (!all.empty()) ckpt = all.back().second;
+    for (auto it = all.rbegin(); it != all.rend(); ++it) candidates.push_back(it->second);
   } else {
-    ckpt = which;
+    candidates.push_back(which);
   }
-  if (ckpt.empty() || !fs::exists(ckpt))
+  if (candidates.empty() || !fs::exists(candidates.front()))
     throw std::runtime_error(fmt::format("{}: no '{}' checkpoint", run_dir.string(), which));
   torch::manual_seed(static_cast<uint64_t>(r.cfg.get_int("seed")));
   r.task = task_registry().at(r.cfg.get_string("task.name"), "task.name").create(r.cfg);
   r.model = r.task->build_model();
-  load_checkpoint(ckpt, *r.model, nullptr);
+  try {
+    load_newest_intact(candidates, *r.model, nullptr, false);
+  } catch (const std::runtime_error& e) {
+    if (which != "best") throw;
+    throw std::runtime_error(fmt::format("{} (`--checkpoint latest` loads the newest intact step checkpoint instead)",
+                                         e.what()));
+  }
   return r;
 }
 
