@@ -381,7 +381,6 @@ TrainResult train(const Config& cfg, const TrainOptions& o) {
     throw std::runtime_error(fmt::format("{} already holds a run; pass --resume to continue it, or choose another "
                                          "run.dir / seed / variant",
                                          dir.string()));
-  fs::create_directories(ckpt_dir);
 
   if (cfg.get_int("run.threads") > 0) torch::set_num_threads(static_cast<int>(cfg.get_int("run.threads")));
   const torch::Device device = pick_device(cfg);
@@ -442,6 +441,9 @@ TrainResult train(const Config& cfg, const TrainOptions& o) {
   model->train();
   OptimizerBuild ob = make_optimizer(cfg, *model);
   torch::optim::Optimizer& opt = *ob.optimizer;
+  // The run directory is created only now, once the configuration, the data and the model are known to
+  // be good: a run that cannot start leaves nothing behind.
+  if (main_rank) fs::create_directories(ckpt_dir);
   int64_t params = 0;
   for (const auto& p : model->parameters()) params += p.numel();
 

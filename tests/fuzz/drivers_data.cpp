@@ -319,10 +319,11 @@ void run_pathfinder(const uint8_t* data, size_t size) {
   write_file(root / "imgs/0/sample_3.png", std::string_view());  // the known empty image
   datasets::PathfinderIndex ix;
   if (!refuse_or_accept([&] { ix = datasets::read_pathfinder_index(root, true); }, root.string())) return;
-  const std::string base = fs::weakly_canonical(root).string() + "/";
+  std::error_code ec;
+  const std::string base = fs::weakly_canonical(root, ec).string() + "/";
   for (const auto& item : ix.items) {
     expect(item.label == 0 || item.label == 1, "Pathfinder: label not 0 or 1");
-    const std::string where = fs::weakly_canonical(root / item.image).string();
+    const std::string where = fs::weakly_canonical(root / item.image, ec).string();
     expect(where.compare(0, base.size(), base) == 0, "Pathfinder: an image path outside the folder: " + item.image);
   }
 }

@@ -182,6 +182,14 @@ TEST_CASE("a damaged latest checkpoint: resume, eval and export fall back to the
 TEST_CASE("configuration values out of range stop `train` before a run directory is created", "[checkpoint][config]") {
   TempDir d("range-cli");
   const std::string exp = (fs::path(MEGALODON_SOURCE_DIR) / "experiments/fmnist_tiny.toml").string();
+  // Data that cannot be read (here: no such folder) also stops the run before its directory exists.
+  {
+    const fs::path run = d / "run";
+    const Cli r = run_cli(fmt::format("train '{}' task.root=/nonexistent/fm run.dir='{}'", exp, run.string()), d / "log");
+    CHECK(r.status == 1);
+    CHECK(r.output.find("task.root") != std::string::npos);
+    CHECK_FALSE(fs::exists(run));
+  }
   for (const char* bad : {"trainer.batch_size=-8", "trainer.batch_size=0", "optim.lr=-1"}) {
     INFO(bad);
     const fs::path run = d / "run";
