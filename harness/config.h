@@ -65,7 +65,7 @@ struct KeySpec {
   std::optional<Value> default_value;  // none: required (unless the type is Table/TableList)
   std::string doc;
   std::vector<std::string> choices;  // allowed strings (String keys), empty = any
-  std::optional<Range> range = std::nullopt;  // numeric keys: the valid values (none = any)
+  std::optional<Range> range;        // numeric keys: the valid values (none = any)
 };
 
 class Schema {
