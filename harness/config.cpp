@@ -314,11 +314,11 @@ Schema& Schema::add_float(const std::string& p, double d, const std::string& doc
   return add({p, ValueType::Float, Value{d}, doc, {}, range});
 }
 Schema& Schema::add_bool(const std::string& p, bool d, const std::string& doc) {
-  return add({p, ValueType::Bool, Value{d}, doc, {}});
+  return add({p, ValueType::Bool, Value{d}, doc, {}, std::nullopt});
 }
 Schema& Schema::add_string(const std::string& p, const std::string& d, const std::string& doc,
                            std::vector<std::string> choices) {
-  return add({p, ValueType::String, Value{d}, doc, std::move(choices)});
+  return add({p, ValueType::String, Value{d}, doc, std::move(choices), std::nullopt});
 }
 Schema& Schema::add_ints(const std::string& p, std::vector<int64_t> d, const std::string& doc,
                          std::optional<Range> range) {
@@ -329,13 +329,13 @@ Schema& Schema::add_floats(const std::string& p, std::vector<double> d, const st
   return add({p, ValueType::FloatList, Value{std::move(d)}, doc, {}, range});
 }
 Schema& Schema::add_strings(const std::string& p, std::vector<std::string> d, const std::string& doc) {
-  return add({p, ValueType::StringList, Value{std::move(d)}, doc, {}});
+  return add({p, ValueType::StringList, Value{std::move(d)}, doc, {}, std::nullopt});
 }
 Schema& Schema::add_table(const std::string& p, const std::string& doc) {
-  return add({p, ValueType::Table, std::nullopt, doc, {}});
+  return add({p, ValueType::Table, std::nullopt, doc, {}, std::nullopt});
 }
 Schema& Schema::add_table_list(const std::string& p, const std::string& doc) {
-  return add({p, ValueType::TableList, std::nullopt, doc, {}});
+  return add({p, ValueType::TableList, std::nullopt, doc, {}, std::nullopt});
 }
 Schema& Schema::merge(const Schema& other) {
   for (const auto& [k, v] : other.keys_) keys_[k] = v;
