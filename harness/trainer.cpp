@@ -515,7 +515,10 @@ TrainResult train(const Config& cfg, const TrainOptions& o) {
     if (!main_rank) return;
     save_checkpoint(ckpt_dir / fmt::format("step_{:08d}.pt", st.step), *model, opt, st);
     auto all = list_checkpoints(ckpt_dir);
-    for (size_t i = 0; i + keep < all.size(); ++i) fs::remove(all[i].second);
+    for (size_t i = 0; i + keep < all.size(); ++i) {
+      fs::remove(all[i].second);
+      fs::remove(checksum_path(all[i].second));
+    }
   };
 
   while (st.step < steps) {

@@ -143,6 +143,9 @@ TEST_CASE("a damaged latest checkpoint: resume, eval and export fall back to the
   CHECK(re.output.find("warning: " + (ck / "step_00000005.pt").string() + ": damaged checkpoint") != std::string::npos);
   CHECK(re.output.find("resumed at step 4") != std::string::npos);
   CHECK(fs::exists(ck / "step_00000005.pt.damaged"));
+  // keep_checkpoints = 3 pruned step 2, its checksum file with it.
+  CHECK_FALSE(fs::exists(ck / "step_00000002.pt"));
+  CHECK_FALSE(fs::exists(ck / "step_00000002.pt.sum"));
   CHECK(train_steps(run / "metrics.jsonl") == std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7});
   CHECK(fs::exists(run / "final.json"));
 
