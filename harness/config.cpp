@@ -648,7 +648,7 @@ struct Composer {
           where, "defaults",
           fmt::format("no config '{}': no {}/{}.toml in the config search path ({}; the order is the experiment's "
                       "own configs/, the project's configs/, then $MEGALODON_CONFIG_PATH){}",
-                      entry, group, name, searched.empty() ? "no folder found" : "searched " + searched, avail));
+                      group + "/" + name, group, name, searched.empty() ? "no folder found" : "searched " + searched, avail));
     }
     compose_file(f, out, prefix.empty() ? group : prefix + "." + group);
   }

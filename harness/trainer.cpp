@@ -158,14 +158,16 @@ std::pair<TrainerState, fs::path> load_newest_intact(const std::vector<fs::path>
                                                      torch::nn::Module& model, torch::optim::Optimizer* opt,
                                                      bool set_aside) {
   std::string damaged;
-  for (const auto& path : newest_first) {
+  for (size_t i = 0; i < newest_first.size(); ++i) {
+    const fs::path& path = newest_first[i];
     try {
       TrainerState s = load_checkpoint(path, model, opt);
       return {s, path};
     } catch (const CheckpointDamaged& e) {
       const fs::path moved = set_aside ? set_aside_damaged(path) : path;
-      std::fprintf(stderr, "warning: %s%s; trying the previous checkpoint\n", e.what(),
-                   set_aside ? fmt::format(" (moved to {})", moved.filename().string()).c_str() : "");
+      if (i + 1 < newest_first.size())  // the last one's damage is in the error below
+        std::fprintf(stderr, "warning: %s%s; trying the previous checkpoint\n", e.what(),
+                     set_aside ? fmt::format(" (moved to {})", moved.filename().string()).c_str() : "");
       damaged += fmt::format("{}{}", damaged.empty() ? "" : "; ", e.what());
     }
   }

@@ -114,11 +114,11 @@ void run_toml(const uint8_t* data, size_t size) {
   (void)cfg.table_list("sweep.variant");
 }
 void seeds_toml(const fs::path& dir) {
-  seed_text(dir, "experiment.toml",
+  write_file(dir / "experiment.toml",
             "defaults = [\"model/tiny\", \"optim/adamw\", \"base.toml\"]\nseed = 7\n\n[model]\nmodel_dim = 32\n\n"
             "[trainer]\ntags = [\"a\", \"b\"]\n\n[sweep.grid]\n\"model.model_dim\" = [16, 32]\n\n[[sweep.variant]]\n"
             "name = \"v\"\noverrides = [\"model.norm=layer\"]\n");
-  seed_text(dir, "plain.toml", "seed = 1\noptim.lr = 3e-4\n[model]\nnorm = \"timestep\"\n");
+  write_file(dir / "plain.toml", "seed = 1\noptim.lr = 3e-4\n[model]\nnorm = \"timestep\"\n");
 }
 MGL_FUZZ_READER("toml", "TOML experiment files (composition and schema validation)", run_toml, seeds_toml,
                 {"defaults = [", "\"model/tiny\"", "\"base.toml\"", "\"../x\"", "[model]", "[[sweep.variant]]", " = ", "\"\"\"",
