@@ -5,6 +5,7 @@
 // them in a CommandGroup, which lists and dispatches them.
 #pragma once
 #include <cstdio>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -43,5 +44,9 @@ class CommandGroup {
   const char* kind_;
   std::vector<const Subcommand*> entries_;
 };
+
+// An error as a user sees it: without LibTorch's C++ backtrace (kept with --debug, which sets
+// $MEGALODON_DEBUG).
+std::string user_message(const std::exception& e);
 
 }  // namespace mgl::cli

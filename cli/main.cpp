@@ -1,7 +1,10 @@
 // `megalodon` — one executable, one subcommand per concern.
 #include <malloc.h>
 
+#include <c10/util/Exception.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <string>
@@ -21,6 +24,20 @@ std::vector<const Command*>& registry() {
 Command::Command(const char* n, const char* s, CommandFn r) : name(n), summary(s), run(r) {
   registry().push_back(this);
 }
+// What a user sees of an error: LibTorch's messages carry a C++ backtrace ("Exception raised from
+// ... frame #0: ..."), also when our own messages quote them; it is cut unless --debug was given.
+std::string user_message(const std::exception& e) {
+  if (std::getenv("MEGALODON_DEBUG")) return e.what();
+  std::string msg = e.what();
+  if (auto c = dynamic_cast<const c10::Error*>(&e)) msg = c->what_without_backtrace();
+  for (const char* marker : {"\nException raised from ", "\nframe #0:", "\nTraceback of TorchScript"}) {
+    const size_t at = msg.find(marker);
+    if (at != std::string::npos) msg.erase(at);
+  }
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  return msg;
+}
+
 std::vector<const Command*> commands() {
   auto out = registry();
   std::sort(out.begin(), out.end(), [](const Command* a, const Command* b) { return std::strcmp(a->name, b->name) < 0; });
@@ -54,8 +71,10 @@ int CommandGroup::dispatch(const std::vector<std::string>& args) const {
 }  // namespace mgl::cli
 
 namespace {
+
 void usage(FILE* out) {
-  std::fprintf(out, "usage: megalodon <command> [options]   (megalodon <command> --help for details)\n\ncommands:\n");
+  std::fprintf(out, "usage: megalodon <command> [options] [--debug]   (megalodon <command> --help for details;\n"
+                   "       --debug: errors with LibTorch's C++ backtrace)\n\ncommands:\n");
   for (const auto* c : mgl::cli::commands()) std::fprintf(out, "  %-8s %s\n", c->name, c->summary);
 }
 }  // namespace
@@ -71,13 +90,27 @@ int main(int argc, char** argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
-  std::vector<std::string> args(argv + 2, argv + argc);
+  // --debug (anywhere after the command): errors keep LibTorch's backtrace. Passed on to the
+  // processes a sweep or launch starts through the environment.
+  std::vector<std::string> args;
+  bool debug = std::getenv("MEGALODON_DEBUG") != nullptr;
+  for (int i = 2; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--debug")) {
+      debug = true;
+      continue;
+    }
+    args.emplace_back(argv[i]);
+  }
+  if (debug) setenv("MEGALODON_DEBUG", "1", 1);
   for (const auto* c : mgl::cli::commands()) {
     if (argv[1] == std::string(c->name)) {
       try {
         return c->run(args);
       } catch (const std::exception& e) {
-        std::fprintf(stderr, "megalodon %s: error: %s\n", c->name, e.what());
+        std::fprintf(stderr, "megalodon %s: error: %s\n", c->name, mgl::cli::user_message(e).c_str());
+        return 1;
+      } catch (...) {
+        std::fprintf(stderr, "megalodon %s: error: an exception that is not a std::exception\n", c->name);
         return 1;
       }
     }

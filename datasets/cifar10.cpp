@@ -55,7 +55,7 @@ TfGrayTables tf_gray_tables() {
 
 }  // namespace
 
-Cifar10Set read_cifar10_bin(const std::vector<std::filesystem::path>& files) {
+Cifar10Set read_cifar10_bin(const std::vector<std::filesystem::path>& files, int64_t records_per_file) {
   std::vector<torch::Tensor> images, labels;
   for (const auto& file : files) {
     std::error_code ec;
@@ -65,6 +65,10 @@ Cifar10Set read_cifar10_bin(const std::vector<std::filesystem::path>& files) {
       throw std::runtime_error(fmt::format("{}: {} bytes is not a whole number of 3073-byte CIFAR-10 records",
                                            file.string(), size));
     const auto n = static_cast<int64_t>(size / kRecord);
+    if (records_per_file >= 0 && n != records_per_file)
+      throw Cifar10SizeError(fmt::format("{}: {} records, expected {} (a CIFAR-10 batch file of the release; a cut "
+                                           "or partial copy?)",
+                                           file.string(), n, records_per_file));
     torch::Tensor raw = torch::empty({n, kRecord}, torch::kUInt8);
     FILE* f = std::fopen(file.c_str(), "rb");
     if (!f) throw std::runtime_error(fmt::format("{}: cannot open", file.string()));

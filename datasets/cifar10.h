@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -14,10 +15,19 @@ struct Cifar10Set {
   torch::Tensor labels;  // N int64, 0..9
 };
 
+// The release's batch files all hold this many records (the five training batches and the test batch).
+inline constexpr int64_t kCifar10RecordsPerBatch = 10000;
+
+// A batch file with another number of records than records_per_file asks for.
+struct Cifar10SizeError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 // Reads and concatenates binary batch files in the given order. Throws std::runtime_error naming
-// the file if it is missing, its size is not a multiple of 3073, or a label byte is > 9 (with the
-// record index).
-Cifar10Set read_cifar10_bin(const std::vector<std::filesystem::path>& files);
+// the file if it is missing, its size is not a multiple of 3073, a label byte is > 9 (with the
+// record index), or (Cifar10SizeError), when records_per_file >= 0, it holds another number of records (a batch cut
+// on a record boundary would otherwise be read as a smaller data set without a word).
+Cifar10Set read_cifar10_bin(const std::vector<std::filesystem::path>& files, int64_t records_per_file = -1);
 
 // The training (data_batch_1..5) or test (test_batch) files under `dir` (cifar-10-batches-bin).
 std::vector<std::filesystem::path> cifar10_files(const std::filesystem::path& dir, bool train);

@@ -20,21 +20,29 @@ LoadedRun load_run(const fs::path& run_dir, const std::string& which, const std:
   LoadedRun r;
   r.cfg = ConfigLoader::load(cfg_file, lo, experiment_schema);
   if (r.cfg.get_int("run.threads") > 0) torch::set_num_threads(static_cast<int>(r.cfg.get_int("run.threads")));
-  fs::path ckpt;
+  // "latest": the newest intact step checkpoint (a damaged newer one is skipped with a warning, and
+  // left in place: eval and export only read); "best" and a path: that file, or a clear error.
+  std::vector<fs::path> candidates;
   if (which == "best") {
-    ckpt = run_dir / "best.pt";
+    candidates.push_back(run_dir / "best.pt");
   } else if (which == "latest") {
     auto all = list_checkpoints(run_dir / "checkpoints");
-    if (!all.empty()) ckpt = all.back().second;
+    for (auto it = all.rbegin(); it != all.rend(); ++it) candidates.push_back(it->second);
   } else {
-    ckpt = which;
+    candidates.push_back(which);
   }
-  if (ckpt.empty() || !fs::exists(ckpt))
+  if (candidates.empty() || !fs::exists(candidates.front()))
     throw std::runtime_error(fmt::format("{}: no '{}' checkpoint", run_dir.string(), which));
   torch::manual_seed(static_cast<uint64_t>(r.cfg.get_int("seed")));
   r.task = task_registry().at(r.cfg.get_string("task.name"), "task.name").create(r.cfg);
   r.model = r.task->build_model();
-  load_checkpoint(ckpt, *r.model, nullptr);
+  try {
+    load_newest_intact(candidates, *r.model, nullptr, false);
+  } catch (const std::runtime_error& e) {
+    if (which != "best") throw;
+    throw std::runtime_error(fmt::format("{} (`--checkpoint latest` loads the newest intact step checkpoint instead)",
+                                         e.what()));
+  }
   return r;
 }
 

@@ -279,15 +279,15 @@ void schema(harness::Schema& s) {
   s.add_string("task.tokenizer_model", "", "the SentencePiece .model file (tokenizer = sentencepiece)");
   s.add_string("task.vocab", "", "word tokenizer: a fairseq dict.txt; empty = built from train and saved as "
                                  "<run>/dict.txt");
-  s.add_int("task.vocab_min_count", 1, "word tokenizer: words seen fewer times in train map to <unk>");
+  s.add_int("task.vocab_min_count", 1, "word tokenizer: words seen fewer times in train map to <unk>", harness::Range::at_least(1));
   s.add_string("task.cache_dir", "data/token_cache", "packed token streams (rebuilt when tokenizer or corpus change)");
-  s.add_int("task.threads", 2, "threads tokenising documents");
-  s.add_int("task.sample_chunk", -1, "sample length unit C; -1 = model.chunk_size");
-  s.add_int("task.min_chunks", 1, "training samples are m·C tokens, m ~ U{min_chunks..max_chunks}");
-  s.add_int("task.max_chunks", 1, "see min_chunks (WikiText-103: 2..6)");
-  s.add_int("task.tokens_per_batch", 0, "> 0: ⌊tokens_per_batch/(m·C)⌋ samples per batch instead of trainer.batch_size");
-  s.add_int("task.eval_length", -1, "trainer evaluation block length; -1 = max_chunks·C");
-  s.add_int("task.eval_tokens_limit", -1, "evaluate only the first N tokens of val/test in the trainer; -1 = all");
+  s.add_int("task.threads", 2, "threads tokenising documents", harness::Range::at_least(1));
+  s.add_int("task.sample_chunk", -1, "sample length unit C; -1 = model.chunk_size", harness::Range::at_least(1).or_value(-1));
+  s.add_int("task.min_chunks", 1, "training samples are m·C tokens, m ~ U{min_chunks..max_chunks}", harness::Range::at_least(1));
+  s.add_int("task.max_chunks", 1, "see min_chunks (WikiText-103: 2..6)", harness::Range::at_least(1));
+  s.add_int("task.tokens_per_batch", 0, "> 0: ⌊tokens_per_batch/(m·C)⌋ samples per batch instead of trainer.batch_size", harness::Range::at_least(0));
+  s.add_int("task.eval_length", -1, "trainer evaluation block length; -1 = max_chunks·C", harness::Range::at_least(1).or_value(-1));
+  s.add_int("task.eval_tokens_limit", -1, "evaluate only the first N tokens of val/test in the trainer; -1 = all", harness::Range::at_least(0).or_value(-1));
 }
 
 MGL_REGISTER_TASK("lm", "causal language modelling (WikiText-103, PG-19 or plain text)", schema,

@@ -4,7 +4,9 @@
 //
 // Tokenisation as LRA's input pipeline: parentheses removed, split on whitespace, 17 ids (pad,
 // unknown, 10 digits, 4 operators, `]`). Sequences longer than task.max_length are cut at the end
-// (the released data is shorter than 2,000 tokens by construction; cuts are counted).
+// (the released data is shorter than 2,000 tokens by construction; cuts are counted). A line with a
+// token outside the vocabulary is an error naming file:line and the token, or (task.bad_lines =
+// "skip") is left out, counted and reported in the run's description.
 #include <fmt/format.h>
 
 #include "datasets/lra/listops.h"
@@ -38,11 +40,25 @@ class ListOpsTask final : public ClassificationTask {
     t->root_ = root.string();
     const char* files[3] = {"task.train_file", "task.val_file", "task.test_file"};
     const char* limits[3] = {"task.train_limit", "task.val_limit", "task.test_limit"};
+    const bool skip_bad = cfg.get_string("task.bad_lines") == "skip";
     for (int s = 0; s < 3; ++s) {
-      const auto examples = datasets::read_listops_tsv(root / cfg.get_string(files[s]), cfg.get_int(limits[s]));
+      const fs::path file = root / cfg.get_string(files[s]);
+      const auto examples = datasets::read_listops_tsv(file, cfg.get_int(limits[s]));
       TokenSplit& split = t->split_[s];
       for (const auto& e : examples) {
-        auto ids = datasets::ListOpsVocab::encode(e.source, &t->unknown_);
+        int64_t unknown = 0;
+        std::string token;
+        auto ids = datasets::ListOpsVocab::encode(e.source, &unknown, &token);
+        if (unknown > 0) {
+          if (!skip_bad)
+            throw std::runtime_error(fmt::format(
+                "{}:{}: unknown token '{}' ({} unknown in this line; ListOps has the digits 0-9, [MIN, [MAX, [MED, "
+                "[SM, ] and parentheses; task.bad_lines = \"skip\" leaves such lines out)",
+                file.string(), e.line, token, unknown));
+          ++t->skipped_lines_;
+          t->unknown_ += unknown;
+          continue;
+        }
         if (static_cast<int64_t>(ids.size()) > max_length) {
           ids.resize(max_length);
           ++t->truncated_;
@@ -67,14 +83,14 @@ class ListOpsTask final : public ClassificationTask {
         "of max {}{}{}, padded to {}",
         root_, size(Split::train), size(Split::val), size(Split::test), label_counts(split_[0].labels, 10), longest_,
         max_length_, truncated_ ? fmt::format(", {} truncated", truncated_) : "",
-        unknown_ ? fmt::format(", {} unknown tokens", unknown_) : "", pad_ == PadTo::batch ? "the batch" : "max_length");
+        skipped_lines_ ? fmt::format(", {} lines with {} unknown tokens skipped", skipped_lines_, unknown_) : "", pad_ == PadTo::batch ? "the batch" : "max_length");
   }
 
  private:
   TokenSplit split_[3];
   int64_t max_length_;
   PadTo pad_ = PadTo::batch;
-  int64_t truncated_ = 0, unknown_ = 0, longest_ = 0;
+  int64_t truncated_ = 0, unknown_ = 0, skipped_lines_ = 0, longest_ = 0;
   std::string root_;
 };
 
@@ -83,12 +99,15 @@ void schema(harness::Schema& s) {
   s.add_string("task.train_file", "basic_train.tsv", "training split (header Source\\tTarget)");
   s.add_string("task.val_file", "basic_val.tsv", "validation split");
   s.add_string("task.test_file", "basic_test.tsv", "test split");
-  s.add_int("task.max_length", 2002, "longest token sequence kept (Mega: 2002 positions; S4 pads to 2048)");
+  s.add_int("task.max_length", 2002, "longest token sequence kept (Mega: 2002 positions; S4 pads to 2048)", harness::Range::at_least(1));
   s.add_string("task.pad_to", "max_length", "pad each batch to the longest sequence or to max_length",
                {"batch", "max_length"});
-  s.add_int("task.train_limit", -1, "use only the first N training examples; -1 = all");
-  s.add_int("task.val_limit", -1, "use only the first N validation examples; -1 = all");
-  s.add_int("task.test_limit", -1, "use only the first N test examples; -1 = all");
+  s.add_string("task.bad_lines", "error",
+               "a line with a token outside the ListOps vocabulary: error (stop, naming file:line) or skip (counted)",
+               {"error", "skip"});
+  s.add_int("task.train_limit", -1, "use only the first N training examples; -1 = all", harness::Range::at_least(0).or_value(-1));
+  s.add_int("task.val_limit", -1, "use only the first N validation examples; -1 = all", harness::Range::at_least(0).or_value(-1));
+  s.add_int("task.test_limit", -1, "use only the first N test examples; -1 = all", harness::Range::at_least(0).or_value(-1));
 }
 
 MGL_REGISTER_TASK("lra_listops", "LRA ListOps: nested list operations as token sequences (10 classes)", schema,

@@ -78,12 +78,12 @@ void schema(harness::Schema& s) {
   s.add_string("task.train_file", "new_aan_pairs.train.tsv", "training pairs");
   s.add_string("task.val_file", "new_aan_pairs.eval.tsv", "validation pairs");
   s.add_string("task.test_file", "new_aan_pairs.test.tsv", "test pairs");
-  s.add_int("task.max_length", 4000, "bytes kept per document (LRA: 4,000)");
+  s.add_int("task.max_length", 4000, "bytes kept per document (LRA: 4,000)", harness::Range::at_least(1));
   s.add_string("task.pad_to", "max_length", "pad each batch to its longest document or to max_length",
                {"batch", "max_length"});
-  s.add_int("task.train_limit", -1, "use only the first N training pairs; -1 = all");
-  s.add_int("task.val_limit", -1, "use only the first N validation pairs; -1 = all");
-  s.add_int("task.test_limit", -1, "use only the first N test pairs; -1 = all");
+  s.add_int("task.train_limit", -1, "use only the first N training pairs; -1 = all", harness::Range::at_least(0).or_value(-1));
+  s.add_int("task.val_limit", -1, "use only the first N validation pairs; -1 = all", harness::Range::at_least(0).or_value(-1));
+  s.add_int("task.test_limit", -1, "use only the first N test pairs; -1 = all", harness::Range::at_least(0).or_value(-1));
 }
 
 MGL_REGISTER_TASK("lra_retrieval", "LRA Retrieval: AAN citation pairs from raw bytes, two documents (2 classes)", schema,

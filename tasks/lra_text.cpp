@@ -105,16 +105,16 @@ class TextTask final : public ClassificationTask {
 
 void schema(harness::Schema& s) {
   s.add_string("task.root", "data/aclImdb", "the aclImdb folder of the Stanford release");
-  s.add_int("task.max_length", 4096, "bytes kept per review (the papers: 4K)");
+  s.add_int("task.max_length", 4096, "bytes kept per review (the papers: 4K)", harness::Range::at_least(1));
   s.add_string("task.pad_to", "max_length", "pad each batch to the longest review or to max_length",
                {"batch", "max_length"});
   s.add_string("task.val_from", "test", "validation data: the test set (LRA) or a hold-out of train", {"test", "train"});
-  s.add_int("task.val_size", 2500, "held-out training reviews when val_from = \"train\"");
-  s.add_int("task.split_seed", 42, "seed of the hold-out permutation");
-  s.add_int("task.limit_per_class", -1, "read only the first N reviews per class and split; -1 = all");
-  s.add_int("task.train_limit", -1, "use only the first N training reviews; -1 = all");
-  s.add_int("task.val_limit", -1, "use only the first N held-out reviews (val_from = train); -1 = all");
-  s.add_int("task.test_limit", -1, "use only the first N test reviews (also the validation set when val_from = test)");
+  s.add_int("task.val_size", 2500, "held-out training reviews when val_from = \"train\"", harness::Range::at_least(0));
+  s.add_int("task.split_seed", 42, "seed of the hold-out permutation", harness::Range::at_least(0));
+  s.add_int("task.limit_per_class", -1, "read only the first N reviews per class and split; -1 = all", harness::Range::at_least(0).or_value(-1));
+  s.add_int("task.train_limit", -1, "use only the first N training reviews; -1 = all", harness::Range::at_least(0).or_value(-1));
+  s.add_int("task.val_limit", -1, "use only the first N held-out reviews (val_from = train); -1 = all", harness::Range::at_least(0).or_value(-1));
+  s.add_int("task.test_limit", -1, "use only the first N test reviews (also the validation set when val_from = test)", harness::Range::at_least(0).or_value(-1));
 }
 
 MGL_REGISTER_TASK("lra_text", "LRA Text: IMDB sentiment from raw bytes (2 classes)", schema,

@@ -69,7 +69,15 @@ class PixelSequenceTask final : public ClassificationTask {
         throw ConfigError(cfg.origin("task.gray"), "task.gray", e.what());
       }
       for (bool is_train : {true, false}) {
-        auto set = datasets::read_cifar10_bin(datasets::cifar10_files(root, is_train));
+        // The release's batches hold 10,000 records each; another count is an error unless the config
+        // explicitly allows partial data (small or hand-made sets).
+        const int64_t expected = cfg.get_bool("task.partial_batches") ? -1 : datasets::kCifar10RecordsPerBatch;
+        datasets::Cifar10Set set;
+        try {
+          set = datasets::read_cifar10_bin(datasets::cifar10_files(root, is_train), expected);
+        } catch (const datasets::Cifar10SizeError& e) {
+          throw std::runtime_error(std::string(e.what()) + "; task.partial_batches = true reads batches of any size");
+        }
         if (classes != 10)
           throw ConfigError(cfg.origin("task.num_classes"), "task.num_classes", "CIFAR-10 has 10 classes");
         (is_train ? train : test) = {datasets::cifar10_to_gray(set.images, rule), set.labels};
@@ -155,21 +163,23 @@ class PixelSequenceTask final : public ClassificationTask {
 void schema(harness::Schema& s) {
   s.add_string("task.format", "idx", "idx (MNIST / Fashion-MNIST files) or cifar10 (binary batches)", {"idx", "cifar10"});
   s.add_string("task.root", "/usr/share/datasets/fashion-mnist", "directory with the IDX files or cifar-10-batches-bin");
+  s.add_bool("task.partial_batches", false,
+             "CIFAR-10: accept batch files of another size than the release's 10,000 records (small or cut sets)");
   s.add_string("task.gray", "pil", "CIFAR-10 grey conversion: pil (Mega, torchvision) or tf (LRA)", {"pil", "tf"});
   s.add_string("task.train_images", "train-images-idx3-ubyte.gz", "training images (IDX, optionally gzipped)");
   s.add_string("task.train_labels", "train-labels-idx1-ubyte.gz", "training labels");
   s.add_string("task.test_images", "t10k-images-idx3-ubyte.gz", "test images");
   s.add_string("task.test_labels", "t10k-labels-idx1-ubyte.gz", "test labels");
-  s.add_int("task.num_classes", 10, "classes");
-  s.add_int("task.downsample", 1, "box-filter downsampling factor (2: 28×28 → 14×14, a 196-pixel sequence)");
-  s.add_int("task.pad", 0, "zero padding on each side (2 turns 28×28 into LRA Image's 1,024 pixels)");
+  s.add_int("task.num_classes", 10, "classes", harness::Range::at_least(1));
+  s.add_int("task.downsample", 1, "box-filter downsampling factor (2: 28×28 → 14×14, a 196-pixel sequence)", harness::Range::at_least(1));
+  s.add_int("task.pad", 0, "zero padding on each side (2 turns 28×28 into LRA Image's 1,024 pixels)", harness::Range::at_least(0));
   s.add_float("task.mean", 0.5, "pixel normalisation: (p/255 − mean)/std");
-  s.add_float("task.std", 0.5, "pixel normalisation std");
-  s.add_int("task.val_size", 5000, "validation examples held out of the training set");
-  s.add_int("task.split_seed", 42, "seed of the train/validation permutation (Mega: 42)");
-  s.add_int("task.train_limit", -1, "use only the first N training examples of the split; -1 = all");
-  s.add_int("task.val_limit", -1, "use only the first N validation examples; -1 = all");
-  s.add_int("task.test_limit", -1, "use only the first N test examples (file order); -1 = all");
+  s.add_float("task.std", 0.5, "pixel normalisation std", harness::Range::above(0));
+  s.add_int("task.val_size", 5000, "validation examples held out of the training set", harness::Range::at_least(0));
+  s.add_int("task.split_seed", 42, "seed of the train/validation permutation (Mega: 42)", harness::Range::at_least(0));
+  s.add_int("task.train_limit", -1, "use only the first N training examples of the split; -1 = all", harness::Range::at_least(0).or_value(-1));
+  s.add_int("task.val_limit", -1, "use only the first N validation examples; -1 = all", harness::Range::at_least(0).or_value(-1));
+  s.add_int("task.test_limit", -1, "use only the first N test examples (file order); -1 = all", harness::Range::at_least(0).or_value(-1));
 }
 
 MGL_REGISTER_TASK("pixel_sequence", "grey images as pixel sequences (LRA Image: CIFAR-10; or Fashion-MNIST / MNIST IDX files)", schema,

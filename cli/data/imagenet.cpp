@@ -108,7 +108,10 @@ constexpr const char* kCheckUsage =
     "\n"
     "Indexes an ImageNet-1K folder in the raw layout (train/<wnid>/, flat val/ + LOC_val_solution.csv or\n"
     "val/<wnid>/, optional LOC_synset_mapping.txt) as training reads it, with the per-file checks\n"
-    "(signature, non-empty, JPEG end marker / PNG IEND), and prints the classes and counts.\n"
+    "(signature, non-empty, JPEG end marker / PNG IEND), and prints the classes and counts, then each\n"
+    "file with a quirk the decoder handles (a PNG named .JPEG, CMYK, grayscale, ...) and what is done\n"
+    "to it. Exit status 0 when the check completes (with --skip-bad, bad files are listed, not fatal),\n"
+    "1 when a bad file stops it or (without --skip-bad) an image fails to decode.\n"
     "\n"
     "options:\n"
     "  --root DIR      the folder (required)\n"
@@ -144,7 +147,20 @@ int imagenet_check_main(const std::vector<std::string>& args) {
   for (size_t c = 0; c < ix.wnids.size() && c < 5; ++c)
     std::printf("  class %zu: %s %s\n", c, ix.wnids[c].c_str(), ix.names[c].c_str());
   for (const auto& s : ix.skipped) std::printf("  skipped %s\n", s.c_str());
-  if (!p.flag("--decode")) return ix.skipped.empty() ? 0 : 1;
+  // The quirks the decoder handles, per file (header bytes only).
+  int64_t quirky = 0;
+  for (const auto* split : {&ix.train, &ix.val})
+    for (const auto& item : *split) {
+      const auto quirks = datasets::image_quirks(item.path, 1 << 18);
+      if (quirks.empty()) continue;
+      ++quirky;
+      std::string what;
+      for (const auto& q : quirks) what += (what.empty() ? "" : "; ") + q;
+      std::printf("  quirk %s: %s\n", item.path.string().c_str(), what.c_str());
+    }
+  std::printf("%zu bad files skipped, %lld files with quirks handled\n", ix.skipped.size(), (long long)quirky);
+  const bool skip_bad = p.flag("--skip-bad");
+  if (!p.flag("--decode")) return 0;  // a bad file without --skip-bad has already stopped the index
 
   std::vector<const datasets::LabeledImage*> all;
   for (const auto* split : {&ix.train, &ix.val})
@@ -174,7 +190,7 @@ int imagenet_check_main(const std::vector<std::string>& args) {
   std::printf("decoded %zu images (sides %lld..%lld) with %zu failures in %.1f s\n",
               all.size() - failures.size(), (long long)(failures.size() == all.size() ? 0 : min_side),
               (long long)max_side, failures.size(), seconds());
-  return ix.skipped.empty() && failures.empty() ? 0 : 1;
+  return failures.empty() || skip_bad ? 0 : 1;
 }
 
 const DataTool kImageNetCheck{

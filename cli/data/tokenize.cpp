@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "cli/args.h"
+#include "cli/commands.h"
 #include "cli/data/data.h"
 #include "datasets/text/text.h"
 
@@ -29,7 +30,7 @@ int run_tool(const char* name, Fn&& fn) {
     std::fprintf(stderr, "megalodon data %s: %s (see --help)\n", name, e.what());
     return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "megalodon data %s: error: %s\n", name, e.what());
+    std::fprintf(stderr, "megalodon data %s: error: %s\n", name, user_message(e).c_str());
     return 1;
   }
 }

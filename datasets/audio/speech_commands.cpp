@@ -290,7 +290,18 @@ SpeechCommandsIndex index_speech_commands(const std::filesystem::path& root,
       const std::string rel = cls + "/" + name;
       int64_t frames = 0;
       try {
-        frames = read_wav_info(folder / name).frames;
+        const WavInfo info = read_wav_info(folder / name);
+        frames = info.frames;
+        // An empty clip is never a training example; a clip far shorter than the task expects is
+        // a broken recording, not a short word.
+        if (frames == 0)
+          throw std::runtime_error(fmt::format("{}: empty clip (a valid header but no samples)", (folder / name).string()));
+        const double seconds = static_cast<double>(frames) / static_cast<double>(info.sample_rate);
+        if (seconds < options.min_seconds)
+          throw std::runtime_error(fmt::format("{}: {} samples ({:.1f} ms at {} Hz), shorter than the {:.1f} ms expected "
+                                               "of a clip (task.min_clip_ms)",
+                                               (folder / name).string(), frames, seconds * 1e3, info.sample_rate,
+                                               options.min_seconds * 1e3));
       } catch (const std::runtime_error& e) {
         if (options.bad_files == BadFilePolicy::error) throw;
         index.skipped_bad.push_back({rel, e.what()});

@@ -83,6 +83,9 @@ struct SpeechIndexOptions {
   double train_fraction = 0.7;  // stratified: share of train; the remainder is halved
   uint64_t split_seed = 0;      // stratified: seed of the per-class shuffles
   BadFilePolicy bad_files = BadFilePolicy::error;
+  // A clip with no samples, or shorter than this many seconds (at its own rate), is a bad file
+  // (error or skip, as bad_files says), whatever the split rule.
+  double min_seconds = 0;
   int64_t limit_per_class = -1;  // >= 0: only the first N files (in sorted order) of each class
 };
 
@@ -102,7 +105,8 @@ struct SpeechCommandsIndex {
 // Indexes `<root>/<class>/*.wav` for every class folder (a missing class folder is an error naming
 // it). Files are taken in a deterministic order: classes in the given order, file names sorted
 // bytewise within a class. Every header is opened (read_wav_info) to get its length; unreadable
-// files are an error naming the file, or skipped and listed (BadFilePolicy::skip).
+// files, empty clips and clips shorter than min_seconds are an error naming the file, or skipped and
+// listed (BadFilePolicy::skip).
 //
 // Stratified rule, made reproducible (the original depends on os.listdir order, §2.3): with N kept
 // clips, n_train = floor(train_fraction·N); of the R = N − n_train others, n_test = ceil(R/2) and

@@ -261,13 +261,14 @@ std::vector<ListOpsExample> read_listops_tsv(const std::filesystem::path& file, 
     const auto [end, ec] = std::from_chars(target.data(), target.data() + target.size(), value);
     if (ec != std::errc() || end != target.data() + target.size() || value < 0 || value > 9)
       throw fail(line_no, fmt::format("target '{}' is not an integer in 0..9", target));
-    out.push_back({line.substr(0, tab), value});
+    out.push_back({line.substr(0, tab), value, line_no});
   }
   if (line_no == 0) throw fail(1, "empty file (expected the header 'Source<TAB>Target')");
   return out;
 }
 
-std::vector<int64_t> ListOpsVocab::encode(const std::string& source, int64_t* unknown) {
+std::vector<int64_t> ListOpsVocab::encode(const std::string& source, int64_t* unknown,
+                                          std::string* first_unknown) {
   // LRA: source.replace(']', 'X').replace('(', '').replace(')', '') then split on whitespace.
   // Parentheses are deleted as characters, wherever they are.
   std::string cleaned;
@@ -277,6 +278,7 @@ std::vector<int64_t> ListOpsVocab::encode(const std::string& source, int64_t* un
   std::vector<int64_t> ids;
   ids.reserve(cleaned.size() / 2 + 1);
   int64_t unk_count = 0;
+  if (first_unknown) first_unknown->clear();
   for_each_token(cleaned, [&](std::string_view t) {
     int64_t id = unk;
     if (t.size() == 1 && t[0] >= '0' && t[0] <= '9') {
@@ -287,7 +289,7 @@ std::vector<int64_t> ListOpsVocab::encode(const std::string& source, int64_t* un
       const int op = operator_index(t);
       if (op >= 0 && op < kGeneratedOperators) id = 12 + op;
     }
-    if (id == unk) ++unk_count;
+    if (id == unk && unk_count++ == 0 && first_unknown) first_unknown->assign(t);
     ids.push_back(id);
   });
   if (unknown) *unknown = unk_count;

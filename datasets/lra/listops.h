@@ -12,6 +12,7 @@ namespace mgl::datasets {
 struct ListOpsExample {
   std::string source;  // the parenthesised prefix expression, as in the file
   int64_t target = 0;  // 0..9
+  int64_t line = 0;    // line of the file it was read from (1 = the header)
 };
 
 // Reads `basic_{train,val,test}.tsv`: header row `Source\tTarget`, then one `source\ttarget` per
@@ -27,8 +28,11 @@ std::vector<ListOpsExample> read_listops_tsv(const std::filesystem::path& file, 
 struct ListOpsVocab {
   static constexpr int64_t pad = 0, unk = 1;
   static constexpr int64_t size = 17;
-  // Token ids of `source`; unknown tokens become `unk` and are counted in *unknown if given.
-  static std::vector<int64_t> encode(const std::string& source, int64_t* unknown = nullptr);
+  // Token ids of `source`; unknown tokens become `unk`. If given, *unknown is SET to the number of
+  // unknown tokens of this source and *first_unknown to the first of them (callers that count over
+  // many sources add it up themselves).
+  static std::vector<int64_t> encode(const std::string& source, int64_t* unknown = nullptr,
+                                     std::string* first_unknown = nullptr);
 };
 
 // Evaluates an expression in the file's syntax (MIN, MAX, MED = floor of the median as

@@ -32,7 +32,7 @@ std::vector<std::vector<std::string>> parse_csv(std::string_view text, const std
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // UTF-8 byte-order mark
   const size_t n = text.size();
   size_t i = 0;
-  int64_t line = 1;
+  int64_t line = 1, open_line = 1;
   std::vector<std::string> row;
   int64_t row_line = 1;
   auto is_break = [](char c) { return c == '\n' || c == '\r'; };
@@ -48,7 +48,7 @@ std::vector<std::vector<std::string>> parse_csv(std::string_view text, const std
     bool quoted = false;
     if (text[i] == '"') {
       quoted = true;
-      const int64_t open_line = line;
+      open_line = line;
       ++i;
       for (;;) {
         if (i >= n)
@@ -68,11 +68,18 @@ std::vector<std::vector<std::string>> parse_csv(std::string_view text, const std
         field += c;
         ++i;
       }
+      // Reported at the line where the field starts: when its quote is never closed, the next
+      // quote character (often lines later) looks like the closing one, and that line is not the
+      // one to fix.
       if (i < n && text[i] != ',' && !is_break(text[i]))
         throw std::runtime_error(
-            fmt::format("{}:{}: unexpected character '{}' after a closing quote "
-                        "(expected ',' or the end of the line)",
-                        where, line, text[i]));
+            open_line == line
+                ? fmt::format("{}:{}: unexpected character '{}' after a closing quote "
+                              "(expected ',' or the end of the line)",
+                              where, line, text[i])
+                : fmt::format("{}:{}: the quoted field starting on this line is unterminated (the '\"' that "
+                              "would close it, on line {}, is followed by '{}', not ',' or the end of a line)",
+                              where, open_line, line, text[i]));
     } else {
       const size_t b = i;
       while (i < n && text[i] != ',' && !is_break(text[i])) ++i;

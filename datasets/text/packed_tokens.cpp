@@ -23,7 +23,8 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 
 namespace {
 
-constexpr char kMagic[8] = {'M', 'G', 'L', 'T', 'O', 'K', '0', '1'};
+constexpr char kMagic[8] = {'M', 'G', 'L', 'T', 'O', 'K', '0', '2'};
+constexpr char kMagicV1[8] = {'M', 'G', 'L', 'T', 'O', 'K', '0', '1'};
 
 uint64_t load_u64(const unsigned char* p) {
   uint64_t v;
@@ -42,8 +43,10 @@ uint32_t load_u32(const unsigned char* p) {
 
 struct PackedTokens::Impl {
   detail::MappedFile map;
+  std::filesystem::path path;
   std::string fingerprint;
   uint32_t width = 2;
+  int64_t id_bound = 0;
   int64_t tokens = 0, documents = 0, total_words = 0;
   const unsigned char* offsets = nullptr;
   const unsigned char* words = nullptr;
@@ -51,12 +54,21 @@ struct PackedTokens::Impl {
 
   int32_t id(int64_t i) const {
     const unsigned char* p = ids + static_cast<size_t>(i) * width;
+    uint32_t v;
     if (width == 2) {
-      uint16_t v;
-      std::memcpy(&v, p, 2);
-      return v;
+      uint16_t v16;
+      std::memcpy(&v16, p, 2);
+      v = v16;
+    } else {
+      v = load_u32(p);
     }
-    return static_cast<int32_t>(load_u32(p));
+    if (v >= static_cast<uint64_t>(id_bound)) bad_id(i, v);
+    return static_cast<int32_t>(v);
+  }
+  [[noreturn]] void bad_id(int64_t i, uint64_t v) const {
+    throw std::runtime_error(fmt::format("{}: corrupt token cache (id {} at position {} is not below the bound {} "
+                                         "its header records; delete the file to rebuild it)",
+                                         path.string(), v, i, id_bound));
   }
 };
 
@@ -69,6 +81,7 @@ PackedTokens PackedTokens::open(const std::filesystem::path& file) {
   const std::string name = file.string();
   auto impl = std::make_unique<Impl>();
   impl->map = detail::MappedFile(file);
+  impl->path = file;
   const unsigned char* d = impl->map.data();
   const uint64_t size = impl->map.size();
   uint64_t pos = 0;
@@ -79,14 +92,21 @@ PackedTokens PackedTokens::open(const std::filesystem::path& file) {
           fmt::format("{}: truncated token cache ({} bytes; the {} needs {} more at offset {})", name, size,
                       what, n, pos));
   };
+  if (size >= 8 && std::memcmp(d, kMagicV1, 8) == 0)
+    throw std::runtime_error(
+        fmt::format("{}: token cache of an older version (MGLTOK01, no id bound in its header)", name));
   if (size < 8 || std::memcmp(d, kMagic, 8) != 0)
-    throw std::runtime_error(fmt::format("{}: not a token cache (bad magic; expected \"MGLTOK01\")", name));
+    throw std::runtime_error(fmt::format("{}: not a token cache (bad magic; expected \"MGLTOK02\")", name));
   pos = 8;
   need(16, "header");
   impl->width = load_u32(d + 8);
   if (impl->width != 2 && impl->width != 4)
     throw std::runtime_error(
         fmt::format("{}: corrupt token cache ({} bytes per id; expected 2 or 4)", name, impl->width));
+  impl->id_bound = load_u32(d + 12);
+  if (impl->width == 2 && impl->id_bound > 65536)
+    throw std::runtime_error(
+        fmt::format("{}: corrupt token cache (id bound {} with 2 bytes per id)", name, impl->id_bound));
   const uint64_t fp_len = load_u64(d + 16);
   pos = 24;
   need(fp_len, "fingerprint");
@@ -113,6 +133,9 @@ PackedTokens PackedTokens::open(const std::filesystem::path& file) {
   if (size - pos != tokens * impl->width)
     throw std::runtime_error(fmt::format("{}: corrupt token cache ({} bytes after the last id)", name,
                                          size - pos - tokens * impl->width));
+  if ((tokens == 0) != (impl->id_bound == 0))
+    throw std::runtime_error(
+        fmt::format("{}: corrupt token cache (id bound {} for {} tokens)", name, impl->id_bound, tokens));
   impl->tokens = static_cast<int64_t>(tokens);
   impl->documents = static_cast<int64_t>(documents);
   uint64_t prev = 0;
@@ -140,6 +163,11 @@ const std::string& PackedTokens::fingerprint() const {
   static const std::string kEmpty;
   return impl_ ? impl_->fingerprint : kEmpty;
 }
+const std::filesystem::path& PackedTokens::path() const {
+  static const std::filesystem::path kNone;
+  return impl_ ? impl_->path : kNone;
+}
+int64_t PackedTokens::id_bound() const { return impl_ ? impl_->id_bound : 0; }
 int64_t PackedTokens::size() const { return impl_ ? impl_->tokens : 0; }
 int64_t PackedTokens::num_documents() const { return impl_ ? impl_->documents : 0; }
 int64_t PackedTokens::total_words() const { return impl_ ? impl_->total_words : 0; }
@@ -174,15 +202,25 @@ torch::Tensor PackedTokens::slice(int64_t begin, int64_t length) const {
   int64_t* o = out.data_ptr<int64_t>();
   if (length == 0) return out;
   const unsigned char* p = impl_->ids + static_cast<size_t>(begin) * impl_->width;
+  // Every id read is checked against the header's bound (one compare each): a cache damaged after
+  // it was written must not reach an embedding as an out-of-range index.
+  int64_t largest = 0;
   if (impl_->width == 2) {
     for (int64_t i = 0; i < length; ++i) {
       uint16_t v;
       std::memcpy(&v, p + 2 * i, 2);
       o[i] = v;
+      largest = std::max<int64_t>(largest, v);
     }
   } else {
-    for (int64_t i = 0; i < length; ++i) o[i] = load_u32(p + 4 * i);
+    for (int64_t i = 0; i < length; ++i) {
+      o[i] = load_u32(p + 4 * i);
+      largest = std::max(largest, o[i]);
+    }
   }
+  if (largest >= impl_->id_bound)
+    for (int64_t i = 0; i < length; ++i)
+      if (o[i] >= impl_->id_bound) impl_->bad_id(begin + i, static_cast<uint64_t>(o[i]));
   return out;
 }
 
@@ -241,6 +279,7 @@ class PackedWriter {
             fmt::format("{}: token id {} (document {}, position {}) outside the vocabulary "
                         "[0, {})",
                         file_.string(), id, words_.size(), i, vocab_size_));
+      id_bound_ = std::max<uint64_t>(id_bound_, static_cast<uint64_t>(id) + 1);
       if (width_ == 2) {
         const auto v = static_cast<uint16_t>(id);
         std::memcpy(buf_.data() + 2 * i, &v, 2);
@@ -259,6 +298,8 @@ class PackedWriter {
     if (static_cast<int64_t>(words_.size()) != documents_)
       throw std::logic_error(
           fmt::format("{}: {} documents written, {} announced", file_.string(), words_.size(), documents_));
+    if (std::fseek(f_, 12, SEEK_SET) != 0) fail();
+    put_u32(static_cast<uint32_t>(id_bound_));
     if (std::fseek(f_, static_cast<long>(counts_at_), SEEK_SET) != 0) fail();
     put_u64(tokens_);
     put_u64(static_cast<uint64_t>(documents_));
@@ -290,7 +331,7 @@ class PackedWriter {
   std::FILE* f_ = nullptr;
   int64_t vocab_size_, documents_;
   uint32_t width_ = 2;
-  uint64_t counts_at_ = 0, tokens_ = 0;
+  uint64_t counts_at_ = 0, tokens_ = 0, id_bound_ = 0;
   std::vector<uint64_t> offsets_;
   std::vector<int64_t> words_;
   std::vector<unsigned char> buf_;
@@ -405,16 +446,20 @@ PackedTokens load_or_build_tokens(const Corpus& corpus, TextSplit split, const T
   if (std::filesystem::exists(file, ec)) {
     try {
       auto cached = PackedTokens::open(file);
-      if (cached.fingerprint() == fingerprint) {
+      if (cached.fingerprint() == fingerprint && cached.id_bound() > tok.vocab_size()) {
+        say(fmt::format("{}: {} holds ids up to {}, outside the tokenizer's {} ids; rebuilding", split_name,
+                        file.string(), cached.id_bound() - 1, tok.vocab_size()));
+      } else if (cached.fingerprint() == fingerprint) {
         say(fmt::format("{}: reusing {} ({} tokens, {} documents)", split_name, file.string(),
                         with_commas(cached.size()), cached.num_documents()));
         if (reused) *reused = true;
         return cached;
+      } else {
+        const auto bar = cached.fingerprint().find('|');
+        const bool same_tok = bar != std::string::npos && cached.fingerprint().substr(0, bar) == tok_fp;
+        say(fmt::format("{}: {} is stale ({} changed); rebuilding", split_name, file.string(),
+                        same_tok ? "the corpus files" : "the tokenizer"));
       }
-      const auto bar = cached.fingerprint().find('|');
-      const bool same_tok = bar != std::string::npos && cached.fingerprint().substr(0, bar) == tok_fp;
-      say(fmt::format("{}: {} is stale ({} changed); rebuilding", split_name, file.string(),
-                      same_tok ? "the corpus files" : "the tokenizer"));
     } catch (const std::runtime_error& e) {
       say(fmt::format("{}: {}; rebuilding", split_name, e.what()));
     }

@@ -146,9 +146,10 @@ std::vector<std::vector<std::string>> parse_csv(std::string_view text, const std
 // ---- packed token cache ---------------------------------------------------------------------
 
 // A split's token ids, concatenated in document order, memory-mapped read-only. File layout
-// (little-endian): magic "MGLTOK01", u32 bytes per id (2 or 4), u32 reserved, u64 fingerprint length,
-// fingerprint bytes, u64 tokens, u64 documents, u64 doc_offsets[documents+1], i64 doc_words[documents],
-// then the ids.
+// (little-endian): magic "MGLTOK02", u32 bytes per id (2 or 4), u32 id bound (the largest id + 1; 0
+// without tokens), u64 fingerprint length, fingerprint bytes, u64 tokens, u64 documents,
+// u64 doc_offsets[documents+1], i64 doc_words[documents], then the ids. (MGLTOK01 files, without the
+// bound, are refused as an older version, and load_or_build_tokens rebuilds them.)
 class PackedTokens {
  public:
   PackedTokens();
@@ -158,6 +159,10 @@ class PackedTokens {
   // Opens a cache file; a bad magic, a short file or inconsistent offsets is an error naming it.
   static PackedTokens open(const std::filesystem::path& file);
   const std::string& fingerprint() const;
+  const std::filesystem::path& path() const;
+  // The header's bound on the ids (largest id + 1). Reading an id at or above it (a cache damaged
+  // after it was written) throws std::runtime_error naming the file and the position.
+  int64_t id_bound() const;
   int64_t size() const;           // tokens
   int64_t num_documents() const;
   int64_t document_begin(int64_t d) const;
@@ -183,7 +188,8 @@ void write_packed_tokens(const std::filesystem::path& file, const std::string& f
 // lines ("tokenising valid: 12/60 documents ...") and whether the cache was reused or rebuilt;
 // `reused` (may be null) is set to whether an existing file was opened. The file is
 // `<format>.<split>.<tokenizer kind>-<12 hex digits of the tokenizer fingerprint>.tokens`, so several
-// tokenizers share a cache_dir; a corpus change rewrites that file. A corrupt file is rebuilt (logged).
+// tokenizers share a cache_dir; a corpus change rewrites that file. A corrupt file, or one whose ids
+// reach past the tokenizer's vocabulary (its header's id bound), is rebuilt (logged, naming it).
 PackedTokens load_or_build_tokens(const Corpus& corpus, TextSplit split, const Tokenizer& tok,
                                   const std::filesystem::path& cache_dir, int threads = 1,
                                   const std::function<void(const std::string&)>& log = {},

@@ -262,7 +262,12 @@ Vocabulary Vocabulary::load(const std::filesystem::path& dict_txt, int64_t pad_t
       throw fail("too many words for 32-bit ids");
     v.add(w, count);
   }
-  v.pad(pad_to);
+  try {
+    v.pad(pad_to);
+  } catch (const std::runtime_error& e) {  // found by the fuzzer: the message named no file
+    throw std::runtime_error(fmt::format("{}: {} (a dict.txt listing some madeupword entries must list all)", where,
+                                         e.what()));
+  }
   v.source_ = where;
   return v;
 }

@@ -431,6 +431,74 @@ ImageNetIndex read_imagenet_index(const fs::path& root, BadImages bad, bool chec
   return ix;
 }
 
+// ---- quirks ---------------------------------------------------------------------------------------
+
+std::vector<std::string> image_quirks(const unsigned char* d, size_t n, const std::string& extension) {
+  std::vector<std::string> out;
+  const Format f = sniff(d, n);
+  if (f == Format::other) return out;
+  const std::string ext = lower(extension);
+  const bool named_png = ext == ".png";
+  if (f == Format::png && !named_png)
+    out.push_back(fmt::format("PNG data under a {} name: decoded as PNG by its content", extension));
+  if (f == Format::jpeg && named_png)
+    out.push_back(fmt::format("JPEG data under a {} name: decoded as JPEG by its content", extension));
+  auto be16 = [&](size_t at) { return static_cast<unsigned>(d[at]) << 8 | d[at + 1]; };
+  if (f == Format::png) {
+    // IHDR is the first chunk: length (4), "IHDR", width (4), height (4), bit depth, colour type.
+    if (n < 8 + 8 + 13 || std::memcmp(d + 12, "IHDR", 4) != 0) return out;
+    const unsigned depth = d[24], colour = d[25];
+    if (colour == 0 || colour == 4) out.push_back("grayscale PNG: R = G = B");
+    if (colour == 3) out.push_back("palette PNG: expanded to RGB");
+    if (colour == 4 || colour == 6) out.push_back("PNG with an alpha channel: alpha dropped");
+    if (depth == 16) out.push_back("16-bit PNG: reduced to 8 bits");
+    return out;
+  }
+  // JPEG: walk the marker segments after SOI (FF D8) up to the frame header (SOFn) or the scan.
+  int adobe_transform = -1;
+  size_t pos = 2;
+  while (pos + 4 <= n) {
+    if (d[pos] != 0xFF) return out;  // not a marker where one must be: leave it to the decoder
+    const unsigned marker = d[pos + 1];
+    if (marker == 0xFF) {  // fill byte
+      ++pos;
+      continue;
+    }
+    if (marker == 0xD8 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {  // no length field
+      pos += 2;
+      continue;
+    }
+    if (marker == 0xD9 || marker == 0xDA) return out;  // end of image / start of scan before a frame
+    const size_t length = be16(pos + 2);
+    if (length < 2 || length > n - pos - 2) return out;
+    const size_t body = pos + 4, body_n = length - 2;
+    if (marker == 0xEE && body_n >= 12 && std::memcmp(d + body, "Adobe", 5) == 0) adobe_transform = d[body + 11];
+    const bool frame = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+    if (frame) {
+      if (body_n < 6) return out;
+      const unsigned components = d[body + 5];
+      if (components == 1) out.push_back("grayscale JPEG: R = G = B");
+      if (components == 4)
+        out.push_back(adobe_transform == 2
+                          ? "YCCK JPEG: converted to RGB (Adobe convention, inverted stored values)"
+                          : "CMYK JPEG: converted to RGB (Adobe convention, inverted stored values)");
+      if (d[body] != 8) out.push_back(fmt::format("{}-bit JPEG samples: reduced to 8 bits", d[body]));
+      return out;
+    }
+    pos = body + body_n;
+  }
+  return out;
+}
+
+std::vector<std::string> image_quirks(const fs::path& file, size_t bytes_limit) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return {};
+  std::vector<unsigned char> bytes(bytes_limit);
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  bytes.resize(static_cast<size_t>(in.gcount()));
+  return image_quirks(bytes.data(), bytes.size(), file.extension().string());
+}
+
 // ---- decoding -------------------------------------------------------------------------------------
 
 cv::Mat decode_image_rgb(const fs::path& file) {

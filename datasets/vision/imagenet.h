@@ -72,6 +72,16 @@ struct ImageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// What decode_image_rgb does to this file beyond plain decoding, one line per quirk ("PNG data
+// under a .JPEG name: decoded as PNG by its content", "CMYK JPEG: converted to RGB ...", "grayscale
+// JPEG: R = G = B", ...); empty for an ordinary 8-bit RGB JPEG (or RGB PNG named .png). Reads the
+// header only (the JPEG markers up to the frame header, a PNG's IHDR), not the image data. A file
+// that is not a JPEG or PNG, or whose header cannot be walked, gives no quirk (check_files and the
+// decoder report those). `bytes_limit` bounds how much of the file is read.
+std::vector<std::string> image_quirks(const std::filesystem::path& file, size_t bytes_limit = 1 << 20);
+// The same on bytes in memory; `extension` is the file name's (".JPEG"), compared without case.
+std::vector<std::string> image_quirks(const unsigned char* data, size_t size, const std::string& extension);
+
 // Decodes one file to an 8-bit RGB image (CV_8UC3, channels in R, G, B order). The content decides
 // the format (JPEG or PNG; a PNG saved as .JPEG decodes), never the extension. Grayscale images
 // come out with R = G = B; 16-bit PNGs are reduced to 8 bits; a PNG's alpha channel is dropped

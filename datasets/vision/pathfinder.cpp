@@ -156,6 +156,13 @@ PathfinderIndex read_pathfinder_index(const fs::path& root, bool skip_missing) {
                         where, f.size()));
       if (f[3] != "0" && f[3] != "1")
         throw std::runtime_error(fmt::format("{}: label (field 4) must be 0 or 1, found '{}'", where, f[3]));
+      // The image is imgs/<b>/sample_<n>.png inside the difficulty folder: an absolute path or a ".."
+      // would read files from elsewhere.
+      const bool escapes = f[0].empty() || f[0][0] == '/' || f[1].find('/') != std::string::npos ||
+                           f[1] == ".." || ("/" + f[0] + "/").find("/../") != std::string::npos;
+      if (escapes)
+        throw std::runtime_error(fmt::format("{}: image path '{}/{}' leaves the folder (expected imgs/<b> sample_<n>.png)",
+                                             where, f[0], f[1]));
       PathfinderItem item;
       item.image = f[0] + "/" + f[1];
       item.label = f[3] == "1" ? 1 : 0;

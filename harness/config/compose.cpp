@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <set>
 
 #include "harness/config/config.h"
@@ -24,8 +25,36 @@ fs::path find_config_root(const fs::path& experiment_file) {
   return {};
 }
 
+// The config search path (LoadOptions::config_root documents the order), without duplicates.
+std::vector<fs::path> config_search_path(const fs::path& experiment_file, const fs::path& explicit_root) {
+  if (!explicit_root.empty()) return {explicit_root};
+  std::vector<fs::path> path;
+  auto add = [&](const fs::path& p) {
+    if (p.empty()) return;
+    std::error_code ec;
+    const fs::path c = fs::weakly_canonical(fs::absolute(p), ec);
+    const fs::path key = ec ? fs::absolute(p).lexically_normal() : c;
+    for (const auto& q : path)
+      if (q == key) return;
+    path.push_back(key);
+  };
+  add(find_config_root(experiment_file));
+#ifdef MEGALODON_SOURCE_DIR
+  if (fs::is_directory(fs::path(MEGALODON_SOURCE_DIR) / "configs")) add(fs::path(MEGALODON_SOURCE_DIR) / "configs");
+#endif
+  if (const char* env = std::getenv("MEGALODON_CONFIG_PATH")) {
+    std::string list = env;
+    for (size_t b = 0; b <= list.size();) {
+      const size_t e = std::min(list.find(':', b), list.size());
+      add(list.substr(b, e - b));
+      b = e + 1;
+    }
+  }
+  return path;
+}
+
 struct Composer {
-  fs::path root;
+  std::vector<fs::path> roots;  // the config search path
   std::map<std::string, std::string> swaps;  // group -> name, from `group=name` overrides
   std::set<std::string> used_swaps;
   std::vector<fs::path> stack;
@@ -75,15 +104,31 @@ struct Composer {
         used_swaps.insert(group);
       }
     }
-    fs::path f = root / group / (name + ".toml");
-    if (!fs::exists(f)) {
-      std::string avail;
-      if (fs::is_directory(root / group))
+    fs::path f;
+    for (const auto& root : roots)
+      if (fs::exists(root / group / (name + ".toml"))) {
+        f = root / group / (name + ".toml");
+        break;
+      }
+    if (f.empty()) {
+      // The folders searched, and what each offers for the group (the first one as "available in <group>").
+      std::string searched, avail;
+      for (const auto& root : roots) {
+        searched += (searched.empty() ? "" : ", ") + root.string();
+        std::error_code ec;
+        if (!fs::is_directory(root / group, ec)) continue;
+        std::set<std::string> names;
         for (const auto& de : fs::directory_iterator(root / group))
-          if (de.path().extension() == ".toml") avail += " " + de.path().stem().string();
-      throw ConfigError(where, "defaults",
-                        fmt::format("no config '{}' (looked for {}){}", entry, f.string(),
-                                    avail.empty() ? "" : "; available in " + group + ":" + avail));
+          if (de.path().extension() == ".toml") names.insert(de.path().stem().string());
+        if (names.empty()) continue;
+        avail += avail.empty() ? "; available in " + group + ":" : "; in " + (root / group).string() + ":";
+        for (const auto& n : names) avail += " " + n;
+      }
+      throw ConfigError(
+          where, "defaults",
+          fmt::format("no config '{}': no {}/{}.toml in the config search path ({}; the order is the experiment's "
+                      "own configs/, the project's configs/, then $MEGALODON_CONFIG_PATH){}",
+                      group + "/" + name, group, name, searched.empty() ? "no folder found" : "searched " + searched, avail));
     }
     compose_file(f, out, prefix.empty() ? group : prefix + "." + group);
   }
@@ -108,17 +153,19 @@ Config ConfigLoader::compose(const fs::path& experiment_file, const LoadOptions&
       }
     }
   }
-  cfg.config_root = options.config_root.empty() ? find_config_root(experiment_file) : options.config_root;
+  cfg.config_path = config_search_path(experiment_file, options.config_root);
+  cfg.config_root = cfg.config_path.empty() ? fs::path() : cfg.config_path.front();
 
   Composer c;
-  c.root = cfg.config_root;
+  c.roots = cfg.config_path;
   c.origin = &cfg.origin_;
   std::vector<std::pair<std::string, Value>> overrides;
   for (const auto& o : options.overrides) {
     auto [k, v] = parse_override(o);
     // `group=name` swaps a defaults entry, like Hydra's `model=small`.
-    if (k.find('.') == std::string::npos && std::holds_alternative<std::string>(v) && !cfg.config_root.empty() &&
-        fs::is_directory(cfg.config_root / k)) {
+    const bool is_group = std::any_of(cfg.config_path.begin(), cfg.config_path.end(),
+                                      [&](const fs::path& r) { return fs::is_directory(r / k); });
+    if (k.find('.') == std::string::npos && std::holds_alternative<std::string>(v) && is_group) {
       c.swaps[k] = std::get<std::string>(v);
       continue;
     }

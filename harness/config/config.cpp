@@ -18,6 +18,7 @@ Config::Config(const Config& o)
     : experiment_name(o.experiment_name),
       experiment_file(o.experiment_file),
       config_root(o.config_root),
+      config_path(o.config_path),
       table_(std::make_unique<toml::table>(*o.table_)),
       origin_(o.origin_) {}
 Config& Config::operator=(const Config& o) {

@@ -62,7 +62,8 @@ class Config {
 
   std::string experiment_name;  // stem of the experiment file
   fs::path experiment_file;
-  fs::path config_root;  // the `configs/` directory used for composition
+  fs::path config_root;  // the first folder of the config search path (see LoadOptions)
+  std::vector<fs::path> config_path;  // every folder searched for `group/name` entries, in order
 
  private:
   friend class ConfigLoader;
@@ -78,7 +79,13 @@ std::pair<std::string, Value> parse_override(const std::string& arg);
 // schema that applies (the base schema plus the sections of the selected task, model, ...).
 struct LoadOptions {
   std::vector<std::string> overrides;  // `a.b.c=value`, and `group=name` to swap a defaults entry
-  fs::path config_root;                // empty: the nearest `configs/` beside or above the file
+  // Where `group/name` defaults entries are looked up. Given: only there. Empty: the search path,
+  // first folder holding configs/<group>/<name>.toml wins:
+  //   1. the experiment's own tree: the nearest `configs/` beside or above the experiment file;
+  //   2. the project's `configs/` (of the source tree this harness was built from);
+  //   3. the folders of $MEGALODON_CONFIG_PATH (separated by ':').
+  // An entry found in none of them is an error naming every folder searched.
+  fs::path config_root;
 };
 class ConfigLoader {
  public:

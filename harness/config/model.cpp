@@ -33,18 +33,18 @@ std::string as_str(const Value& v, const std::string& key) {
   throw ConfigError("", key, "expected a string");
 }
 
-#define MGL_INT(name, doc)                                                                            \
+#define MGL_INT(name, doc, range)                                                                     \
   ModelField{#name, ValueType::Int, doc, {}, [](const MegalodonConfig& c) { return Value{c.name}; }, \
-             [](MegalodonConfig& c, const Value& v, const std::string& k) { c.name = as_int(v, k); }}
-#define MGL_FLOAT(name, doc)                                                                            \
+             [](MegalodonConfig& c, const Value& v, const std::string& k) { c.name = as_int(v, k); }, range}
+#define MGL_FLOAT(name, doc, range)                                                                     \
   ModelField{#name, ValueType::Float, doc, {}, [](const MegalodonConfig& c) { return Value{c.name}; }, \
-             [](MegalodonConfig& c, const Value& v, const std::string& k) { c.name = as_float(v, k); }}
+             [](MegalodonConfig& c, const Value& v, const std::string& k) { c.name = as_float(v, k); }, range}
 #define MGL_BOOL(name, doc)                                                                            \
   ModelField{#name, ValueType::Bool, doc, {}, [](const MegalodonConfig& c) { return Value{c.name}; }, \
              [](MegalodonConfig& c, const Value& v, const std::string& k) { c.name = as_bool(v, k); }}
-#define MGL_INTS(name, doc)                                                                              \
+#define MGL_INTS(name, doc, range)                                                                       \
   ModelField{#name, ValueType::IntList, doc, {}, [](const MegalodonConfig& c) { return Value{c.name}; }, \
-             [](MegalodonConfig& c, const Value& v, const std::string& k) { c.name = as_ints(v, k); }}
+             [](MegalodonConfig& c, const Value& v, const std::string& k) { c.name = as_ints(v, k); }, range}
 #define MGL_ENUM(name, parse, doc, ...)                                                                   \
   ModelField{#name, ValueType::String, doc, {__VA_ARGS__},                                               \
              [](const MegalodonConfig& c) { return Value{std::string(to_string(c.name))}; },             \
@@ -54,33 +54,33 @@ std::string as_str(const Value& v, const std::string& key) {
 
 const std::vector<ModelField>& megalodon_fields() {
   static const std::vector<ModelField> fields = {
-      MGL_INT(num_layers, "number of Megalodon blocks"),
-      MGL_INT(model_dim, "D, the model width"),
-      MGL_INT(z_dim, "Z, the shared query/key width"),
-      MGL_INT(value_dim, "E, the value width"),
-      MGL_INT(num_heads, "H, attention heads"),
-      MGL_INT(ffn_hidden_dim, "F, the FFN hidden width"),
-      MGL_INT(cema_ndim, "N, CEMA dimensions per channel"),
-      MGL_INT(chunk_size, "C, the attention chunk length"),
-      MGL_INT(vocab_size, "V for token inputs; -1 = set by the task"),
-      MGL_INT(output_size, "LM output size; -1 = vocab_size"),
-      MGL_INT(norm_num_groups, "G, timestep/group norm groups"),
+      MGL_INT(num_layers, "number of Megalodon blocks", Range::at_least(1)),
+      MGL_INT(model_dim, "D, the model width", Range::at_least(1)),
+      MGL_INT(z_dim, "Z, the shared query/key width", Range::at_least(1)),
+      MGL_INT(value_dim, "E, the value width", Range::at_least(1)),
+      MGL_INT(num_heads, "H, attention heads", Range::at_least(1)),
+      MGL_INT(ffn_hidden_dim, "F, the FFN hidden width", Range::at_least(1)),
+      MGL_INT(cema_ndim, "N, CEMA dimensions per channel", Range::at_least(1)),
+      MGL_INT(chunk_size, "C, the attention chunk length", Range::at_least(1)),
+      MGL_INT(vocab_size, "V for token inputs; -1 = set by the task", Range::at_least(1).or_value(-1)),
+      MGL_INT(output_size, "LM output size; -1 = vocab_size", Range::at_least(1).or_value(-1)),
+      MGL_INT(norm_num_groups, "G, timestep/group norm groups", Range::at_least(1)),
       MGL_BOOL(norm_affine, "learnable norm scale and bias"),
-      MGL_FLOAT(norm_eps, "norm epsilon"),
-      MGL_FLOAT(rope_base, "RoPE base"),
-      MGL_FLOAT(dropout, "dropout on block outputs"),
-      MGL_FLOAT(hidden_dropout, "dropout inside the FFN and MEGA layer"),
-      MGL_FLOAT(attention_dropout, "dropout on attention weights"),
-      MGL_FLOAT(drop_path, "stochastic depth of the last block (block i: drop_path·i/(L−1)); 0 = off"),
+      MGL_FLOAT(norm_eps, "norm epsilon", Range::above(0)),
+      MGL_FLOAT(rope_base, "RoPE base", Range::above(0)),
+      MGL_FLOAT(dropout, "dropout on block outputs", Range::dropout()),
+      MGL_FLOAT(hidden_dropout, "dropout inside the FFN and MEGA layer", Range::dropout()),
+      MGL_FLOAT(attention_dropout, "dropout on attention weights", Range::dropout()),
+      MGL_FLOAT(drop_path, "stochastic depth of the last block (block i: drop_path·i/(L−1)); 0 = off", Range::dropout()),
       MGL_BOOL(swiglu, "SwiGLU FFN instead of SiLU"),
       MGL_BOOL(rescale_nffn, "learnable FFN output scale (layer scale)"),
       MGL_BOOL(scale_emb, "scale embeddings by sqrt(D)"),
       MGL_BOOL(share_emb, "tie input and output embeddings"),
       MGL_ENUM(init_mode, parse_init_mode, "linear-layer initialisation", "he", "gaussian", "bert", "xavier", "none"),
-      MGL_INT(prior_count, "timestep-norm prior count (official 0)"),
-      MGL_INTS(adaptive_cutoffs, "adaptive input/softmax band edges over frequency-sorted ids, e.g. [20000, 60000]; [] = off"),
-      MGL_FLOAT(adaptive_factor, "adaptive band i has width D/factor^i"),
-      MGL_FLOAT(adaptive_softmax_dropout, "dropout on the adaptive softmax input and inside its tails"),
+      MGL_INT(prior_count, "timestep-norm prior count (official 0)", Range::at_least(0)),
+      MGL_INTS(adaptive_cutoffs, "adaptive input/softmax band edges over frequency-sorted ids, e.g. [20000, 60000]; [] = off", Range::at_least(1)),
+      MGL_FLOAT(adaptive_factor, "adaptive band i has width D/factor^i", Range::at_least(1)),
+      MGL_FLOAT(adaptive_softmax_dropout, "dropout on the adaptive softmax input and inside its tails", Range::dropout()),
       MGL_ENUM(ema, parse_ema, "ablation: complex EMA or real EMA", "cema", "ema"),
       MGL_BOOL(ema_mega_exact, "with ema=ema: Mega's exact EMA layer (beta, gamma, omega, silu)"),
       MGL_ENUM(norm, parse_norm, "ablation: timestep, layer, group (per token) or sequence (GroupNorm over the whole sequence; classification only) norm",
@@ -105,7 +105,7 @@ void add_megalodon_schema(Schema& schema, const std::string& prefix) {
   schema.add_string(prefix + ".preset", "", "official configuration to start from (explicit keys override it)",
                     presets);
   for (const auto& f : megalodon_fields())
-    schema.add(KeySpec{prefix + "." + f.key, f.type, f.get(def), f.doc, f.choices});
+    schema.add(KeySpec{prefix + "." + f.key, f.type, f.get(def), f.doc, f.choices, f.range});
 }
 
 MegalodonConfig megalodon_config_from(const Config& cfg, const std::string& prefix) {

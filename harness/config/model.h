@@ -20,6 +20,7 @@ struct ModelField {
   std::vector<std::string> choices;
   Value (*get)(const MegalodonConfig&);
   void (*set)(MegalodonConfig&, const Value&, const std::string& key);
+  std::optional<Range> range = std::nullopt;  // numeric fields: the single-key part of MegalodonConfig::validate
 };
 const std::vector<ModelField>& megalodon_fields();
 

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 
 #include "harness/config/config.h"
@@ -29,41 +30,81 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return prev[b.size()];
 }
 
+// The numbers a value holds (every element of a list; none for other types).
+std::vector<double> numbers_of(const Value& v) {
+  std::vector<double> out;
+  if (auto i = std::get_if<int64_t>(&v)) out.push_back(double(*i));
+  if (auto d = std::get_if<double>(&v)) out.push_back(*d);
+  if (auto l = std::get_if<std::vector<int64_t>>(&v)) out.assign(l->begin(), l->end());
+  if (auto l = std::get_if<std::vector<double>>(&v)) out.assign(l->begin(), l->end());
+  return out;
+}
+
 }  // namespace
+
+bool Range::contains(double v) const {
+  if (sentinel && v == *sentinel) return true;
+  if (std::isnan(v)) return false;
+  return (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
+}
+
+std::string Range::describe(bool integer) const {
+  auto num = [&](double v) { return integer ? fmt::format("{}", static_cast<int64_t>(v)) : fmt::format("{}", v); };
+  std::string s;
+  const bool has_lo = lo > -1e308, has_hi = hi < 1e308;
+  if (has_lo && has_hi)
+    s = fmt::format("in {}{}, {}{}", lo_open ? "(" : "[", num(lo), num(hi), hi_open ? ")" : "]");
+  else if (has_lo)
+    s = fmt::format("{} {}", lo_open ? ">" : ">=", num(lo));
+  else if (has_hi)
+    s = fmt::format("{} {}", hi_open ? "<" : "<=", num(hi));
+  else
+    s = "finite";
+  if (sentinel) s += fmt::format(" (or {})", num(*sentinel));
+  return s;
+}
 
 Schema& Schema::add(KeySpec spec) {
   if (!valid_key(spec.path)) throw std::invalid_argument("schema: invalid key '" + spec.path + "'");
+  // A default outside its own range is a bug in the schema, not a user error.
+  if (spec.range && spec.default_value)
+    for (double v : numbers_of(*spec.default_value))
+      if (!spec.range->contains(v))
+        throw std::logic_error(fmt::format("schema: the default {} of '{}' is not {}", v, spec.path,
+                                           spec.range->describe(spec.type == ValueType::Int)));
   std::string path = spec.path;
   keys_[path] = std::move(spec);
   return *this;
 }
-Schema& Schema::add_int(const std::string& p, int64_t d, const std::string& doc) {
-  return add({p, ValueType::Int, Value{d}, doc, {}});
+Schema& Schema::add_int(const std::string& p, int64_t d, const std::string& doc, std::optional<Range> range) {
+  return add({p, ValueType::Int, Value{d}, doc, {}, range});
 }
-Schema& Schema::add_float(const std::string& p, double d, const std::string& doc) {
-  return add({p, ValueType::Float, Value{d}, doc, {}});
+Schema& Schema::add_float(const std::string& p, double d, const std::string& doc, std::optional<Range> range) {
+  return add({p, ValueType::Float, Value{d}, doc, {}, range});
 }
 Schema& Schema::add_bool(const std::string& p, bool d, const std::string& doc) {
-  return add({p, ValueType::Bool, Value{d}, doc, {}});
+  return add({p, ValueType::Bool, Value{d}, doc, {}, std::nullopt});
 }
 Schema& Schema::add_string(const std::string& p, const std::string& d, const std::string& doc,
                            std::vector<std::string> choices) {
-  return add({p, ValueType::String, Value{d}, doc, std::move(choices)});
+  return add({p, ValueType::String, Value{d}, doc, std::move(choices), std::nullopt});
 }
-Schema& Schema::add_ints(const std::string& p, std::vector<int64_t> d, const std::string& doc) {
-  return add({p, ValueType::IntList, Value{std::move(d)}, doc, {}});
+Schema& Schema::add_ints(const std::string& p, std::vector<int64_t> d, const std::string& doc,
+                         std::optional<Range> range) {
+  return add({p, ValueType::IntList, Value{std::move(d)}, doc, {}, range});
 }
-Schema& Schema::add_floats(const std::string& p, std::vector<double> d, const std::string& doc) {
-  return add({p, ValueType::FloatList, Value{std::move(d)}, doc, {}});
+Schema& Schema::add_floats(const std::string& p, std::vector<double> d, const std::string& doc,
+                           std::optional<Range> range) {
+  return add({p, ValueType::FloatList, Value{std::move(d)}, doc, {}, range});
 }
 Schema& Schema::add_strings(const std::string& p, std::vector<std::string> d, const std::string& doc) {
-  return add({p, ValueType::StringList, Value{std::move(d)}, doc, {}});
+  return add({p, ValueType::StringList, Value{std::move(d)}, doc, {}, std::nullopt});
 }
 Schema& Schema::add_table(const std::string& p, const std::string& doc) {
-  return add({p, ValueType::Table, std::nullopt, doc, {}});
+  return add({p, ValueType::Table, std::nullopt, doc, {}, std::nullopt});
 }
 Schema& Schema::add_table_list(const std::string& p, const std::string& doc) {
-  return add({p, ValueType::TableList, std::nullopt, doc, {}});
+  return add({p, ValueType::TableList, std::nullopt, doc, {}, std::nullopt});
 }
 Schema& Schema::merge(const Schema& other) {
   for (const auto& [k, v] : other.keys_) keys_[k] = v;
@@ -118,6 +159,8 @@ std::string Schema::describe() const {
       choices = " one of:";
       for (const auto& c : spec.choices) choices += " " + c;
     }
+    if (spec.range)
+      choices += " (" + spec.range->describe(spec.type == ValueType::Int || spec.type == ValueType::IntList) + ")";
     out += fmt::format("  {:<28} {:<16} {:<14} {}{}\n", k.substr(dot == std::string::npos ? 0 : dot + 1),
                        to_string(spec.type), def, spec.doc, choices);
   }
@@ -131,6 +174,7 @@ Config ConfigLoader::validate(const Config& composed, const Schema& schema) {
   out.experiment_file = composed.experiment_file;
   out.experiment_name = composed.experiment_name;
   out.config_root = composed.config_root;
+  out.config_path = composed.config_path;
 
   auto unknown = [&](const std::string& path) {
     auto near = schema.nearest(path);
@@ -218,6 +262,16 @@ Config ConfigLoader::validate(const Config& composed, const Schema& schema) {
           if (!std::holds_alternative<std::vector<std::string>>(val)) throw bad(got);
           break;
         default: break;
+      }
+      if (spec->range) {
+        // Every numeric value (each element of a list) must lie in the key's range.
+        const bool integer = spec->type == ValueType::Int || spec->type == ValueType::IntList;
+        const bool list = spec->type == ValueType::IntList || spec->type == ValueType::FloatList;
+        for (double x : numbers_of(val))
+          if (!spec->range->contains(x))
+            throw ConfigError(where, path,
+                              fmt::format("expected {} {}, got {}", list ? "every element" : "a value",
+                                          spec->range->describe(integer), got));
       }
       insert_value(dst, parts.back(), val);
       out.origin_[path] = where;

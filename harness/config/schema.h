@@ -1,6 +1,6 @@
-// The typed schema: every key a configuration may hold, with its type, default, meaning and (for
-// strings) its allowed values. ConfigLoader::validate (schema.cpp) checks a composed config
-// against it; unknown keys get the nearest known ones as a hint.
+// The typed schema: every key a configuration may hold, with its type, default, meaning, (for
+// strings) its allowed values and (for numbers) its valid range. ConfigLoader::validate
+// (schema.cpp) checks a composed config against it; unknown keys get the nearest known ones as a hint.
 #pragma once
 #include <map>
 #include <optional>
@@ -11,24 +11,49 @@
 
 namespace mgl::harness {
 
+// The valid values of a numeric key (every element, for lists): an interval, open or closed at
+// either end, plus optionally one sentinel outside it ("-1 = all"). Checked when the config is
+// validated, before anything runs, with the value's file:line or command-line origin.
+struct Range {
+  double lo = -1e308, hi = 1e308;
+  bool lo_open = false, hi_open = false;
+  std::optional<double> sentinel;
+  static Range at_least(double lo) { return {lo, 1e308, false, false, std::nullopt}; }
+  static Range above(double lo) { return {lo, 1e308, true, false, std::nullopt}; }      // > lo
+  static Range between(double lo, double hi) { return {lo, hi, false, false, std::nullopt}; }
+  static Range fraction() { return between(0, 1); }                                  // [0, 1]
+  static Range dropout() { return {0, 1, false, true, std::nullopt}; }                // [0, 1)
+  Range or_value(double v) const {
+    Range r = *this;
+    r.sentinel = v;
+    return r;
+  }
+  bool contains(double v) const;
+  std::string describe(bool integer) const;  // ">= 1 (or -1)", "in [0, 1)", "> 0"
+};
+
 struct KeySpec {
   std::string path;  // dotted, e.g. "optim.lr"
   ValueType type = ValueType::String;
   std::optional<Value> default_value;  // none: required (unless the type is Table/TableList)
   std::string doc;
   std::vector<std::string> choices;  // allowed strings (String keys), empty = any
+  std::optional<Range> range;        // numeric keys: the valid values (none = any)
 };
 
 class Schema {
  public:
   Schema& add(KeySpec spec);
-  Schema& add_int(const std::string& path, int64_t def, const std::string& doc);
-  Schema& add_float(const std::string& path, double def, const std::string& doc);
+  Schema& add_int(const std::string& path, int64_t def, const std::string& doc, std::optional<Range> range = std::nullopt);
+  Schema& add_float(const std::string& path, double def, const std::string& doc,
+                    std::optional<Range> range = std::nullopt);
   Schema& add_bool(const std::string& path, bool def, const std::string& doc);
   Schema& add_string(const std::string& path, const std::string& def, const std::string& doc,
                      std::vector<std::string> choices = {});
-  Schema& add_ints(const std::string& path, std::vector<int64_t> def, const std::string& doc);
-  Schema& add_floats(const std::string& path, std::vector<double> def, const std::string& doc);
+  Schema& add_ints(const std::string& path, std::vector<int64_t> def, const std::string& doc,
+                   std::optional<Range> range = std::nullopt);
+  Schema& add_floats(const std::string& path, std::vector<double> def, const std::string& doc,
+                     std::optional<Range> range = std::nullopt);
   Schema& add_strings(const std::string& path, std::vector<std::string> def, const std::string& doc);
   // A free-form table (keys not checked here), e.g. `sweep.grid`.
   Schema& add_table(const std::string& path, const std::string& doc);

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <regex>
 
+#include "harness/train/checkpoint_file.h"
 #include "harness/util/files.h"
 
 namespace mgl::harness {
@@ -16,7 +17,6 @@ namespace mgl::harness {
 namespace {
 
 using json = nlohmann::json;
-constexpr int64_t kCheckpointFormat = 1;
 
 void save_archive_atomic(torch::serialize::OutputArchive& ar, const fs::path& path) {
   const fs::path tmp = path.string() + ".tmp";
@@ -26,6 +26,8 @@ void save_archive_atomic(torch::serialize::OutputArchive& ar, const fs::path& pa
     fsync(fileno(f));
     std::fclose(f);
   }
+  // The checksum first, then the rename: a checkpoint in place always has its checksum beside it.
+  write_checksum(tmp, path);
   fs::rename(tmp, path);
 }
 
@@ -68,44 +70,48 @@ void save_checkpoint(const fs::path& path, torch::nn::Module& model, torch::opti
   save_archive_atomic(ar, path);
 }
 
+// Reads a checkpoint (verified against its checksum: checkpoint_file.h) into the model, and into
+// the optimizer, the trainer's counters and the CPU generator when opt is given.
 TrainerState load_checkpoint(const fs::path& path, torch::nn::Module& model, torch::optim::Optimizer* opt) {
-  torch::serialize::InputArchive ar;
-  try {
-    ar.load_from(path.string());
-  } catch (const std::exception& e) {
-    throw std::runtime_error(fmt::format("{}: cannot read checkpoint: {}", path.string(), e.what()));
-  }
-  torch::serialize::InputArchive model_ar;
-  ar.read("model", model_ar);
-  model.load(model_ar);
+  const CheckpointFields f = read_checkpoint(path, model, opt);
   TrainerState s;
-  c10::IValue v;
-  auto get_int = [&](const char* k) {
-    ar.read(k, v);
-    return v.toInt();
-  };
-  if (get_int("format") != kCheckpointFormat)
-    throw std::runtime_error(fmt::format("{}: checkpoint format {} (expected {})", path.string(), v.toInt(),
-                                         kCheckpointFormat));
   if (!opt) return s;
-  torch::serialize::InputArchive opt_ar;
-  ar.read("optimizer", opt_ar);
-  opt->load(opt_ar);
-  s.step = get_int("step");
-  s.data.epoch = get_int("data_epoch");
-  s.data.batch = get_int("data_batch");
-  s.best_step = get_int("best_step");
-  s.bad_evals = get_int("bad_evals");
-  ar.read("best", v);
-  s.best = v.toDouble();
-  ar.read("train_seconds", v);
-  s.train_seconds = v.toDouble();
-  torch::Tensor rng;
-  ar.read("rng_cpu", rng);
+  s.step = f.step;
+  s.data.epoch = f.data_epoch;
+  s.data.batch = f.data_batch;
+  s.best_step = f.best_step;
+  s.bad_evals = f.bad_evals;
+  s.best = f.best;
+  s.train_seconds = f.train_seconds;
   auto gen = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_state(rng);
+  try {
+    gen.set_state(f.rng_cpu);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(fmt::format("{}: its random-generator state cannot be restored: {}", path.string(),
+                                         e.what_without_backtrace()));
+  }
   return s;
+}
+
+std::pair<TrainerState, fs::path> load_newest_intact(const std::vector<fs::path>& newest_first,
+                                                     torch::nn::Module& model, torch::optim::Optimizer* opt,
+                                                     bool set_aside) {
+  std::string damaged;
+  for (size_t i = 0; i < newest_first.size(); ++i) {
+    const fs::path& path = newest_first[i];
+    try {
+      TrainerState s = load_checkpoint(path, model, opt);
+      return {s, path};
+    } catch (const CheckpointDamaged& e) {
+      const fs::path moved = set_aside ? set_aside_damaged(path) : path;
+      if (i + 1 < newest_first.size())  // the last one's damage is in the error below
+        std::fprintf(stderr, "warning: %s%s; trying the previous checkpoint\n", e.what(),
+                     set_aside ? fmt::format(" (moved to {})", moved.filename().string()).c_str() : "");
+      damaged += fmt::format("{}{}", damaged.empty() ? "" : "; ", e.what());
+    }
+  }
+  throw std::runtime_error(fmt::format("no intact checkpoint to load: {}", damaged));
 }
 
 void save_model_only(const fs::path& path, torch::nn::Module& model) {

@@ -1,7 +1,8 @@
 // Checkpoints of a training run (README "Run directories"): checkpoints/step_<N>.pt holds the
 // model, the optimizer, the trainer's position (step, data position, best value and its step, the
 // evaluations without improvement, training time) and the CPU generator; best.pt holds the model
-// alone. Files are torch archives written atomically (temp file, fsync, rename).
+// alone. Files are torch archives written atomically (temp file, fsync, checksum file, rename) and
+// verified when read (checkpoint_file.h).
 #pragma once
 #include <torch/torch.h>
 
@@ -33,6 +34,14 @@ void save_checkpoint(const std::filesystem::path& path, torch::nn::Module& model
 // generator (a model-only file such as best.pt is read with opt = nullptr).
 TrainerState load_checkpoint(const std::filesystem::path& path, torch::nn::Module& model,
                              torch::optim::Optimizer* opt);
+// Loads the newest checkpoint of `newest_first` that is intact. A damaged one (checkpoint_file.h) is
+// set aside as <file>.damaged when `set_aside` (resume; eval and export only read) with a warning
+// naming it, and the next older one is tried: the intact checkpoints trainer.keep_checkpoints kept
+// are what make a resume possible after a crash mid-write or a damaged disk. Throws naming every
+// file when none is usable.
+std::pair<TrainerState, std::filesystem::path> load_newest_intact(const std::vector<std::filesystem::path>& newest_first,
+                                                                  torch::nn::Module& model,
+                                                                  torch::optim::Optimizer* opt, bool set_aside);
 void save_model_only(const std::filesystem::path& path, torch::nn::Module& model);
 // Keeps the metric lines a checkpoint at `step` has seen; later lines belong to the lost part of an
 // interrupted run and are dropped (so the resumed run writes them again, once).

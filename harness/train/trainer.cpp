@@ -19,6 +19,7 @@
 #include "harness/task.h"
 #include "harness/train/autocast.h"
 #include "harness/train/checkpoint.h"
+#include "harness/train/checkpoint_file.h"
 #include "harness/train/data_loader.h"
 #include "harness/train/optim.h"
 #include "harness/train/progress.h"
@@ -217,7 +218,6 @@ void Trainer::set_up() {
     throw std::runtime_error(fmt::format("{} already holds a run; pass --resume to continue it, or choose another "
                                          "run.dir / seed / variant",
                                          dir_.string()));
-  fs::create_directories(ckpt_dir_);
 
   if (cfg_.get_int("run.threads") > 0) torch::set_num_threads(static_cast<int>(cfg_.get_int("run.threads")));
   device_ = pick_device(cfg_);
@@ -283,13 +283,18 @@ void Trainer::build() {
   model_->train();
   ob_ = make_optimizer(cfg_, *model_);
   for (const auto& p : model_->parameters()) params_ += p.numel();
+  // The run directory is created only now, once the configuration, the data and the model are known to
+  // be good: a run that cannot start leaves nothing behind.
+  if (main_rank_) fs::create_directories(ckpt_dir_);
 }
 
 // The latest checkpoint's state (model, optimizer, position, generator) when resuming, with the
 // metric lines after it dropped; then every rank starts from rank 0's weights.
 void Trainer::resume() {
   if (o_.resume && !existing_.empty()) {
-    st_ = load_checkpoint(existing_.back().second, *model_, ob_.optimizer.get());
+    std::vector<fs::path> newest_first;
+    for (auto it = existing_.rbegin(); it != existing_.rend(); ++it) newest_first.push_back(it->second);
+    st_ = load_newest_intact(newest_first, *model_, ob_.optimizer.get(), main_rank_).first;
     if (main_rank_) truncate_metrics(metrics_file_, st_.step);
   } else if (o_.resume && main_rank_) {
     truncate_metrics(metrics_file_, 0);
@@ -475,7 +480,10 @@ void Trainer::checkpoint() {
   if (!main_rank_) return;
   save_checkpoint(ckpt_dir_ / fmt::format("step_{:08d}.pt", st_.step), *model_, *ob_.optimizer, st_);
   auto all = list_checkpoints(ckpt_dir_);
-  for (size_t i = 0; i + keep_ < all.size(); ++i) fs::remove(all[i].second);
+  for (size_t i = 0; i + keep_ < all.size(); ++i) {
+    fs::remove(all[i].second);
+    fs::remove(checksum_path(all[i].second));
+  }
 }
 
 // Final metrics: validation of the best checkpoint (as monitored) and its test score; final.json.

@@ -69,6 +69,9 @@ class SpeechCommandsTask final : public ClassificationTask {
     io.bad_files = choose<datasets::BadFilePolicy>(cfg, "task.bad_files",
                                                    {{"error", datasets::BadFilePolicy::error}, {"skip", datasets::BadFilePolicy::skip}});
     io.limit_per_class = cfg.get_int("task.limit_per_class");
+    io.min_seconds = cfg.get_float("task.min_clip_ms") * 1e-3;
+    if (!(io.min_seconds >= 0) || io.min_seconds * 1e3 > 1e7)
+      throw ConfigError(cfg.origin("task.min_clip_ms"), "task.min_clip_ms", "must be >= 0 (milliseconds)");
 
     auto t = std::make_unique<SpeechCommandsTask>(cfg, static_cast<int64_t>(io.classes.size()), io.clip_length);
     t->wav_.sample_rate = cfg.get_int("task.sample_rate");
@@ -246,24 +249,26 @@ void schema(harness::Schema& s) {
                "stratified (SC10: exact-length clips, 70/15/15 per class) or official (validation_list.txt, "
                "testing_list.txt)",
                {"stratified", "official"});
-  s.add_float("task.train_fraction", 0.7, "stratified split: training share; the rest is halved into val and test");
-  s.add_int("task.split_seed", 0, "stratified split: seed of the per-class shuffles");
-  s.add_int("task.clip_length", 16000, "samples per clip: the stratified split keeps only this length; others are padded or cropped");
-  s.add_int("task.sample_rate", 16000, "expected sample rate (Hz)");
+  s.add_float("task.train_fraction", 0.7, "stratified split: training share; the rest is halved into val and test", harness::Range{0, 1, true, true, std::nullopt});
+  s.add_int("task.split_seed", 0, "stratified split: seed of the per-class shuffles", harness::Range::at_least(0));
+  s.add_int("task.clip_length", 16000, "samples per clip: the stratified split keeps only this length; others are padded or cropped", harness::Range::at_least(1));
+  s.add_int("task.sample_rate", 16000, "expected sample rate (Hz)", harness::Range::at_least(1));
   s.add_string("task.other_rates", "reject", "a clip at another rate: reject (error or skip) or resample (libsoxr)",
                {"reject", "resample"});
   s.add_string("task.channels", "reject", "a clip with several channels: reject or mix (average)", {"reject", "mix"});
   s.add_string("task.bad_files", "error", "an unreadable, truncated or non-audio file: error (stop) or skip (counted)",
                {"error", "skip"});
+  s.add_float("task.min_clip_ms", 50,
+              "a clip shorter than this (or empty) is a bad file, handled as task.bad_files says (no word fits in 50 ms)", harness::Range::at_least(0));
   s.add_bool("task.standardize", true, "(x − train mean)/(train std + 1e-5), as Mega; false: raw int16/32768");
   s.add_bool("task.preload", true, "decode every clip up front (2 bytes per sample); false: decode per batch");
-  s.add_float("task.time_shift_ms", 0, "augmentation: random time shift of up to ± this many ms (0 = off)");
-  s.add_float("task.noise_prob", 0, "augmentation: probability of mixing in _background_noise_ (0 = off)");
-  s.add_float("task.noise_volume", 0.1, "augmentation: noise gain drawn from U(0, noise_volume)");
-  s.add_int("task.limit_per_class", -1, "index only the first N files of each class folder; -1 = all");
-  s.add_int("task.train_limit", -1, "use only N training clips (evenly spaced over the split); -1 = all");
-  s.add_int("task.val_limit", -1, "use only N validation clips (evenly spaced); -1 = all");
-  s.add_int("task.test_limit", -1, "use only N test clips (evenly spaced); -1 = all");
+  s.add_float("task.time_shift_ms", 0, "augmentation: random time shift of up to ± this many ms (0 = off)", harness::Range::at_least(0));
+  s.add_float("task.noise_prob", 0, "augmentation: probability of mixing in _background_noise_ (0 = off)", harness::Range::fraction());
+  s.add_float("task.noise_volume", 0.1, "augmentation: noise gain drawn from U(0, noise_volume)", harness::Range::at_least(0));
+  s.add_int("task.limit_per_class", -1, "index only the first N files of each class folder; -1 = all", harness::Range::at_least(0).or_value(-1));
+  s.add_int("task.train_limit", -1, "use only N training clips (evenly spaced over the split); -1 = all", harness::Range::at_least(0).or_value(-1));
+  s.add_int("task.val_limit", -1, "use only N validation clips (evenly spaced); -1 = all", harness::Range::at_least(0).or_value(-1));
+  s.add_int("task.test_limit", -1, "use only N test clips (evenly spaced); -1 = all", harness::Range::at_least(0).or_value(-1));
 }
 
 MGL_REGISTER_TASK("speech_commands", "Speech Commands from raw 16 kHz waveforms (SC10 or 35 words)", schema,

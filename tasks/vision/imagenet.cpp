@@ -260,34 +260,34 @@ class ImageNetTask final : public ClassificationTask {
 
 void schema(harness::Schema& s) {
   s.add_string("task.root", "data/imagenet", "ImageNet-1K root with train/ and val/ (+ LOC_val_solution.csv)");
-  s.add_int("task.num_classes", -1, "expected number of classes (1000 for ImageNet-1K); -1 = as found");
+  s.add_int("task.num_classes", -1, "expected number of classes (1000 for ImageNet-1K); -1 = as found", harness::Range::at_least(1).or_value(-1));
   s.add_string("task.bad_images", "skip",
                "a missing, truncated or undecodable image: error (stop naming the file) or skip (report it and use "
                "another image)",
                {"error", "skip"});
   s.add_bool("task.check_files", true, "cheap per-file checks while indexing (magic bytes, JPEG end marker)");
-  s.add_int("task.holdout_per_class", 0, "training images per class held out as the validation split; 0 = validate on val");
-  s.add_int("task.split_seed", 0, "seed of the hold-out shuffle");
-  s.add_int("task.image_size", 224, "crop side in pixels");
-  s.add_int("task.patch_size", 16, "patch side; (image_size/patch_size)² tokens of 3·patch² values");
-  s.add_float("task.crop_scale_min", 0.08, "RandomResizedCrop minimum area fraction (maximum 1)");
-  s.add_float("task.hflip", 0.5, "horizontal-flip probability");
-  s.add_int("task.randaug_ops", 2, "RandAugment operations per image; 0 = off");
-  s.add_float("task.randaug_magnitude", 9, "RandAugment magnitude (0–10)");
-  s.add_float("task.randaug_magnitude_std", 0.5, "RandAugment magnitude noise std (timm mstd)");
-  s.add_float("task.random_erasing", 0.25, "random-erasing probability (per-pixel noise); 0 = off");
-  s.add_float("task.mixup", 0.8, "Mixup Beta(α, α) parameter; 0 = off");
-  s.add_float("task.cutmix", 1.0, "CutMix Beta(α, α) parameter; 0 = off");
-  s.add_float("task.mixup_prob", 1.0, "probability of mixing a batch");
-  s.add_float("task.mixup_switch_prob", 0.5, "probability of CutMix rather than Mixup when both are on");
-  s.add_float("task.label_smoothing", 0.1, "label smoothing of the training targets");
-  s.add_float("task.crop_pct", 0.875, "evaluation: resize the shorter side to image_size / crop_pct, centre crop");
+  s.add_int("task.holdout_per_class", 0, "training images per class held out as the validation split; 0 = validate on val", harness::Range::at_least(0));
+  s.add_int("task.split_seed", 0, "seed of the hold-out shuffle", harness::Range::at_least(0));
+  s.add_int("task.image_size", 224, "crop side in pixels", harness::Range::at_least(1));
+  s.add_int("task.patch_size", 16, "patch side; (image_size/patch_size)² tokens of 3·patch² values", harness::Range::at_least(1));
+  s.add_float("task.crop_scale_min", 0.08, "RandomResizedCrop minimum area fraction (maximum 1)", harness::Range{0, 1, true, false, std::nullopt});
+  s.add_float("task.hflip", 0.5, "horizontal-flip probability", harness::Range::fraction());
+  s.add_int("task.randaug_ops", 2, "RandAugment operations per image; 0 = off", harness::Range::at_least(0));
+  s.add_float("task.randaug_magnitude", 9, "RandAugment magnitude (0–10)", harness::Range::at_least(0));
+  s.add_float("task.randaug_magnitude_std", 0.5, "RandAugment magnitude noise std (timm mstd)", harness::Range::at_least(0));
+  s.add_float("task.random_erasing", 0.25, "random-erasing probability (per-pixel noise); 0 = off", harness::Range::fraction());
+  s.add_float("task.mixup", 0.8, "Mixup Beta(α, α) parameter; 0 = off", harness::Range::at_least(0));
+  s.add_float("task.cutmix", 1.0, "CutMix Beta(α, α) parameter; 0 = off", harness::Range::at_least(0));
+  s.add_float("task.mixup_prob", 1.0, "probability of mixing a batch", harness::Range::fraction());
+  s.add_float("task.mixup_switch_prob", 0.5, "probability of CutMix rather than Mixup when both are on", harness::Range::fraction());
+  s.add_float("task.label_smoothing", 0.1, "label smoothing of the training targets", harness::Range::dropout());
+  s.add_float("task.crop_pct", 0.875, "evaluation: resize the shorter side to image_size / crop_pct, centre crop", harness::Range{0, 1, true, false, std::nullopt});
   s.add_string("task.interpolation", "bicubic", "resize interpolation", {"bicubic", "bilinear"});
   s.add_floats("task.mean", {0.485, 0.456, 0.406}, "per-channel normalisation mean (R, G, B)");
-  s.add_floats("task.std", {0.229, 0.224, 0.225}, "per-channel normalisation std (R, G, B)");
-  s.add_int("task.train_limit", -1, "use N evenly spaced training images; -1 = all");
-  s.add_int("task.val_limit", -1, "use N evenly spaced validation images; -1 = all");
-  s.add_int("task.test_limit", -1, "use N evenly spaced test images; -1 = all");
+  s.add_floats("task.std", {0.229, 0.224, 0.225}, "per-channel normalisation std (R, G, B)", harness::Range::above(0));
+  s.add_int("task.train_limit", -1, "use N evenly spaced training images; -1 = all", harness::Range::at_least(0).or_value(-1));
+  s.add_int("task.val_limit", -1, "use N evenly spaced validation images; -1 = all", harness::Range::at_least(0).or_value(-1));
+  s.add_int("task.test_limit", -1, "use N evenly spaced test images; -1 = all", harness::Range::at_least(0).or_value(-1));
 }
 
 MGL_REGISTER_TASK("imagenet", "ImageNet-1K image classification from 16×16 patches (image-folder layout)", schema,

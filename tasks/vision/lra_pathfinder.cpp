@@ -123,17 +123,17 @@ class PathfinderTask final : public ClassificationTask {
 void schema(harness::Schema& s) {
   s.add_string("task.root", "data/lra_release/pathfinder32/curv_contour_length_14",
                "difficulty folder with metadata/ and imgs/");
-  s.add_int("task.image_size", 32, "image side: 32 (Pathfinder) or 128 (Path-X); other sizes are an error");
+  s.add_int("task.image_size", 32, "image side: 32 (Pathfinder) or 128 (Path-X); other sizes are an error", harness::Range::at_least(1));
   s.add_float("task.mean", 0.5, "pixel normalisation: (p/255 − mean)/std (Mega: 0.5, 0.5)");
-  s.add_float("task.std", 0.5, "pixel normalisation std");
-  s.add_float("task.val_fraction", 0.1, "validation share of the random split (S4, Mega: 0.1)");
-  s.add_float("task.test_fraction", 0.1, "test share of the random split");
-  s.add_int("task.split_seed", 42, "seed of the random split (S4, Mega: 42)");
+  s.add_float("task.std", 0.5, "pixel normalisation std", harness::Range::above(0));
+  s.add_float("task.val_fraction", 0.1, "validation share of the random split (S4, Mega: 0.1)", harness::Range::dropout());
+  s.add_float("task.test_fraction", 0.1, "test share of the random split", harness::Range::dropout());
+  s.add_int("task.split_seed", 42, "seed of the random split (S4, Mega: 42)", harness::Range::at_least(0));
   s.add_bool("task.preload", true, "decode all images up front (false: decode per batch, for Path-X)");
   s.add_bool("task.skip_missing", false, "skip listed images that do not exist instead of stopping");
-  s.add_int("task.train_limit", -1, "use only the first N training examples of the split; -1 = all");
-  s.add_int("task.val_limit", -1, "use only the first N validation examples; -1 = all");
-  s.add_int("task.test_limit", -1, "use only the first N test examples; -1 = all");
+  s.add_int("task.train_limit", -1, "use only the first N training examples of the split; -1 = all", harness::Range::at_least(0).or_value(-1));
+  s.add_int("task.val_limit", -1, "use only the first N validation examples; -1 = all", harness::Range::at_least(0).or_value(-1));
+  s.add_int("task.test_limit", -1, "use only the first N test examples; -1 = all", harness::Range::at_least(0).or_value(-1));
 }
 
 MGL_REGISTER_TASK("lra_pathfinder", "LRA Pathfinder / Path-X: connected-contour detection from pixels (2 classes)",

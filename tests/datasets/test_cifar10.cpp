@@ -138,3 +138,14 @@ TEST_CASE("grayscale rule names", "[cifar10][gray]") {
   CHECK_THROWS_AS(mgl::datasets::cifar10_to_gray(torch::zeros({2, 32, 32}, torch::kUInt8), GrayRule::pil),
                   std::invalid_argument);
 }
+
+TEST_CASE("CIFAR-10: a batch of another size than asked for names the file and both counts", "[cifar10]") {
+  TempDir d("cifar");
+  mgl::datasets::write_cifar10_bin(d / "data_batch_1.bin", torch::zeros({5, 3, 32, 32}, torch::kUInt8),
+                                   torch::zeros({5}, torch::kInt64));
+  REQUIRE_THROWS_AS(mgl::datasets::read_cifar10_bin({d / "data_batch_1.bin"}, 10), mgl::datasets::Cifar10SizeError);
+  REQUIRE_THROWS_WITH(mgl::datasets::read_cifar10_bin({d / "data_batch_1.bin"}, 10),
+                      Catch::Contains("data_batch_1.bin") && Catch::Contains("5 records, expected 10"));
+  CHECK(mgl::datasets::read_cifar10_bin({d / "data_batch_1.bin"}, 5).labels.size(0) == 5);
+  CHECK(mgl::datasets::read_cifar10_bin({d / "data_batch_1.bin"}).labels.size(0) == 5);  // -1: any size
+}

@@ -174,3 +174,72 @@ TEST_CASE("override values parse as TOML literals, bare words as strings", "[con
   CHECK_THROWS_AS(parse_override("novalue"), ConfigError);
   CHECK_THROWS_AS(parse_override("bad key=1"), ConfigError);
 }
+
+TEST_CASE("numeric keys outside their range stop validation with the value's origin", "[config]") {
+  Project p;
+  struct Case {
+    const char* override;
+    const char* expected;
+  };
+  for (const Case& c : {Case{"trainer.batch_size=-8", "expected a value >= 1, got -8"},
+                        Case{"trainer.batch_size=0", "expected a value >= 1, got 0"},
+                        Case{"optim.lr=-1", "expected a value > 0, got -1"},
+                        Case{"optim.lr=0", "expected a value > 0, got 0"},
+                        Case{"optim.betas=[0.9, 1.5]", "expected every element in [0, 1), got"},
+                        Case{"trainer.eval_batch_size=0", "expected a value >= 1 (or -1), got 0"},
+                        Case{"model.dropout=1.0", "expected a value in [0, 1), got 1"},
+                        Case{"model.num_layers=0", "expected a value >= 1, got 0"},
+                        Case{"task.val_size=-1", "expected a value >= 0, got -1"},
+                        Case{"task.train_limit=-2", "expected a value >= 0 (or -1), got -2"}}) {
+    INFO(c.override);
+    const std::string e = error_of([&] { load_experiment(p.exp(), {c.override}); });
+    CHECK(e.find("command line") != std::string::npos);
+    CHECK(e.find(std::string(c.override).substr(0, std::string(c.override).find('='))) != std::string::npos);
+    CHECK(e.find(c.expected) != std::string::npos);
+  }
+  // In a file: the file and line of the value.
+  write_text(p.dir / "experiments/neg.toml", "defaults = [\"task/fm\"]\n[trainer]\nbatch_size = -8\n");
+  const std::string e = error_of([&] { load_experiment(p.dir / "experiments/neg.toml", {}); });
+  CHECK(e.find("neg.toml:3") != std::string::npos);
+  CHECK(e.find("trainer.batch_size") != std::string::npos);
+  // The sentinel and the bounds themselves are valid; --help-config shows the range.
+  CHECK(load_experiment(p.exp(), {"trainer.eval_batch_size=-1", "trainer.batch_size=1", "model.dropout=0"})
+            .get_int("trainer.batch_size") == 1);
+  CHECK(mgl::harness::base_schema().describe().find("examples per micro-batch (>= 1)") != std::string::npos);
+}
+
+TEST_CASE("a schema default outside its own range is refused when the schema is built", "[config]") {
+  mgl::harness::Schema s;
+  CHECK_THROWS_AS(s.add_int("a.b", 0, "doc", mgl::harness::Range::at_least(1)), std::logic_error);
+  CHECK_NOTHROW(s.add_int("a.c", -1, "doc", mgl::harness::Range::at_least(1).or_value(-1)));
+}
+
+TEST_CASE("config groups are looked up in the search path, and the error names the folders", "[config]") {
+  // An experiment kept outside any tree with a configs/ folder still finds the project's groups.
+  TempDir outside("config-outside");
+  write_text(outside / "mine.toml", "defaults = [\"task/fashion_mnist\", \"model/tiny\"]\n[trainer]\nsteps = 3\n");
+  const Config c = load_experiment(outside / "mine.toml", {});
+  CHECK(c.get_string("task.name") == "pixel_sequence");
+  CHECK(c.origin("task.name").find("configs/task/fashion_mnist.toml") != std::string::npos);
+
+  // The experiment's own tree comes first: a local group shadows the project's.
+  Project p;
+  write_text(p.dir / "configs/model/tiny.toml", "num_layers = 3\nmodel_dim = 32\nz_dim = 16\nvalue_dim = 64\n"
+                                                 "ffn_hidden_dim = 64\nchunk_size = 64\nnorm_num_groups = 4\n");
+  CHECK(load_experiment(p.exp(), {"model=tiny"}).get_int("model.num_layers") == 3);
+
+  // $MEGALODON_CONFIG_PATH comes last, for groups found nowhere else.
+  TempDir extra("config-extra");
+  write_text(extra / "optim/special.toml", "name = \"adam\"\nlr = 7e-4\n");
+  const std::string missing = error_of([&] { load_experiment(p.exp(), {"optim=special"}); });
+  INFO(missing);
+  CHECK(missing.find("no config 'optim/special'") != std::string::npos);
+  CHECK(missing.find((p.dir / "configs").string()) != std::string::npos);         // the folders searched
+  CHECK(missing.find(std::string(MEGALODON_SOURCE_DIR) + "/configs") != std::string::npos);
+  CHECK(missing.find("MEGALODON_CONFIG_PATH") != std::string::npos);
+  setenv("MEGALODON_CONFIG_PATH", ("/nonexistent:" + extra.path().string()).c_str(), 1);
+  const Config c2 = load_experiment(p.exp(), {"optim=special"});
+  unsetenv("MEGALODON_CONFIG_PATH");
+  CHECK(c2.get_string("optim.name") == "adam");  // from the folder of $MEGALODON_CONFIG_PATH
+  CHECK(c2.origin("optim.name").find(extra.path().string()) != std::string::npos);
+}

@@ -103,7 +103,7 @@ std::vector<std::string> data_overrides(const Config& cfg) {
   if (task == "lra_text") return {"task.root=" + d.imdb.string(), "task.pad_to=batch"};
   if (task == "lra_retrieval") return {"task.root=" + d.aan.string(), "task.pad_to=batch"};
   if (task == "pixel_sequence" && cfg.get_string("task.format") == "cifar10")
-    return {"task.root=" + d.cifar.string(), "task.val_size=5"};
+    return {"task.root=" + d.cifar.string(), "task.val_size=5", "task.partial_batches=true"};
   if (task == "pixel_sequence")  // Fashion-MNIST from the Debian package
     return {"task.train_limit=16", "task.val_limit=4", "task.test_limit=4"};
 #ifdef MEGALODON_HAS_VISION
@@ -243,6 +243,7 @@ TEST_CASE("LRA Image: CIFAR-10 in grey with Mega's split and normalisation", "[t
   auto o = smoke(runs / "r");
   o.push_back("task.root=" + d.cifar.string());
   o.push_back("task.val_size=5");
+  o.push_back("task.partial_batches=true");
   Config cfg = load_experiment(kExperiments / "lra/image.toml", o);
   auto t = mgl::harness::task_registry().at("pixel_sequence", "task.name", "").create(cfg);
   CHECK(t->size(Split::train) == 15);
@@ -296,3 +297,48 @@ TEST_CASE("LRA Pathfinder: the S4/Mega 80/10/10 split and the metadata labels", 
                     Catch::Contains("sample_"));
 }
 #endif
+
+TEST_CASE("LRA ListOps: an unknown token is an error naming file and line, or a counted skip", "[tasks][lra]") {
+  TempDir d("listops-unknown");
+  const fs::path root = d / "listops";
+  fs::copy(data().listops, root);
+  // Line 3 of the training file gets tokens outside the vocabulary; the rest stays valid.
+  std::ifstream in(root / "basic_train.tsv");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t third = text.find('\n', text.find('\n', text.find('\n') + 1) + 1);
+  text.insert(third + 1, "( ( [FOO hello ) 42 ) ]\t3\n");
+  write_text(root / "basic_train.tsv", text);
+  TempDir runs("listops-unknown-runs");
+  auto o = smoke(runs / "r");
+  o.push_back("task.root=" + root.string());
+  Config cfg = load_experiment(kExperiments / "lra/listops.toml", o);
+  auto make = [&](const Config& c) { return mgl::harness::task_registry().at("lra_listops", "task.name", "").create(c); };
+  CHECK_THROWS_WITH(make(cfg), Catch::Contains("basic_train.tsv:4:") && Catch::Contains("unknown token '[FOO'") &&
+                                   Catch::Contains("3 unknown"));
+  o.push_back("task.bad_lines=skip");
+  auto t = make(load_experiment(kExperiments / "lra/listops.toml", o));
+  CHECK(t->size(Split::train) == 24);  // the generated lines, without the bad one
+  CHECK_THAT(t->describe(), Catch::Contains("1 lines with 3 unknown tokens skipped"));
+}
+
+TEST_CASE("LRA Image: a CIFAR-10 batch of the wrong size is an error unless partial data is allowed", "[tasks][lra]") {
+  TempDir d("cifar-cut");
+  const fs::path root = d / "cifar-10-batches-bin";
+  fs::create_directories(root);
+  for (int b = 1; b <= 6; ++b)
+    mgl::datasets::write_cifar10_bin(root / (b <= 5 ? fmt::format("data_batch_{}.bin", b) : "test_batch.bin"),
+                                     torch::zeros({b == 3 ? 2 : 3, 3, 32, 32}, torch::kUInt8),
+                                     torch::zeros({b == 3 ? 2 : 3}, torch::kInt64));
+  TempDir runs("cifar-cut-runs");
+  auto o = smoke(runs / "r");
+  o.push_back("task.root=" + root.string());
+  o.push_back("task.val_size=2");
+  auto make = [&](const std::vector<std::string>& ov) {
+    return mgl::harness::task_registry().at("pixel_sequence", "task.name", "").create(
+        load_experiment(kExperiments / "lra/image.toml", ov));
+  };
+  CHECK_THROWS_WITH(make(o), Catch::Contains("data_batch_1.bin: 3 records, expected 10000") &&
+                                 Catch::Contains("task.partial_batches"));
+  o.push_back("task.partial_batches=true");
+  CHECK(make(o)->size(Split::train) == 14 - 2);
+}

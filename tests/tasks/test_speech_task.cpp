@@ -223,3 +223,36 @@ TEST_CASE("every speech experiment trains a few steps on a small release", "[tas
   }
 }
 #endif  // MEGALODON_HAS_AUDIO
+
+TEST_CASE("Speech Commands: an empty or far too short clip is a bad file, not a silent training clip", "[tasks][speech]") {
+  // A valid 16 kHz header with no samples, and one of 10 samples (0.6 ms), in a class folder that
+  // the official-lists split would otherwise zero-pad into training clips.
+  TempDir copy("speech-empty");
+  const fs::path root = copy / "sc";
+  fs::copy(data().root, root, fs::copy_options::recursive);
+  mgl::datasets::write_wav_pcm16(root / "yes/zz_nohash_0.wav", {}, 16000);
+  REQUIRE(mgl::datasets::read_wav_info(root / "yes/zz_nohash_0.wav").frames == 0);
+  TempDir runs("speech-empty-runs");
+  auto o = base(runs / "r");
+  o.push_back("task.root=" + root.string());
+  for (const char* split : {"official", "stratified"}) {
+    auto os = o;
+    os.push_back(std::string("task.split=") + split);
+    CHECK_THROWS_WITH(make_task("speech/sc10.toml", os),
+                      Catch::Contains("zz_nohash_0.wav") && Catch::Contains("empty clip"));
+  }
+  o.push_back("task.split=official");
+  o.push_back("task.bad_files=skip");
+  auto t = make_task("speech/sc10.toml", o);
+  CHECK_THAT(t->describe(), Catch::Contains("1 unreadable files skipped"));
+  CHECK(t->size(Split::train) + t->size(Split::val) + t->size(Split::test) == 70);  // the 70 good clips
+
+  // Far too short: 10 samples against task.min_clip_ms = 50 (800 samples); 0 turns the check off.
+  fs::remove(root / "yes/zz_nohash_0.wav");
+  mgl::datasets::write_wav_pcm16(root / "yes/zz_nohash_0.wav", std::vector<float>(10, 0.1f), 16000);
+  o.pop_back();
+  CHECK_THROWS_WITH(make_task("speech/sc10.toml", o),
+                    Catch::Contains("zz_nohash_0.wav") && Catch::Contains("task.min_clip_ms"));
+  o.push_back("task.min_clip_ms=0");
+  CHECK(make_task("speech/sc10.toml", o)->size(Split::train) == 71 - 20);
+}

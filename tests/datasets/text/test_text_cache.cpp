@@ -220,3 +220,50 @@ TEST_CASE("token cache: parallel tokenisation writes the same file as one thread
   const auto unk = load_or_build_tokens(*corpus, TextSplit::train, *tok, d / "c4", 3);
   CHECK(unk.slice(0, unk.size()).eq(Vocabulary::kUnk).all().item<bool>());
 }
+
+TEST_CASE("token cache: ids beyond the tokenizer's vocabulary are caught when the cache is opened or read",
+          "[text]") {
+  TempDir d("text-cache-ids");
+  write_text(d / "corpus" / "train" / "a.txt", "alpha beta\n");
+  const auto corpus = open_plain_text(d / "corpus");
+  const auto byte = make_byte_tokenizer();  // 257 ids
+  const auto cache = d / "cache";
+  std::vector<std::string> log;
+  auto logger = [&](const std::string& s) { log.push_back(s); };
+  bool reused = false;
+  const auto built = load_or_build_tokens(*corpus, TextSplit::train, *byte, cache, 1, logger, &reused);
+  CHECK(built.id_bound() == 't' + 1);  // the largest byte of "alpha beta\n" is 't'
+  const auto file = only_cache_file(cache);
+
+  // An intact-looking cache with the right fingerprint whose ids reach 299: rebuilt, naming it.
+  write_packed_tokens(file, built.fingerprint(), {{{1, 299, 3}, 1}}, 300);
+  log.clear();
+  const auto rebuilt = load_or_build_tokens(*corpus, TextSplit::train, *byte, cache, 1, logger, &reused);
+  CHECK_FALSE(reused);
+  REQUIRE_FALSE(log.empty());
+  CHECK(contains(log[0], file.string()));
+  CHECK(contains(log[0], "ids up to 299, outside the tokenizer's 257 ids; rebuilding"));
+  CHECK(rebuilt.size() == 11);
+  CHECK(rebuilt.id_bound() <= 257);
+
+  // Ids damaged after the header was written: reading them is an error naming the file and position.
+  std::string bytes = read_file(file);
+  bytes[bytes.size() - 2 * 3] = static_cast<char>(0xff);  // low byte of id 8 ('t' -> 0xff, above the bound 't' + 1)
+  const auto damaged = d / "damaged.tokens";
+  write_bytes(damaged, bytes);
+  const auto t = PackedTokens::open(damaged);
+  const std::string msg = error_of([&] { t.slice(0, t.size()); });
+  CHECK(contains(msg, damaged.string()));
+  CHECK(contains(msg, "id 255 at position 8"));
+  CHECK(contains(error_of([&] { t.at(8); }), "position 8"));
+  CHECK(t.slice(0, 8).size(0) == 8);  // the ids before it read fine
+
+  // A cache of the previous layout (no id bound) is refused as such, and rebuilt.
+  std::string v1 = read_file(file);
+  v1[7] = '1';
+  write_bytes(file, v1);
+  CHECK(contains(error_of([&] { PackedTokens::open(file); }), "older version (MGLTOK01"));
+  log.clear();
+  load_or_build_tokens(*corpus, TextSplit::train, *byte, cache, 1, logger, &reused);
+  CHECK_FALSE(reused);
+}

@@ -196,3 +196,20 @@ TEST_CASE("plain text: split folders of .txt files or split files, each a docume
   const std::string msg = error_of([&] { corpus->documents(TextSplit::test); });
   CHECK(contains(msg, "test.txt"));
 }
+
+TEST_CASE("PG-19 metadata: an unterminated quote is reported at the line where the field starts", "[text]") {
+  TempDir d("text-pg19-quote");
+  write_pg19(d, kMetadata);
+  // Line 1's title opens a quote that is never closed; the quote of line 2's title then looks like
+  // its end, followed by 'E' — the error belongs to line 1, not line 2.
+  write_text(d / "metadata.csv", "10,\"Ten,1900,x\n11,\"Eleven\",1901,y\n");
+  const std::string msg = error_of([&] { open_pg19(d.path()); });
+  INFO(msg);
+  CHECK(contains(msg, "metadata.csv:1:"));
+  CHECK(contains(msg, "unterminated"));
+  CHECK(contains(msg, "line 2"));
+  CHECK_FALSE(contains(msg, "metadata.csv:2:"));
+  // A stray character after a quote closed on its own line is still that line's error.
+  write_text(d / "metadata.csv", "10,Ten,1900,x\n11,\"Eleven\"x,1901,y\n");
+  CHECK(contains(error_of([&] { open_pg19(d.path()); }), "metadata.csv:2: unexpected character 'x'"));
+}

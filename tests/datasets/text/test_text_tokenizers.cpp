@@ -246,3 +246,17 @@ TEST_CASE("sentencepiece: unloadable model files and bad training inputs are err
   msg = error_of([&] { train_sentencepiece({d / "nothing.txt"}, d / "m", {}); });
   CHECK(msg.find("nothing.txt") != std::string::npos);
 }
+
+TEST_CASE("dict.txt: a madeupword entry that clashes with the padding is an error naming the file", "[text]") {
+  // Found by the dict fuzz driver (tests/fuzz/corpus/dict/finding-padding-word-listed): the message
+  // named no file.
+  mgl::test::TempDir d("dict-pad");
+  mgl::test::write_text(d / "dict.txt", "th> 5\nword 1 #fairseq:overwrite\nmadeupword0000 0\n");
+  try {
+    mgl::datasets::text::Vocabulary::load(d / "dict.txt");
+    FAIL("no error");
+  } catch (const std::runtime_error& e) {
+    CHECK(std::string(e.what()).find((d / "dict.txt").string()) != std::string::npos);
+    CHECK(std::string(e.what()).find("madeupword0000") != std::string::npos);
+  }
+}

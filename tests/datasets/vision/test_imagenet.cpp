@@ -580,3 +580,56 @@ TEST_CASE("imagenet-folder writes a set that the reader reads back with the IDX 
                  (d / "idx/train-labels-idx1-ubyte.gz").string()));
   }
 }
+
+TEST_CASE("image_quirks: what the decoder does to each of ImageNet's oddities, from the header", "[imagenet]") {
+  TempDir d("imagenet-quirks");
+  auto quirks = [&](const std::string& name, const Bytes& bytes) {
+    write_bytes(d / name, bytes);
+    std::string all;
+    for (const auto& q : mgl::datasets::image_quirks(d / name)) all += q + "|";
+    return all;
+  };
+  CHECK(quirks("plain.JPEG", flat(1, 2, 3)) == "");
+  CHECK(quirks("plain.png", flat(1, 2, 3, ".png")) == "");
+  CHECK(quirks("png.JPEG", flat(1, 2, 3, ".png")) == "PNG data under a .JPEG name: decoded as PNG by its content|");
+  CHECK(quirks("jpeg.png", flat(1, 2, 3)) == "JPEG data under a .png name: decoded as JPEG by its content|");
+  CHECK(quirks("grey.JPEG", flat_gray(77)) == "grayscale JPEG: R = G = B|");
+  CHECK_THAT(quirks("cmyk.JPEG", cmyk_jpeg({255, 255, 255, 128}, JCS_CMYK)), Contains("CMYK JPEG: converted to RGB"));
+  CHECK_THAT(quirks("ycck.JPEG", cmyk_jpeg({255, 255, 255, 128}, JCS_YCCK)), Contains("YCCK JPEG: converted to RGB"));
+  CHECK(quirks("noise.JPEG", Bytes{0x12, 0x34}) == "");  // not an image: check_files reports it, not this
+  Bytes cut = flat_gray(77);
+  cut.resize(6);  // the header walk stops at the end of the bytes without reading past them
+  CHECK(quirks("cut.JPEG", cut) == "");
+}
+
+TEST_CASE("megalodon data imagenet-check --skip-bad: exit 0, bad files and each quirk file listed", "[imagenet]") {
+  Tree t;
+  const fs::path dir = t.root / "train/n02000000";
+  write_bytes(dir / "n02000000_2933.JPEG", flat(1, 2, 3, ".png"));
+  write_bytes(dir / "n02000000_30.JPEG", cmyk_jpeg({255, 255, 255, 128}, JCS_CMYK));
+  write_bytes(dir / "n02000000_31.JPEG", flat_gray(77));
+  write_bytes(dir / "n02000000_42.JPEG", {});
+  TempDir out("imagenet-check");
+  auto run = [&](const std::string& args, std::string& text) {
+    const std::string cmd = fmt::format("'{}' data imagenet-check --root '{}' {} > '{}' 2>&1", MEGALODON_CLI_PATH,
+                                        t.root.string(), args, (out / "log.txt").string());
+    const int status = std::system(cmd.c_str());
+    std::ifstream in(out / "log.txt");
+    std::stringstream s;
+    s << in.rdbuf();
+    text = s.str();
+    INFO(cmd << "\n" << text);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  std::string text;
+  CHECK(run("--skip-bad --decode --threads 1", text) == 0);
+  INFO(text);
+  CHECK_THAT(text, Contains("skipped " + (dir / "n02000000_42.JPEG").string() + ": empty file"));
+  CHECK_THAT(text, Contains("quirk " + (dir / "n02000000_2933.JPEG").string() + ": PNG data under a .JPEG name"));
+  CHECK_THAT(text, Contains("quirk " + (dir / "n02000000_30.JPEG").string() + ": CMYK JPEG: converted to RGB"));
+  CHECK_THAT(text, Contains("quirk " + (dir / "n02000000_31.JPEG").string() + ": grayscale JPEG"));
+  CHECK_THAT(text, Contains("1 bad files skipped, 3 files with quirks handled"));
+  // Without --skip-bad the empty file stops the check with its name and exit status 1.
+  CHECK(run("", text) == 1);
+  CHECK_THAT(text, Contains((dir / "n02000000_42.JPEG").string()));
+}

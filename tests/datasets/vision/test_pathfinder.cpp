@@ -391,3 +391,18 @@ TEST_CASE("generate_pathfinder writes the released layout, independent of the th
                        (Catch::EndsWith(" 1.8 14 4 5 1.5 2 1") || Catch::EndsWith(" 1.8 14 4 5 1.5 3 1")));
   CHECK(mgl::datasets::load_pathfinder_image(d / "px/imgs/0/sample_1.png", 128).size(0) == 128);
 }
+
+TEST_CASE("Pathfinder index: an image path that leaves the folder is refused, even when the file exists",
+          "[pathfinder]") {
+  TempDir d("pf-index-escape");
+  write_png(d / "inner/imgs/0/sample_0.png", 4, 0);
+  write_png(d / "outside.png", 4, 0);  // exists, but outside the difficulty folder
+  const fs::path root = d / "inner";
+  for (const char* line : {"imgs/0 ../../../outside.png 0 1\n", "imgs/0/../../.. outside.png 0 1\n",
+                           "/tmp sample_0.png 0 1\n", "imgs/0 sub/../sample_0.png 0 1\n"}) {
+    INFO(line);
+    write_text(root / "metadata/0.npy", meta_line(0, 0, 1) + line);
+    const std::string e = error_of([&] { mgl::datasets::read_pathfinder_index(root); });
+    CHECK_THAT(e, Catch::Contains("0.npy:2") && Catch::Contains("leaves the folder"));
+  }
+}
