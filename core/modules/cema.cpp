@@ -5,7 +5,7 @@
 #include "core/init.h"
 #include "core/kernels.h"
 #ifdef MEGALODON_WITH_CUDA_GLUE
-#include "core/cuda/cema_glue.h"
+#include "core/cuda/cema/cema_glue.h"
 #endif
 
 namespace mgl {

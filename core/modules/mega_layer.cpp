@@ -9,7 +9,7 @@
 #include "core/modules/drop_path.h"
 #include "core/ops/attention.h"
 #ifdef MEGALODON_WITH_CUDA_GLUE
-#include "core/cuda/attention_glue.h"
+#include "core/cuda/attention/attention_glue.h"
 #endif
 
 namespace mgl {

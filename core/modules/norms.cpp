@@ -3,8 +3,8 @@
 #include "core/kernels.h"
 #include "core/ops/norms.h"
 #ifdef MEGALODON_WITH_CUDA_GLUE
-#include "core/cuda/norm_glue.h"
-#include "core/cuda/timestep_norm_glue.h"
+#include "core/cuda/row_norm/row_norm_glue.h"
+#include "core/cuda/timestep_norm/timestep_norm_glue.h"
 #endif
 
 namespace mgl {

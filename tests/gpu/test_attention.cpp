@@ -1,4 +1,4 @@
-// The IO-aware chunked attention kernel (core/cuda/attention_kernel.h, issue 11) against the
+// The IO-aware chunked attention kernel (core/cuda/attention/attention.h, issue 11) against the
 // reference path (ops::chunked_attention / cached_attention) on fresh random inputs. Oracle: the
 // reference path in fp64. Pass rule (FlashAttention's): the kernel's error against fp64 is at most
 // twice the reference path's own error in the same storage dtype, plus a small floor.
@@ -10,7 +10,7 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <fmt/format.h>
 
-#include "core/cuda/attention_glue.h"
+#include "core/cuda/attention/attention_glue.h"
 #include "core/modules/mega_layer.h"
 #include "core/ops/attention.h"
 

@@ -1,8 +1,8 @@
-#include "core/cuda/attention_glue.h"
+#include "core/cuda/attention/attention_glue.h"
 
 #include <c10/cuda/CUDAStream.h>
 
-#include "core/cuda/attention_kernel.h"
+#include "core/cuda/attention/attention.h"
 
 namespace mgl::cuda {
 

@@ -1,4 +1,4 @@
-// Torch-facing glue of the IO-aware chunked attention kernels (core/cuda/attention_kernel.h):
+// Torch-facing glue of the IO-aware chunked attention kernels (attention.h):
 // autograd Functions over q, k, v. Compiled only against a CUDA LibTorch (MEGALODON_WITH_CUDA_GLUE).
 #pragma once
 #include <torch/torch.h>

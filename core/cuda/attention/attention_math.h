@@ -1,5 +1,5 @@
 // Per-element arithmetic and tile bookkeeping of the IO-aware chunked attention kernels
-// (core/cuda/attention_kernel.cuh), written once as host+device inline functions so that the CPU
+// (core/cuda/attention/attention.cuh), written once as host+device inline functions so that the CPU
 // test (tests/core/test_attention_kernel_math.cpp) runs the very same code in its emulation of
 // the tiling. Plain C++ when not compiled by nvcc; no torch, no CUDA headers.
 //
@@ -12,15 +12,10 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 
-#ifdef __CUDACC__
-#define MGL_HD __host__ __device__ __forceinline__
-#else
-#define MGL_HD inline
-#endif
+#include "core/cuda/common/host_device.h"
 
-namespace mgl::cuda::attn {
+namespace mgl::cuda::attention {
 
 // Tile sizes shared by the kernels and the CPU emulation: a block owns kTile query rows (or key
 // rows in the key-major backward kernels) and streams kTile-wide tiles of the other side.
@@ -119,30 +114,4 @@ MGL_HD A dscore(A p, A dp, A delta) {
   return p * (dp - delta);
 }
 
-// ---- bf16 storage ----------------------------------------------------------------------------
-// bf16 is the top half of an IEEE fp32: widening is exact; narrowing rounds to nearest even
-// (NaN kept quiet). Written on bits so host and device agree bit for bit.
-MGL_HD float bf16_bits_to_float(uint16_t b) {
-  const uint32_t u = static_cast<uint32_t>(b) << 16;
-#ifdef __CUDA_ARCH__
-  return __uint_as_float(u);
-#else
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-#endif
-}
-
-MGL_HD uint16_t float_to_bf16_bits(float f) {
-#ifdef __CUDA_ARCH__
-  uint32_t u = __float_as_uint(f);
-#else
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-#endif
-  if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu)) return static_cast<uint16_t>((u >> 16) | 0x0040u);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return static_cast<uint16_t>(u >> 16);
-}
-
-}  // namespace mgl::cuda::attn
+}  // namespace mgl::cuda::attention

@@ -1,9 +1,8 @@
-#include "core/cuda/cema_glue.h"
+#include "core/cuda/cema/cema_glue.h"
 
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
-
-#include "core/cuda/cema_scan.h"
+#include "core/cuda/cema/cema_impulse_response.h"
+#include "core/cuda/cema/cema_scan.h"
+#include "core/cuda/common/glue.h"
 
 namespace mgl::cuda {
 namespace {
@@ -11,11 +10,6 @@ namespace {
 using torch::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-void check_launch(const char* what) {
-  const char* e = cema_last_error();
-  TORCH_CHECK(e[0] == '\0', what, ": CUDA kernel launch failed: ", e);
-}
 
 // Real data pointer of an fp32/fp64 tensor, or null for an undefined one.
 template <typename R>
@@ -70,8 +64,8 @@ Forward run_forward(const Tensor& xc, const Tensor& pc, const Tensor& lq, const 
     launch_forward<double, double>(xc.data_ptr<double>(), pc, lq, er, om, h0r, f.y.data_ptr<double>(), hlr, f.states,
                                    B, D, N, L, reverse);
   } else if (xc.scalar_type() == torch::kBFloat16) {
-    launch_forward<Bf16, float>(reinterpret_cast<const Bf16*>(xc.data_ptr<at::BFloat16>()), pc, lq, er, om, h0r,
-                                reinterpret_cast<Bf16*>(f.y.data_ptr<at::BFloat16>()), hlr, f.states, B, D, N, L,
+    launch_forward<bf16, float>(reinterpret_cast<const bf16*>(xc.data_ptr<at::BFloat16>()), pc, lq, er, om, h0r,
+                                reinterpret_cast<bf16*>(f.y.data_ptr<at::BFloat16>()), hlr, f.states, B, D, N, L,
                                 reverse);
   } else {
     launch_forward<float, float>(xc.data_ptr<float>(), pc, lq, er, om, h0r, f.y.data_ptr<float>(), hlr, f.states, B,
@@ -118,9 +112,9 @@ struct CemaScanFn : public torch::autograd::Function<CemaScanFn> {
                                       dx.data_ptr<double>(), part_p, part_lq, part_eta, part_om, dh0r, B, D, N, L,
                                       reverse);
     } else if (xc.scalar_type() == torch::kBFloat16) {
-      launch_backward<Bf16, float>(reinterpret_cast<const Bf16*>(gy.data_ptr<at::BFloat16>()), gh,
-                                   reinterpret_cast<const Bf16*>(xc.data_ptr<at::BFloat16>()), pc, lq, er, om, states,
-                                   reinterpret_cast<Bf16*>(dx.data_ptr<at::BFloat16>()), part_p, part_lq, part_eta,
+      launch_backward<bf16, float>(reinterpret_cast<const bf16*>(gy.data_ptr<at::BFloat16>()), gh,
+                                   reinterpret_cast<const bf16*>(xc.data_ptr<at::BFloat16>()), pc, lq, er, om, states,
+                                   reinterpret_cast<bf16*>(dx.data_ptr<at::BFloat16>()), part_p, part_lq, part_eta,
                                    part_om, dh0r, B, D, N, L, reverse);
     } else {
       launch_backward<float, float>(gy.data_ptr<float>(), gh, xc.data_ptr<float>(), pc, lq, er, om, states,
@@ -186,5 +180,24 @@ std::pair<Tensor, Tensor> cema_scan(const Tensor& x, const ops::EmaCoeffs& c, co
   auto out = CemaScanFn::apply(x, c.p, c.log_q, c.eta, om, h, reverse);
   return {out[0], out[1]};
 }
+
+torch::Tensor cema_impulse_response_cuda(const ops::EmaCoeffs& c, int64_t L) {
+  TORCH_CHECK(c.p.is_cuda() && c.is_complex(), "cema_impulse_response_cuda: complex coefficients on a CUDA device expected");
+  auto p = c.p.contiguous();
+  auto lq = torch::view_as_real(c.log_q.contiguous()).contiguous();
+  auto eta = torch::view_as_real(c.eta.contiguous()).contiguous();
+  auto k = torch::empty({c.dim(), L}, p.options());
+  void* stream = c10::cuda::getCurrentCUDAStream().stream();
+  if (p.scalar_type() == torch::kFloat64) {
+    cema_impulse_response_forward<double>(p.data_ptr<double>(), lq.data_ptr<double>(), eta.data_ptr<double>(),
+                               k.data_ptr<double>(), c.dim(), c.ndim(), L, stream);
+  } else {
+    TORCH_CHECK(p.scalar_type() == torch::kFloat32, "cema_impulse_response_cuda: fp32 or fp64 coefficients expected");
+    cema_impulse_response_forward<float>(p.data_ptr<float>(), lq.data_ptr<float>(), eta.data_ptr<float>(), k.data_ptr<float>(),
+                              c.dim(), c.ndim(), L, stream);
+  }
+  return k;
+}
+
 
 }  // namespace mgl::cuda

@@ -1,5 +1,5 @@
-// Torch-facing glue of the fused CEMA scan (core/cuda/cema_scan.h): a custom autograd Function
-// over the forward and backward kernels. Compiled only against a CUDA LibTorch
+// Torch-facing glue of the CEMA kernels: the fused scan (cema_scan.h), a custom autograd Function
+// over its forward and backward kernels, and the impulse response (cema_impulse_response.h). Compiled only against a CUDA LibTorch
 // (MEGALODON_WITH_CUDA_GLUE); the dispatch lives in core/modules/cema.cpp.
 #pragma once
 #include <torch/torch.h>
@@ -23,5 +23,9 @@ bool cema_scan_supports(const ops::EmaCoeffs& c, const torch::Tensor& x, std::st
 // with respect to x, the coefficients, omega and h0.
 std::pair<torch::Tensor, torch::Tensor> cema_scan(const torch::Tensor& x, const ops::EmaCoeffs& c,
                                                   const torch::Tensor& omega, const torch::Tensor& h0, bool reverse);
+
+// The impulse response k of spec §1.4 by the CUDA kernel; same contract as ops::ema_kernel for
+// complex coefficients on a CUDA device (forward only: no autograd).
+torch::Tensor cema_impulse_response_cuda(const ops::EmaCoeffs& c, int64_t L);
 
 }  // namespace mgl::cuda

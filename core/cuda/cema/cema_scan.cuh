@@ -19,7 +19,8 @@
 #pragma once
 #include <cuda_runtime.h>
 
-#include "core/cuda/cema_scan.h"
+#include "core/cuda/cema/cema_scan.h"
+#include "core/cuda/common/launch.h"
 
 namespace mgl::cuda {
 namespace detail {
@@ -60,7 +61,7 @@ __global__ void __launch_bounds__(256)
                          X* __restrict__ y, R* __restrict__ h_last, R* __restrict__ states, int64_t D, int N,
                          int64_t L, bool reverse) {
   constexpr int S = kCemaSeg;
-  extern __shared__ __align__(16) unsigned char cema_smem_raw[];
+  MGL_DYNAMIC_SMEM(16, unsigned char, cema_smem_raw);
   const CemaScanPlan pl = cema_scan_plan(N);
   const int T = blockDim.x, tid = threadIdx.x, n = tid % N, g = tid / N, C = pl.chunk, G = pl.groups;
   // Shared layout: carry (N, fp64) | xs (C) | V (N×S complex) | kc (S) | seg_tot, seg_start (G×N complex)
@@ -193,7 +194,7 @@ __global__ void __launch_bounds__(256)
                          R* __restrict__ part_p, R* __restrict__ part_log_q, R* __restrict__ part_eta,
                          R* __restrict__ part_omega, R* __restrict__ grad_h0, int64_t D, int N, int64_t L,
                          bool reverse) {
-  extern __shared__ __align__(16) unsigned char cema_smem_raw[];
+  MGL_DYNAMIC_SMEM(16, unsigned char, cema_smem_raw);
   const CemaScanPlan pl = cema_scan_plan(N);
   const CemaSmem<R> sm(cema_smem_raw, N, pl, true);
   const int T = blockDim.x, tid = threadIdx.x, n = tid % N, g = tid / N, C = pl.chunk, G = pl.groups,
@@ -359,7 +360,7 @@ void cema_scan_forward(const X* x, const R* p, const R* log_q, const R* eta, con
   const size_t smem = cema_scan_smem<R>(N, pl, false);
   auto kernel = detail::cema_scan_fwd_kernel<X, R>;
   if (smem > 48 * 1024) cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-  kernel<<<static_cast<unsigned>(B * D), pl.threads, smem, static_cast<cudaStream_t>(stream)>>>(
+  MGL_LAUNCH(kernel, static_cast<unsigned>(B * D), pl.threads, smem, static_cast<cudaStream_t>(stream))(
       x, p, log_q, eta, omega, h0, y, h_last, chunk_states, D, static_cast<int>(N), L, reverse);
 }
 
@@ -373,7 +374,7 @@ void cema_scan_backward(const X* grad_y, const R* grad_h_last, const X* x, const
   const size_t smem = cema_scan_smem<R>(N, pl, true);
   auto kernel = detail::cema_scan_bwd_kernel<X, R>;
   if (smem > 48 * 1024) cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
-  kernel<<<static_cast<unsigned>(B * D), pl.threads, smem, static_cast<cudaStream_t>(stream)>>>(
+  MGL_LAUNCH(kernel, static_cast<unsigned>(B * D), pl.threads, smem, static_cast<cudaStream_t>(stream))(
       grad_y, grad_h_last, x, p, log_q, eta, omega, chunk_states, grad_x, part_p, part_log_q, part_eta, part_omega,
       grad_h0, D, static_cast<int>(N), L, reverse);
 }

@@ -11,14 +11,25 @@
 // bf16 or double); p: D×N; log_q, eta: D×N×2 (interleaved re, im); omega: D (or null: no skip
 // term); h0, h_last, grad_h_last, grad_h0: B×D×N×2 (h0 / grad_h_last null = zero);
 // chunk_states: B×D×num_chunks×N×2, the state at the start of every chunk (written by the
-// forward, read by the backward; null in a forward that no backward follows). Real type R = float for X = float/bf16, double for X = double.
-// `stream` is a cudaStream_t.
+// forward, read by the backward; null in a forward that no backward follows). Real type R = float
+// for X = float/bf16, double for X = double. `stream` is a cudaStream_t. Launch errors:
+// launch_error() (common/launch.h).
 #pragma once
 #include <cstdint>
 
-#include "core/cuda/cema_scan_math.h"
+#include "core/cuda/cema/cema_scan_math.h"
 
 namespace mgl::cuda {
+
+// Null when the scan takes B×D×L activations with N modes, else why not. The glue and
+// mgl::kernels::cema_unsupported check it before launching; the launchers assume it.
+inline const char* cema_scan_shape_error(int64_t B, int64_t D, int64_t N, int64_t L) {
+  if (N < 1 || N > kCemaMaxN) return "the fused CEMA scan needs 1 <= N <= 256 modes";
+  if (L < 1) return "the fused CEMA scan needs L >= 1 (an empty sequence takes the reference path)";
+  if (B < 0 || D < 0) return "negative dimensions";
+  if (B * D > 2147483647) return "the fused CEMA scan runs one block per row: B·D must be < 2^31";
+  return nullptr;
+}
 
 template <typename X, typename R>
 void cema_scan_forward(const X* x, const R* p, const R* log_q, const R* eta, const R* omega, const R* h0, X* y,
@@ -33,8 +44,5 @@ void cema_scan_backward(const X* grad_y, const R* grad_h_last, const X* x, const
                         const R* eta, const R* omega, const R* chunk_states, X* grad_x, R* part_p, R* part_log_q,
                         R* part_eta, R* part_omega, R* grad_h0, int64_t B, int64_t D, int64_t N, int64_t L,
                         bool reverse, void* stream);
-
-// Launch error of the last kernel launched by this thread, as text ("" when none).
-const char* cema_last_error();
 
 }  // namespace mgl::cuda

@@ -1,5 +1,5 @@
 // Explicit instantiation of the fused CEMA scan for float activations (float state and coefficients).
-#include "core/cuda/cema_scan.cuh"
+#include "core/cuda/cema/cema_scan.cuh"
 
 namespace mgl::cuda {
 template void cema_scan_forward<float, float>(const float*, const float*, const float*, const float*, const float*, const float*, float*,
@@ -7,9 +7,4 @@ template void cema_scan_forward<float, float>(const float*, const float*, const 
 template void cema_scan_backward<float, float>(const float*, const float*, const float*, const float*, const float*, const float*,
                                            const float*, const float*, float*, float*, float*, float*, float*, float*, int64_t, int64_t,
                                            int64_t, int64_t, bool, void*);
-
-const char* cema_last_error() {
-  const cudaError_t e = cudaGetLastError();
-  return e == cudaSuccess ? "" : cudaGetErrorString(e);
-}
 }  // namespace mgl::cuda

@@ -1,5 +1,5 @@
 // Explicit instantiation of the fused CEMA scan for double activations (double state and coefficients).
-#include "core/cuda/cema_scan.cuh"
+#include "core/cuda/cema/cema_scan.cuh"
 
 namespace mgl::cuda {
 template void cema_scan_forward<double, double>(const double*, const double*, const double*, const double*, const double*, const double*, double*,

@@ -1,4 +1,4 @@
-// Host/device arithmetic of the fused CEMA scan (core/cuda/cema_scan.cuh). Compiles with nvcc
+// Host/device arithmetic of the fused CEMA scan (core/cuda/cema/cema_scan.cuh). Compiles with nvcc
 // and with a plain C++ compiler, so that tests/core/test_cema_kernel_math.cpp checks the
 // arithmetic and an emulation of the kernel's blocking on the CPU.
 //
@@ -19,15 +19,12 @@
 // per segment from the saved chunk starts and runs the adjoint recurrence in reverse order.
 #pragma once
 #include <math.h>
-#include <string.h>
 
+#include <cstddef>
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define MGL_HD __host__ __device__
-#else
-#define MGL_HD
-#endif
+#include "core/cuda/common/bf16.h"
+#include "core/cuda/common/host_device.h"
 
 namespace mgl::cuda {
 
@@ -43,7 +40,7 @@ struct CemaScanPlan {
   int groups;   // segments per chunk G = min(⌊T / N⌋, 32) (threads (n, g), n fastest)
   int chunk;    // steps per chunk C = G·S
 };
-MGL_HD inline CemaScanPlan cema_scan_plan(int64_t N) {
+MGL_HD CemaScanPlan cema_scan_plan(int64_t N) {
   CemaScanPlan p;
   p.threads = N > 128 ? 256 : 128;
   p.groups = static_cast<int>(p.threads / (N < 1 ? 1 : N));
@@ -52,15 +49,15 @@ MGL_HD inline CemaScanPlan cema_scan_plan(int64_t N) {
   p.chunk = p.groups * kCemaSeg;
   return p;
 }
-MGL_HD inline int64_t cema_num_chunks(int64_t L, const CemaScanPlan& p) { return (L + p.chunk - 1) / p.chunk; }
+MGL_HD int64_t cema_num_chunks(int64_t L, const CemaScanPlan& p) { return (L + p.chunk - 1) / p.chunk; }
 
 // Row stride of the per-(step, mode) buffer: odd, so that the per-step reduction (thread s reads
 // row s) is free of shared-memory bank conflicts.
-MGL_HD inline int cema_red_stride(int64_t N) { return static_cast<int>(N % 2 ? N : N + 1); }
+MGL_HD int cema_red_stride(int64_t N) { return static_cast<int>(N % 2 ? N : N + 1); }
 
 // Shared memory of the forward and backward kernels, in bytes, for real type R.
 template <typename R>
-MGL_HD inline size_t cema_scan_smem(int64_t N, const CemaScanPlan& p, bool backward) {
+MGL_HD size_t cema_scan_smem(int64_t N, const CemaScanPlan& p, bool backward) {
   const size_t C = static_cast<size_t>(p.chunk), G = static_cast<size_t>(p.groups), n = static_cast<size_t>(N);
   size_t reals = 2 * 2 * G * n  // segment totals and starts (complex)
                  + static_cast<size_t>(p.threads);  // block reductions
@@ -81,26 +78,26 @@ struct Cx {
   R re, im;
 };
 template <typename R>
-MGL_HD inline Cx<R> cx(R re, R im) {
+MGL_HD Cx<R> cx(R re, R im) {
   Cx<R> z;
   z.re = re;
   z.im = im;
   return z;
 }
 template <typename R>
-MGL_HD inline Cx<R> cadd(Cx<R> a, Cx<R> b) {
+MGL_HD Cx<R> cadd(Cx<R> a, Cx<R> b) {
   return cx<R>(a.re + b.re, a.im + b.im);
 }
 template <typename R>
-MGL_HD inline Cx<R> cmul(Cx<R> a, Cx<R> b) {
+MGL_HD Cx<R> cmul(Cx<R> a, Cx<R> b) {
   return cx<R>(a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re);
 }
 template <typename R>
-MGL_HD inline Cx<R> cconj(Cx<R> a) {
+MGL_HD Cx<R> cconj(Cx<R> a) {
   return cx<R>(a.re, -a.im);
 }
 template <typename R>
-MGL_HD inline Cx<R> cscale(Cx<R> a, R s) {
+MGL_HD Cx<R> cscale(Cx<R> a, R s) {
   return cx<R>(a.re * s, a.im * s);
 }
 
@@ -114,7 +111,7 @@ struct CxPow {
 };
 // exp(e · log q) with the product and the exponential in fp64.
 template <typename R>
-MGL_HD inline CxPow<R> cema_pow(R log_re, R log_im, double e) {
+MGL_HD CxPow<R> cema_pow(R log_re, R log_im, double e) {
   const double m = ::exp(e * static_cast<double>(log_re));
   const double a = e * static_cast<double>(log_im);
   const double re = m * ::cos(a), im = m * ::sin(a);
@@ -125,14 +122,14 @@ MGL_HD inline CxPow<R> cema_pow(R log_re, R log_im, double e) {
 }
 // q^e · h with the compensated power (chaining segments).
 template <typename R>
-MGL_HD inline Cx<R> cema_mul(const CxPow<R>& q, Cx<R> h) {
+MGL_HD Cx<R> cema_mul(const CxPow<R>& q, Cx<R> h) {
   return cadd(cmul(q.hi, h), cmul(q.lo, h));
 }
 
 // q · h inside a segment: the rounded q alone. Within S = 16 steps its bias is at most 16·ε;
 // the segments are chained with the compensated q^S, so the bias does not compound along L.
 template <typename R>
-MGL_HD inline Cx<R> cema_seg_mul(const CxPow<R>& q, Cx<R> h) {
+MGL_HD Cx<R> cema_seg_mul(const CxPow<R>& q, Cx<R> h) {
   return cmul(q.hi, h);
 }
 
@@ -142,24 +139,24 @@ MGL_HD inline Cx<R> cema_seg_mul(const CxPow<R>& q, Cx<R> h) {
 // keeps the long-memory regime (|q| → 1, ~1/(1−|q|) chained steps) at the fp32 reference
 // path's accuracy instead of accumulating one rounding per chained step.
 template <typename R>
-MGL_HD inline Cx<double> cema_pow_wide(R log_re, R log_im, double e) {
+MGL_HD Cx<double> cema_pow_wide(R log_re, R log_im, double e) {
   const double m = ::exp(e * static_cast<double>(log_re));
   const double a = e * static_cast<double>(log_im);
   return cx<double>(m * ::cos(a), m * ::sin(a));
 }
 template <typename R>
-MGL_HD inline Cx<double> cema_chain(Cx<double> f, Cx<double> E, Cx<R> t) {
+MGL_HD Cx<double> cema_chain(Cx<double> f, Cx<double> E, Cx<R> t) {
   const Cx<double> r = cmul(f, E);
   return cx<double>(r.re + static_cast<double>(t.re), r.im + static_cast<double>(t.im));
 }
 template <typename R>
-MGL_HD inline Cx<R> cema_narrow(Cx<double> z) {
+MGL_HD Cx<R> cema_narrow(Cx<double> z) {
   return cx<R>(static_cast<R>(z.re), static_cast<R>(z.im));
 }
 
 // One forward step inside a segment: h ← q·h + p·x (p real).
 template <typename R>
-MGL_HD inline Cx<R> cema_step(const CxPow<R>& q, R p, Cx<R> h, R x) {
+MGL_HD Cx<R> cema_step(const CxPow<R>& q, R p, Cx<R> h, R x) {
   Cx<R> r = cema_seg_mul(q, h);
   r.re += p * x;
   return r;
@@ -169,7 +166,7 @@ MGL_HD inline Cx<R> cema_step(const CxPow<R>& q, R p, Cx<R> h, R x) {
 // in PyTorch's convention); returns μ_t = η·g_t + m, the adjoint of h_t such that
 // dL = Re(μ_t · dh_t) through everything downstream of h_t.
 template <typename R>
-MGL_HD inline Cx<R> cema_adjoint(Cx<R> eta, R g, Cx<R> m) {
+MGL_HD Cx<R> cema_adjoint(Cx<R> eta, R g, Cx<R> m) {
   return cx<R>(eta.re * g + m.re, eta.im * g + m.im);
 }
 
@@ -184,7 +181,7 @@ struct CemaGradAcc {
   Cx<R> mqh{0, 0};
 };
 template <typename R>
-MGL_HD inline void cema_grad_step(CemaGradAcc<R>& a, Cx<R> h, Cx<R> mu, R p, R x, R g) {
+MGL_HD void cema_grad_step(CemaGradAcc<R>& a, Cx<R> h, Cx<R> mu, R p, R x, R g) {
   a.p += x * mu.re;
   a.eta.re += g * h.re;
   a.eta.im -= g * h.im;
@@ -194,54 +191,19 @@ MGL_HD inline void cema_grad_step(CemaGradAcc<R>& a, Cx<R> h, Cx<R> mu, R p, R x
   a.mqh.im += t.im;
 }
 
-// bf16 activations as raw bits (keeps the API CUDA-free; layout-compatible with __nv_bfloat16
-// and at::BFloat16). Loads widen exactly; stores round to nearest even, as the hardware does.
-struct Bf16 {
-  uint16_t bits;
-};
-MGL_HD inline float cema_bits_to_float(uint32_t u) {
-#ifdef __CUDA_ARCH__
-  return __uint_as_float(u);
-#else
-  float f;
-  memcpy(&f, &u, sizeof f);
-  return f;
-#endif
-}
-MGL_HD inline uint32_t cema_float_to_bits(float f) {
-#ifdef __CUDA_ARCH__
-  return __float_as_uint(f);
-#else
-  uint32_t u;
-  memcpy(&u, &f, sizeof u);
-  return u;
-#endif
-}
-MGL_HD inline float cema_load(float v) { return v; }
-MGL_HD inline double cema_load(double v) { return v; }
-MGL_HD inline float cema_load(Bf16 v) { return cema_bits_to_float(static_cast<uint32_t>(v.bits) << 16); }
-MGL_HD inline void cema_store(float v, float* out) { *out = v; }
-MGL_HD inline void cema_store(double v, double* out) { *out = v; }
-MGL_HD inline void cema_store(float v, Bf16* out) {
-  uint32_t u = cema_float_to_bits(v);
-  if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu)) {
-    out->bits = static_cast<uint16_t>((u >> 16) | 0x40u);  // NaN stays a (quiet) NaN
-    return;
-  }
-  u += 0x7fffu + ((u >> 16) & 1u);
-  out->bits = static_cast<uint16_t>(u >> 16);
-}
+// Activation loads and stores: fp32 and fp64 as they are, bf16 (common/bf16.h) widened exactly and
+// rounded to nearest even, as the hardware does.
+MGL_HD float cema_load(float v) { return v; }
+MGL_HD double cema_load(double v) { return v; }
+MGL_HD float cema_load(bf16 v) { return bf16_to_float(v); }
+MGL_HD void cema_store(float v, float* out) { *out = v; }
+MGL_HD void cema_store(double v, double* out) { *out = v; }
+MGL_HD void cema_store(float v, bf16* out) { *out = float_to_bf16(v); }
 
-// Running sums over the whole row (L/G terms per thread) use Kahan compensation; each chunk's
-// segment contributes a plain sum of at most S terms. Without it, the fp32 gradient sums at
-// L = 64K would carry ~L/G·ε of rounding, above the reference path's blocked reductions.
-template <typename R>
-MGL_HD inline void kahan_add(R& sum, R& comp, R v) {
-  const R y = v - comp;
-  const R t = sum + y;
-  comp = (t - sum) - y;
-  sum = t;
-}
+// Running sums over the whole row (L/G terms per thread) use Kahan compensation (kahan_add,
+// common/host_device.h); each chunk's segment contributes a plain sum of at most S terms. Without
+// it, the fp32 gradient sums at L = 64K would carry ~L/G·ε of rounding, above the reference path's
+// blocked reductions.
 template <typename R>
 struct CemaGradSum {
   R s[5] = {0, 0, 0, 0, 0};  // ∂p, Re/Im grad η, Re/Im Σ μ q h
@@ -256,7 +218,7 @@ struct CemaGradSum {
 };
 
 // Number of valid steps of segment g in a chunk of `len` valid steps.
-MGL_HD inline int cema_seg_len(int len, int g) {
+MGL_HD int cema_seg_len(int len, int g) {
   const int v = len - g * kCemaSeg;
   return v < 0 ? 0 : (v > kCemaSeg ? kCemaSeg : v);
 }

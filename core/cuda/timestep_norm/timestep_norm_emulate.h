@@ -1,7 +1,7 @@
-// CPU emulation of the fused timestep-norm kernels (timestep_norm_kernel.cuh), in fp32 with the
+// CPU emulation of the fused timestep-norm kernels (timestep_norm.cuh), in fp32 with the
 // kernels' own arithmetic (timestep_norm_math.h) and scan structure (timestep_norm_scan.h): the
 // warp reductions' summation order, the tiles, warps, chunks and compensated carries. It lets the
-// CPU tests check the kernels' algorithm and numerics without a GPU, and gives `megalodon bench-tsn`
+// CPU tests check the kernels' algorithm and numerics without a GPU, and gives the timestep-norm benchmark
 // its error-growth table. Reference oracles here are fp64. Header-only (LibTorch CPU tensors).
 #pragma once
 #include <torch/torch.h>
@@ -9,9 +9,9 @@
 #include <cmath>
 #include <vector>
 
-#include "core/cuda/timestep_norm_scan.h"
+#include "core/cuda/timestep_norm/timestep_norm_scan.h"
 
-namespace mgl::cuda::tsn::emu {
+namespace mgl::cuda::timestep_norm::emu {
 
 // Sum of v[0..g) as a warp computes it: lane-strided partial sums, then the xor butterfly.
 inline float warp_row_sum(const float* v, int64_t g, int64_t stride = 1) {
@@ -184,7 +184,7 @@ inline Backward backward(const torch::Tensor& x_in, const torch::Tensor& dy_in, 
   return out;
 }
 
-// ---- error growth with L (bench-tsn's table and the scan test) -----------------------------
+// ---- error growth with L (the benchmark's table and the scan test) -----------------------------
 // One column (B = 1, G = 1, g channels) of data with a large offset (N(offset, 1)): max |Δy| against
 // an fp64 oracle for the kernel's scheme, a naive fp32 running sum of Σx and Σx² per step, and the
 // reference path (ops::timestep_norm, given separately by the caller since it needs core/ops).
@@ -246,4 +246,4 @@ inline double max_abs(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
 }
 
-}  // namespace mgl::cuda::tsn::emu
+}  // namespace mgl::cuda::timestep_norm::emu

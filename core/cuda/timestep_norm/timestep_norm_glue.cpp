@@ -1,10 +1,10 @@
-#include "core/cuda/timestep_norm_glue.h"
+#include "core/cuda/timestep_norm/timestep_norm_glue.h"
 
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
-#include "core/cuda/timestep_norm_kernel.h"
+#include "core/cuda/timestep_norm/timestep_norm.h"
 
 namespace mgl::cuda {
 
@@ -25,7 +25,7 @@ const T* cptr(const Tensor& t) {
   return t.defined() ? t.data_ptr<T>() : nullptr;
 }
 
-// x's element pointer as the kernels' type (bf16_t is storage-compatible with at::BFloat16).
+// x's element pointer as the kernels' type (bf16 is storage-compatible with at::BFloat16).
 template <typename K>
 K* xptr(const Tensor& t);
 template <>
@@ -33,8 +33,8 @@ float* xptr<float>(const Tensor& t) {
   return t.data_ptr<float>();
 }
 template <>
-bf16_t* xptr<bf16_t>(const Tensor& t) {
-  return reinterpret_cast<bf16_t*>(t.data_ptr<at::BFloat16>());
+bf16* xptr<bf16>(const Tensor& t) {
+  return reinterpret_cast<bf16*>(t.data_ptr<at::BFloat16>());
 }
 
 // Inputs (x, weight, bias, prev_mean, prev_var) differentiable; prev_count, mask and the group count
@@ -44,7 +44,7 @@ class TimestepNormFunction : public torch::autograd::Function<TimestepNormFuncti
   static variable_list forward(AutogradContext* ctx, Tensor x, Tensor weight, Tensor bias, Tensor prev_mean,
                                Tensor prev_var, Tensor prev_count, Tensor mask, Tensor count_out, int64_t G,
                                double eps) {
-    const TsnShape s{x.size(0), x.size(1), x.size(2), G};
+    const TimestepNormShape s{x.size(0), x.size(1), x.size(2), G};
     x = x.contiguous();
     const Tensor w = weight.to(torch::kFloat32).contiguous(), b = bias.to(torch::kFloat32).contiguous();
     const Tensor pm = prev_mean.to(torch::kFloat32).contiguous(), pv = prev_var.to(torch::kFloat32).contiguous();
@@ -55,9 +55,9 @@ class TimestepNormFunction : public torch::autograd::Function<TimestepNormFuncti
     Tensor ws = workspace(timestep_norm_forward_workspace_bytes(s), x);
     const bool* mp = cptr<bool>(mask);
     if (x.scalar_type() == torch::kBFloat16) {
-      timestep_norm_forward<bf16_t>(s, xptr<bf16_t>(x), w.data_ptr<float>(), b.data_ptr<float>(), mp,
+      timestep_norm_forward<bf16>(s, xptr<bf16>(x), w.data_ptr<float>(), b.data_ptr<float>(), mp,
                                     prev_count.data_ptr<int64_t>(), pm.data_ptr<float>(), pv.data_ptr<float>(),
-                                    static_cast<float>(eps), xptr<bf16_t>(y), mean.data_ptr<float>(),
+                                    static_cast<float>(eps), xptr<bf16>(y), mean.data_ptr<float>(),
                                     rstd.data_ptr<float>(), mean_out.data_ptr<float>(), var_out.data_ptr<float>(),
                                     ws.data_ptr(), current_stream());
     } else {
@@ -87,7 +87,7 @@ class TimestepNormFunction : public torch::autograd::Function<TimestepNormFuncti
     const Tensor count_out = ctx->saved_data["count_out"].toTensor();
     const Tensor mask = ctx->saved_data["mask"].toTensor();
     const int64_t G = ctx->saved_data["G"].toInt();
-    const TsnShape s{x.size(0), x.size(1), x.size(2), G};
+    const TimestepNormShape s{x.size(0), x.size(1), x.size(2), G};
     const auto f32 = x.options().dtype(torch::kFloat32);
     Tensor dy = grads[0].defined() ? grads[0].to(x.scalar_type()).contiguous() : torch::zeros_like(x);
     Tensor dmean = grads[1].defined() ? grads[1].to(torch::kFloat32).contiguous() : Tensor();
@@ -102,11 +102,11 @@ class TimestepNormFunction : public torch::autograd::Function<TimestepNormFuncti
     Tensor dpm = torch::empty({s.B, G}, f32), dpv = torch::empty({s.B, G}, f32);
     Tensor ws = workspace(timestep_norm_backward_workspace_bytes(s), x);
     if (x.scalar_type() == torch::kBFloat16) {
-      timestep_norm_backward<bf16_t>(s, xptr<bf16_t>(x), xptr<bf16_t>(dy), w.data_ptr<float>(), cptr<bool>(mask),
+      timestep_norm_backward<bf16>(s, xptr<bf16>(x), xptr<bf16>(dy), w.data_ptr<float>(), cptr<bool>(mask),
                                      cptr<double>(counts), prev_count.data_ptr<int64_t>(), pm.data_ptr<float>(),
                                      count_out.data_ptr<int64_t>(), mean.data_ptr<float>(), rstd.data_ptr<float>(),
                                      mean_out.data_ptr<float>(), cptr<float>(dmean), cptr<float>(dvar),
-                                     xptr<bf16_t>(dx), dw.data_ptr<float>(), db.data_ptr<float>(),
+                                     xptr<bf16>(dx), dw.data_ptr<float>(), db.data_ptr<float>(),
                                      dpm.data_ptr<float>(), dpv.data_ptr<float>(), ws.data_ptr(), current_stream());
     } else {
       timestep_norm_backward<float>(s, xptr<float>(x), xptr<float>(dy), w.data_ptr<float>(), cptr<bool>(mask),

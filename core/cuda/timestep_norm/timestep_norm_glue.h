@@ -1,4 +1,4 @@
-// Torch-facing glue of the fused timestep norm (timestep_norm_kernel.h): a custom autograd
+// Torch-facing glue of the fused timestep norm (timestep_norm.h): a custom autograd
 // Function over the forward and backward kernels. Compiled only against a CUDA LibTorch
 // (MEGALODON_WITH_CUDA_GLUE); the module chooses it with mgl::kernels::use_fused.
 #pragma once

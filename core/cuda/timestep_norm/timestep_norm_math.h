@@ -1,19 +1,15 @@
 // The per-element and combine arithmetic of the fused timestep-norm kernels (spec §2), as
-// __host__ __device__ inline functions: the CUDA kernels (timestep_norm_kernel.cuh) and the CPU
-// emulation of their scan (tests/core/test_timestep_norm_scan.cpp, cli/bench_tsn.cpp) call the
+// __host__ __device__ inline functions: the CUDA kernels (timestep_norm.cuh) and the CPU
+// emulation of their scan (tests/core/test_timestep_norm_scan.cpp, the timestep-norm benchmark) call the
 // very same code, so the CPU tests check the kernels' arithmetic bit for bit up to FMA contraction.
 // Compiles with g++ (no CUDA headers).
 #pragma once
 #include <cmath>
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define MGL_HD __host__ __device__ __forceinline__
-#else
-#define MGL_HD inline
-#endif
+#include "core/cuda/common/host_device.h"
 
-namespace mgl::cuda::tsn {
+namespace mgl::cuda::timestep_norm {
 
 // ---- forward: Welford/Chan moments -------------------------------------------------------
 // The statistics of a run of timesteps: n observations (each timestep is one observation with the
@@ -42,14 +38,6 @@ MGL_HD Moments combine(const Moments& a, const Moments& b) {
   const float ca = static_cast<float>(a.n) / static_cast<float>(n);
   const float d = b.m - a.m;
   return {n, a.m + cb * d, a.v + (cb * (b.v - a.v) + ca * cb * d * d)};
-}
-
-// Kahan-compensated accumulation: s + inc with the rounding error kept in c (s − c is the sum).
-MGL_HD void kahan_add(float& s, float& c, float inc) {
-  const float y = inc - c;
-  const float t = s + y;
-  c = (t - s) - y;
-  s = t;
 }
 
 // The carry of a long scan: moments with Kahan compensation terms on the mean and the variance.
@@ -133,4 +121,4 @@ MGL_HD float dx_element(float dy, float x, float w, float rstd, float gm, float 
   return dy * rstd * w + inv_g * (dgm + 2.f * dgv * (x - gm));
 }
 
-}  // namespace mgl::cuda::tsn
+}  // namespace mgl::cuda::timestep_norm

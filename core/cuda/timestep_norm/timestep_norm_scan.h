@@ -1,6 +1,6 @@
 // The block structure of the fused timestep-norm scan over time (spec §2.5), shared by the CUDA
-// kernels (timestep_norm_kernel.cuh) and their CPU emulation (emulate_column_scan below, used by
-// tests/core/test_timestep_norm_scan.cpp and `megalodon bench-tsn`). Compiles with g++.
+// kernels (timestep_norm.cuh) and their CPU emulation (emu::column_scan below, used by
+// tests/core/test_timestep_norm_scan.cpp and the timestep-norm benchmark). Compiles with g++.
 //
 // One column = one (batch, group) pair; its L steps are scanned in "scan order" (forward in time
 // for the statistics, reverse for the backward's suffix sums). Work-efficient reduce-then-scan:
@@ -21,9 +21,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/cuda/timestep_norm_math.h"
+#include "core/cuda/timestep_norm/timestep_norm_math.h"
 
-namespace mgl::cuda::tsn {
+namespace mgl::cuda::timestep_norm {
 
 constexpr int kThreads = 256;      // threads per scan block (8 warps)
 constexpr int kWarps = kThreads / 32;
@@ -112,4 +112,4 @@ C column_scan(int64_t L, C init, Id identity, Load load, Store store) {
 }
 
 }  // namespace emu
-}  // namespace mgl::cuda::tsn
+}  // namespace mgl::cuda::timestep_norm

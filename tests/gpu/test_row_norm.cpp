@@ -1,4 +1,4 @@
-// The fused per-token norms (core/cuda/norm_*: RMSNorm §3.1, LayerNorm §4.1) against the reference
+// The fused per-token norms (core/cuda/row_norm/: RMSNorm §3.1, LayerNorm §4.1) against the reference
 // path (core/ops/norms), both against an fp64 oracle; forward and backward, fp32 and bf16, with and
 // without affine parameters, contiguous and transposed (the RMSNorm after CEMA) inputs.
 // Pass: kernel error ≤ 2 × the reference path's own + a floor.
@@ -7,10 +7,10 @@
 #ifdef MEGALODON_WITH_CUDA_GLUE
 #include <fmt/format.h>
 
-#include "core/cuda/norm_glue.h"
+#include "core/cuda/row_norm/row_norm_glue.h"
 #include "core/ops/norms.h"
 
-MGL_GPU_CHECK("norms_fused") {
+MGL_GPU_CHECK("row_norm") {
   using torch::Tensor;
   using mgl::gpu_tests::max_abs_diff;
   torch::manual_seed(0);

@@ -1,22 +1,24 @@
-// Implementation of the fused per-token norms (norm_kernel.h); instantiated per dtype in
-// norm_kernel_{f32,bf16}.cu.
+// Implementation of the fused per-token norms (row_norm.h); instantiated per dtype in
+// row_norm_{f32,bf16}.cu.
 //   forward:  one warp per row: mean (LayerNorm), then the centred second moment (two passes over
 //             the row, the second from L1), y = x̂ w + b; saves the row's mean and rstd.
 //   backward: one warp per row for dx (row means of dy·w and dy·w·x̂, then dx); a channel-tiled
 //             kernel for the dweight/dbias partial sums over row blocks (Kahan), reduced in a fixed
-//             order (deterministic), as in the timestep norm's backward.
+//             order (deterministic), as in the timestep norm's backward (common/reduce.cuh).
 // Bytes: forward 2·N·s (+ the second read of x when the row is not in L1), backward 5·N·s.
 #pragma once
-#include "core/cuda/norm_kernel.h"
-#include "core/cuda/norm_math.h"
-#include "core/cuda/timestep_norm_kernel.cuh"  // to_float, from_float, warp_sum, reduce_partials_kernel
+#include <cuda_runtime.h>
+
+#include "core/cuda/common/bf16.h"
+#include "core/cuda/common/launch.h"
+#include "core/cuda/common/reduce.cuh"
+#include "core/cuda/row_norm/row_norm.h"
+#include "core/cuda/row_norm/row_norm_math.h"
 
 namespace mgl::cuda {
-namespace rownorm_detail {
+namespace row_norm_detail {
 
-using tsn_detail::from_float;
-using tsn_detail::to_float;
-using tsn_detail::warp_sum;
+using common::warp_sum;
 
 template <typename T>
 __global__ void fwd_kernel(const T* __restrict__ x, const float* __restrict__ w, const float* __restrict__ b,
@@ -39,7 +41,7 @@ __global__ void fwd_kernel(const T* __restrict__ x, const float* __restrict__ w,
   }
   const float rs = rsqrtf(warp_sum(q) / static_cast<float>(D) + eps);
   for (int64_t c = lane; c < D; c += 32)
-    y[r * D + c] = from_float<T>(rownorm::apply(to_float(xr[c]), mu, rs, w ? w[c] : 1.f, b ? b[c] : 0.f));
+    y[r * D + c] = from_float<T>(row_norm::apply(to_float(xr[c]), mu, rs, w ? w[c] : 1.f, b ? b[c] : 0.f));
   if (lane == 0) {
     mean[r] = mu;
     rstd[r] = rs;
@@ -65,7 +67,7 @@ __global__ void dx_kernel(const T* __restrict__ x, const T* __restrict__ dy, con
   const float m1 = sub ? warp_sum(s1) / static_cast<float>(D) : 0.f;
   const float m2 = warp_sum(s2) / static_cast<float>(D);
   for (int64_t c = lane; c < D; c += 32)
-    dx[r * D + c] = from_float<T>(rownorm::dx(to_float(dr[c]), to_float(xr[c]), w ? w[c] : 1.f, mu, rs, m1, m2));
+    dx[r * D + c] = from_float<T>(row_norm::dx(to_float(dr[c]), to_float(xr[c]), w ? w[c] : 1.f, mu, rs, m1, m2));
 }
 
 // grid (⌈D/256⌉, NB): thread = channel; partial Σ dy x̂ and Σ dy over a block of rows.
@@ -80,8 +82,8 @@ __global__ void wb_partial_kernel(const T* __restrict__ x, const T* __restrict__
   float aw = 0.f, cw = 0.f, ab = 0.f, cb = 0.f;
   for (int64_t r = r0; r < r1; ++r) {
     const float d = to_float(dy[r * D + c]);
-    tsn::kahan_add(aw, cw, d * (to_float(x[r * D + c]) - mean[r]) * rstd[r]);
-    tsn::kahan_add(ab, cb, d);
+    kahan_add(aw, cw, d * (to_float(x[r * D + c]) - mean[r]) * rstd[r]);
+    kahan_add(ab, cb, d);
   }
   pw[int64_t{blockIdx.y} * D + c] = aw;
   pb[int64_t{blockIdx.y} * D + c] = ab;
@@ -93,13 +95,13 @@ inline int64_t row_blocks(int64_t R, int64_t D) {
   return nb < R ? nb : (R > 0 ? R : 1);
 }
 
-}  // namespace rownorm_detail
+}  // namespace row_norm_detail
 
 template <typename T>
 void row_norm_forward(const T* x, const float* weight, const float* bias, int64_t R, int64_t D, bool subtract_mean,
                       float eps, T* y, float* mean, float* rstd, void* stream) {
   if (R == 0 || D == 0) return;
-  rownorm_detail::fwd_kernel<T><<<static_cast<unsigned>((R * 32 + 255) / 256), 256, 0, static_cast<cudaStream_t>(stream)>>>(
+  MGL_LAUNCH(row_norm_detail::fwd_kernel<T>, static_cast<unsigned>((R * 32 + 255) / 256), 256, 0, static_cast<cudaStream_t>(stream))(
       x, weight, bias, R, D, subtract_mean, eps, y, mean, rstd);
 }
 
@@ -110,20 +112,20 @@ void row_norm_backward(const T* x, const T* dy, const float* weight, const float
   const cudaStream_t st = static_cast<cudaStream_t>(stream);
   if (D == 0) return;
   if (R > 0)
-    rownorm_detail::dx_kernel<T><<<static_cast<unsigned>((R * 32 + 255) / 256), 256, 0, st>>>(x, dy, weight, mean, rstd,
+    MGL_LAUNCH(row_norm_detail::dx_kernel<T>, static_cast<unsigned>((R * 32 + 255) / 256), 256, 0, st)(x, dy, weight, mean, rstd,
                                                                                                R, D, subtract_mean, dx);
   if (dweight == nullptr && dbias == nullptr) return;
-  const int64_t nb = rownorm_detail::row_blocks(R, D), rpb = R > 0 ? (R + nb - 1) / nb : 0;
+  const int64_t nb = row_norm_detail::row_blocks(R, D), rpb = R > 0 ? (R + nb - 1) / nb : 0;
   float* pw = static_cast<float*>(workspace);
   float* pb = pw + nb * D;
   float* scratch = pb + nb * D;  // 2·D: the output nobody asked for
   if (R == 0) {
     cudaMemsetAsync(pw, 0, 2 * nb * D * sizeof(float), st);
   } else {
-    rownorm_detail::wb_partial_kernel<T><<<dim3(static_cast<unsigned>((D + 255) / 256), static_cast<unsigned>(nb)), 256,
-                                          0, st>>>(x, dy, mean, rstd, R, rpb, D, pw, pb);
+    MGL_LAUNCH(row_norm_detail::wb_partial_kernel<T>, dim3(static_cast<unsigned>((D + 255) / 256), static_cast<unsigned>(nb)), 256,
+                                          0, st)(x, dy, mean, rstd, R, rpb, D, pw, pb);
   }
-  tsn_detail::reduce_partials_kernel<T><<<static_cast<unsigned>((D + 255) / 256), 256, 0, st>>>(
+  MGL_LAUNCH(common::reduce_partials_kernel<T>, static_cast<unsigned>((D + 255) / 256), 256, 0, st)(
       pw, pb, dweight ? dweight : scratch, dbias ? dbias : scratch + D, nb, D);
 }
 

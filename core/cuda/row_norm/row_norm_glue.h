@@ -1,4 +1,4 @@
-// Torch-facing glue of the fused per-token norms (norm_kernel.h): an autograd Function over the
+// Torch-facing glue of the fused per-token norms (row_norm.h): an autograd Function over the
 // forward and backward kernels. Compiled only against a CUDA LibTorch (MEGALODON_WITH_CUDA_GLUE).
 #pragma once
 #include <torch/torch.h>

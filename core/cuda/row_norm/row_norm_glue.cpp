@@ -1,10 +1,10 @@
-#include "core/cuda/norm_glue.h"
+#include "core/cuda/row_norm/row_norm_glue.h"
 
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
-#include "core/cuda/norm_kernel.h"
+#include "core/cuda/row_norm/row_norm.h"
 
 namespace mgl::cuda {
 
@@ -31,9 +31,9 @@ class RowNormFunction : public torch::autograd::Function<RowNormFunction> {
     const auto f32 = x.options().dtype(torch::kFloat32);
     Tensor y = torch::empty_like(xr), mean = torch::empty({R}, f32), rstd = torch::empty({R}, f32);
     if (x.scalar_type() == torch::kBFloat16) {
-      row_norm_forward<bf16_t>(reinterpret_cast<const bf16_t*>(xr.data_ptr<at::BFloat16>()), fptr(w), fptr(b), R, D,
+      row_norm_forward<bf16>(reinterpret_cast<const bf16*>(xr.data_ptr<at::BFloat16>()), fptr(w), fptr(b), R, D,
                                subtract_mean, static_cast<float>(eps),
-                               reinterpret_cast<bf16_t*>(y.data_ptr<at::BFloat16>()), mean.data_ptr<float>(),
+                               reinterpret_cast<bf16*>(y.data_ptr<at::BFloat16>()), mean.data_ptr<float>(),
                                rstd.data_ptr<float>(), current_stream());
     } else {
       row_norm_forward<float>(xr.data_ptr<float>(), fptr(w), fptr(b), R, D, subtract_mean, static_cast<float>(eps),
@@ -61,10 +61,10 @@ class RowNormFunction : public torch::autograd::Function<RowNormFunction> {
     Tensor dw = w.defined() ? torch::empty({D}, f32) : Tensor(), db = has_bias ? torch::empty({D}, f32) : Tensor();
     Tensor ws = torch::empty({static_cast<int64_t>(row_norm_backward_workspace_bytes(R, D))}, xr.options().dtype(torch::kUInt8));
     if (xr.scalar_type() == torch::kBFloat16) {
-      row_norm_backward<bf16_t>(reinterpret_cast<const bf16_t*>(xr.data_ptr<at::BFloat16>()),
-                                reinterpret_cast<const bf16_t*>(dy.data_ptr<at::BFloat16>()), fptr(w),
+      row_norm_backward<bf16>(reinterpret_cast<const bf16*>(xr.data_ptr<at::BFloat16>()),
+                                reinterpret_cast<const bf16*>(dy.data_ptr<at::BFloat16>()), fptr(w),
                                 mean.data_ptr<float>(), rstd.data_ptr<float>(), R, D, sub,
-                                reinterpret_cast<bf16_t*>(dx.data_ptr<at::BFloat16>()), fptr_mut(dw), fptr_mut(db),
+                                reinterpret_cast<bf16*>(dx.data_ptr<at::BFloat16>()), fptr_mut(dw), fptr_mut(db),
                                 ws.data_ptr(), current_stream());
     } else {
       row_norm_backward<float>(xr.data_ptr<float>(), dy.data_ptr<float>(), fptr(w), mean.data_ptr<float>(),

@@ -1,4 +1,4 @@
-#include "core/cuda/attention_kernel.cuh"
+#include "core/cuda/attention/attention.cuh"
 
 namespace mgl::cuda {
 template const char* attention_forward<bf16>(const AttentionShape&, const bf16*, const bf16*, const bf16*,

@@ -1,11 +1,12 @@
-// Implementation of ema_kernel_forward; instantiated once per dtype in its own .cu file.
+// Implementation of cema_impulse_response_forward; instantiated once per dtype in its own .cu file.
 #pragma once
 #include <cuda_runtime.h>
 
-#include "core/cuda/ema_kernel.h"
+#include "core/cuda/cema/cema_impulse_response.h"
+#include "core/cuda/common/launch.h"
 
 namespace mgl::cuda {
-namespace detail {
+namespace cema_impulse_detail {
 
 template <typename T>
 __device__ inline void cexp(T re, T im, T& out_re, T& out_im) {
@@ -16,12 +17,12 @@ __device__ inline void cexp(T re, T im, T& out_re, T& out_im) {
   out_im = m * s;
 }
 
-// grid.x = D, block = up to 256 threads striding over j. The D×N coefficients of the block's
+// grid.x = D, block = up to 256 threads striding over j. The N coefficients of the block's
 // channel (p·η and log q) are staged in shared memory.
 template <typename T>
-__global__ void ema_kernel_fwd(const T* __restrict__ p, const T* __restrict__ log_q, const T* __restrict__ eta,
-                               T* __restrict__ k, int64_t N, int64_t L) {
-  extern __shared__ unsigned char smem_raw[];
+__global__ void impulse_response_kernel(const T* __restrict__ p, const T* __restrict__ log_q,
+                                        const T* __restrict__ eta, T* __restrict__ k, int64_t N, int64_t L) {
+  MGL_DYNAMIC_SMEM(16, unsigned char, smem_raw);
   T* s = reinterpret_cast<T*>(smem_raw);  // [N][4]: pη re, pη im, log q re, log q im
   const int64_t d = blockIdx.x;
   for (int64_t n = threadIdx.x; n < N; n += blockDim.x) {
@@ -45,16 +46,16 @@ __global__ void ema_kernel_fwd(const T* __restrict__ p, const T* __restrict__ lo
   }
 }
 
-}  // namespace detail
+}  // namespace cema_impulse_detail
 
 template <typename T>
-void ema_kernel_forward(const T* p, const T* log_q, const T* eta, T* k, int64_t D, int64_t N, int64_t L,
-                        void* stream) {
+void cema_impulse_response_forward(const T* p, const T* log_q, const T* eta, T* k, int64_t D, int64_t N, int64_t L,
+                                   void* stream) {
   if (D == 0 || L == 0) return;
   const int threads = L >= 256 ? 256 : static_cast<int>(((L + 31) / 32) * 32);
   const size_t smem = static_cast<size_t>(4 * N) * sizeof(T);
-  detail::ema_kernel_fwd<T><<<static_cast<unsigned>(D), threads, smem, static_cast<cudaStream_t>(stream)>>>(
-      p, log_q, eta, k, N, L);
+  MGL_LAUNCH(cema_impulse_detail::impulse_response_kernel<T>, static_cast<unsigned>(D), threads, smem,
+             static_cast<cudaStream_t>(stream))(p, log_q, eta, k, N, L);
 }
 
 }  // namespace mgl::cuda

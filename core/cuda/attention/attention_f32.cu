@@ -1,8 +1,6 @@
-#include "core/cuda/attention_kernel.cuh"
+#include "core/cuda/attention/attention.cuh"
 
 namespace mgl::cuda {
-const char* attention_shape_error(const AttentionShape& s) { return attn_detail::shape_error(s); }
-
 template const char* attention_forward<float>(const AttentionShape&, const float*, const float*, const float*,
                                               const uint8_t*, float*, float*, void*);
 template const char* attention_backward<float>(const AttentionShape&, const float*, const float*, const float*,

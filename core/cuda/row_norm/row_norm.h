@@ -1,6 +1,6 @@
 // Fused per-token norms over the last dimension (RMSNorm §3.1, LayerNorm §4.1), forward and
 // backward, for fp32 and bf16 rows with fp32 statistics. CUDA-free API over device pointers;
-// implementation in norm_kernel.cuh, one instantiation per dtype in norm_kernel_{f32,bf16}.cu.
+// implementation in row_norm.cuh, one instantiation per dtype in row_norm_{f32,bf16}.cu.
 //
 // x, y, dy, dx: R×D contiguous rows; weight (the effective scale w + 1) and bias: D fp32, either
 // may be null (no affine / no bias). subtract_mean: LayerNorm (true) or RMSNorm (false).
@@ -9,9 +9,17 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "core/cuda/timestep_norm_kernel.h"  // bf16_t
+#include "core/cuda/common/bf16.h"
 
 namespace mgl::cuda {
+
+// Null when the kernels take R rows of D channels, else why not (checked by the glue and
+// mgl::kernels::row_norm_unsupported before launching).
+inline const char* row_norm_shape_error(int64_t R, int64_t D) {
+  if (R < 0 || D < 0) return "negative dimensions";
+  if (R > int64_t{2147483647} * 8) return "the row norms run one warp per row: R must be < 2^34";
+  return nullptr;
+}
 
 template <typename T>
 void row_norm_forward(const T* x, const float* weight, const float* bias, int64_t R, int64_t D, bool subtract_mean,

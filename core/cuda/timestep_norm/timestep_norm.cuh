@@ -1,7 +1,7 @@
-// Implementation of the fused timestep norm (timestep_norm_kernel.h); instantiated once per dtype
-// in timestep_norm_kernel_{f32,bf16}.cu.
+// Implementation of the fused timestep norm (timestep_norm.h); instantiated once per dtype in
+// timestep_norm_{f32,bf16}.cu.
 //
-// Forward, three passes over x-sized data (bytes model in cli/bench_tsn.cpp):
+// Forward, three passes over x-sized data (bytes model in the timestep-norm benchmark):
 //   1. row_moments:  one warp per (b, t, group): two-pass mean and population variance of the
 //                    g channels (fp32) → gm, gv (B×G×L).
 //   2. scan:         per (b, group) column the Welford/Chan scan over time of timestep_norm_scan.h
@@ -17,39 +17,19 @@
 //   3. dx + partial: dx elementwise; dweight/dbias partial sums over row blocks (Kahan), then a
 //                    deterministic reduction over the row blocks.
 #pragma once
-#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
-#include "core/cuda/timestep_norm_kernel.h"
-#include "core/cuda/timestep_norm_scan.h"
+#include "core/cuda/common/launch.h"
+#include "core/cuda/common/reduce.cuh"
+#include "core/cuda/timestep_norm/timestep_norm.h"
+#include "core/cuda/timestep_norm/timestep_norm_scan.h"
 
 namespace mgl::cuda {
-namespace tsn_detail {
+namespace timestep_norm_detail {
 
-using namespace mgl::cuda::tsn;
-
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(bf16_t v) {
-  __nv_bfloat16_raw r;
-  r.x = v.bits;
-  return __bfloat162float(__nv_bfloat16(r));
-}
-template <typename T>
-__device__ __forceinline__ T from_float(float v);
-template <>
-__device__ __forceinline__ float from_float<float>(float v) {
-  return v;
-}
-template <>
-__device__ __forceinline__ bf16_t from_float<bf16_t>(float v) {
-  const __nv_bfloat16_raw r = __float2bfloat16(v);
-  return bf16_t{r.x};
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
+using namespace mgl::cuda::timestep_norm;
+using common::reduce_partials_kernel;
+using common::warp_sum;
 
 __device__ __forceinline__ Moments shfl_up(const Moments& s, int off) {
   return {__shfl_up_sync(0xffffffffu, s.n, off), __shfl_up_sync(0xffffffffu, s.m, off),
@@ -117,7 +97,7 @@ __device__ void block_tile(const Op& op, int64_t col, int64_t begin, int64_t end
 template <class Op>
 __global__ void __launch_bounds__(kThreads) scan_reduce_kernel(Op op, int64_t L, typename Op::Carry* totals,
                                                                int64_t nc) {
-  __shared__ typename Op::State smem[kWarps + 1];
+  MGL_STATIC_SMEM(typename Op::State, smem, kWarps + 1);
   const int64_t col = blockIdx.x, c = blockIdx.y;
   typename Op::Carry tot = carry_init(Op::identity());
   const int64_t e = (c + 1) * kChunk;
@@ -143,7 +123,7 @@ __global__ void scan_carry_kernel(Op op, int64_t ncols, typename Op::Carry* buf,
 template <class Op>
 __global__ void __launch_bounds__(kThreads) scan_apply_kernel(Op op, int64_t L, const typename Op::Carry* prefix,
                                                               int64_t nc) {
-  __shared__ typename Op::State smem[kWarps + 1];
+  MGL_STATIC_SMEM(typename Op::State, smem, kWarps + 1);
   const int64_t col = blockIdx.x, c = blockIdx.y;
   typename Op::Carry carry = nc == 1 ? op.initial(col) : prefix[col * nc + c];
   const int64_t e = (c + 1) * kChunk < L ? (c + 1) * kChunk : L;
@@ -155,11 +135,11 @@ template <class Op>
 void run_scan(const Op& op, int64_t ncols, int64_t L, typename Op::Carry* buf, cudaStream_t st) {
   const int64_t nc = num_chunks(L);
   if (nc > 1) {
-    scan_reduce_kernel<Op><<<dim3(static_cast<unsigned>(ncols), static_cast<unsigned>(nc - 1)), kThreads, 0, st>>>(
+    MGL_LAUNCH(scan_reduce_kernel<Op>, dim3(static_cast<unsigned>(ncols), static_cast<unsigned>(nc - 1)), kThreads, 0, st)(
         op, L, buf, nc);
-    scan_carry_kernel<Op><<<static_cast<unsigned>((ncols + 127) / 128), 128, 0, st>>>(op, ncols, buf, nc);
+    MGL_LAUNCH(scan_carry_kernel<Op>, static_cast<unsigned>((ncols + 127) / 128), 128, 0, st)(op, ncols, buf, nc);
   }
-  scan_apply_kernel<Op><<<dim3(static_cast<unsigned>(ncols), static_cast<unsigned>(nc)), kThreads, 0, st>>>(
+  MGL_LAUNCH(scan_apply_kernel<Op>, dim3(static_cast<unsigned>(ncols), static_cast<unsigned>(nc)), kThreads, 0, st)(
       op, L, buf, nc);
 }
 
@@ -368,27 +348,12 @@ __global__ void dx_kernel(const T* __restrict__ x, const T* __restrict__ dy, con
   pb[int64_t{blockIdx.y} * D + c] = ab;
 }
 
-template <typename T>  // T only gives each dtype's .cu its own symbol
-__global__ void reduce_partials_kernel(const float* __restrict__ pw, const float* __restrict__ pb,
-                                              float* __restrict__ dweight, float* __restrict__ dbias, int64_t R,
-                                              int64_t D) {
-  const int64_t c = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
-  if (c >= D) return;
-  float aw = 0.f, cw = 0.f, ab = 0.f, cb = 0.f;
-  for (int64_t r = 0; r < R; ++r) {
-    kahan_add(aw, cw, pw[r * D + c]);
-    kahan_add(ab, cb, pb[r * D + c]);
-  }
-  dweight[c] = aw;
-  dbias[c] = ab;
-}
-
 // ---- workspace layout ---------------------------------------------------------------------
 
 inline size_t align_up(size_t n) { return (n + 255) / 256 * 256; }
 
 // Row blocks of the normalize and dx kernels: about 2048 blocks in all, at least one row each.
-inline int64_t dx_row_blocks(const TsnShape& s) {
+inline int64_t dx_row_blocks(const TimestepNormShape& s) {
   const int64_t ctiles = (s.D + 255) / 256, rows = s.B * s.L;
   int64_t R = 2048 / ctiles;
   if (R < 1) R = 1;
@@ -400,7 +365,7 @@ struct FwdWorkspace {
   float* gv;
   MomentsCarry* carries;
 };
-inline size_t fwd_layout(const TsnShape& s, void* base, FwdWorkspace* ws) {
+inline size_t fwd_layout(const TimestepNormShape& s, void* base, FwdWorkspace* ws) {
   const size_t col = static_cast<size_t>(s.B * s.G), n = col * static_cast<size_t>(s.L);
   const size_t a = align_up(n * sizeof(float)), c = align_up(col * num_chunks(s.L) * sizeof(MomentsCarry));
   if (ws != nullptr) {
@@ -420,7 +385,7 @@ struct BwdWorkspace {
   float* pw;
   float* pb;
 };
-inline size_t bwd_layout(const TsnShape& s, void* base, BwdWorkspace* ws) {
+inline size_t bwd_layout(const TimestepNormShape& s, void* base, BwdWorkspace* ws) {
   const size_t col = static_cast<size_t>(s.B * s.G), n = col * static_cast<size_t>(s.L);
   const size_t a = align_up(n * sizeof(float)), c = align_up(col * num_chunks(s.L) * sizeof(GradCarry));
   const size_t p = align_up(static_cast<size_t>(dx_row_blocks(s) * s.D) * sizeof(float));
@@ -438,14 +403,14 @@ inline size_t bwd_layout(const TsnShape& s, void* base, BwdWorkspace* ws) {
 
 inline unsigned warp_row_blocks(int64_t rows) { return static_cast<unsigned>((rows * 32 + 255) / 256); }
 
-}  // namespace tsn_detail
+}  // namespace timestep_norm_detail
 
 template <typename T>
-void timestep_norm_forward(const TsnShape& s, const T* x, const float* weight, const float* bias, const bool* mask,
+void timestep_norm_forward(const TimestepNormShape& s, const T* x, const float* weight, const float* bias, const bool* mask,
                            const int64_t* prev_count, const float* prev_mean, const float* prev_var, float eps,
                            T* y, float* mean, float* rstd, float* mean_out, float* var_out, void* workspace,
                            void* stream) {
-  using namespace tsn_detail;
+  using namespace timestep_norm_detail;
   if (s.B == 0) return;
   const cudaStream_t st = static_cast<cudaStream_t>(stream);
   const int64_t g = s.D / s.G, ncols = s.B * s.G;
@@ -457,21 +422,21 @@ void timestep_norm_forward(const TsnShape& s, const T* x, const float* weight, c
   FwdWorkspace ws;
   fwd_layout(s, workspace, &ws);
   const int64_t rows = s.B * s.L * s.G;
-  row_moments_kernel<T><<<warp_row_blocks(rows), 256, 0, st>>>(x, ws.gm, ws.gv, rows, s.L, s.G, g);
+  MGL_LAUNCH(row_moments_kernel<T>, warp_row_blocks(rows), 256, 0, st)(x, ws.gm, ws.gv, rows, s.L, s.G, g);
   FwdScanOp op{ws.gm, ws.gv, mask, prev_count, prev_mean, prev_var, mean, rstd, mean_out, var_out, s.L, s.G, eps};
   run_scan(op, ncols, s.L, ws.carries, st);
   const int64_t R = dx_row_blocks(s), rpb = (s.B * s.L + R - 1) / R;
-  normalize_kernel<T><<<dim3(static_cast<unsigned>((s.D + 255) / 256), static_cast<unsigned>(R)), 256, 0, st>>>(
+  MGL_LAUNCH(normalize_kernel<T>, dim3(static_cast<unsigned>((s.D + 255) / 256), static_cast<unsigned>(R)), 256, 0, st)(
       x, weight, bias, mask, mean, rstd, y, s.B * s.L, rpb, s.L, s.D, s.G, g);
 }
 
 template <typename T>
-void timestep_norm_backward(const TsnShape& s, const T* x, const T* dy, const float* weight, const bool* mask,
+void timestep_norm_backward(const TimestepNormShape& s, const T* x, const T* dy, const float* weight, const bool* mask,
                             const double* counts, const int64_t* prev_count, const float* prev_mean,
                             const int64_t* count_out, const float* mean, const float* rstd, const float* mean_out,
                             const float* dmean_out, const float* dvar_out, T* dx, float* dweight, float* dbias,
                             float* dprev_mean, float* dprev_var, void* workspace, void* stream) {
-  using namespace tsn_detail;
+  using namespace timestep_norm_detail;
   const cudaStream_t st = static_cast<cudaStream_t>(stream);
   const int64_t g = s.D / s.G, ncols = s.B * s.G;
   if (s.B == 0 || s.L == 0) {
@@ -488,16 +453,16 @@ void timestep_norm_backward(const TsnShape& s, const T* x, const T* dy, const fl
   BwdWorkspace ws;
   bwd_layout(s, workspace, &ws);
   const int64_t rows = s.B * s.L * s.G;
-  row_grads_kernel<T><<<warp_row_blocks(rows), 256, 0, st>>>(x, dy, weight, mask, counts, prev_count, count_out, mean,
+  MGL_LAUNCH(row_grads_kernel<T>, warp_row_blocks(rows), 256, 0, st)(x, dy, weight, mask, counts, prev_count, count_out, mean,
                                                               rstd, mean_out, dmean_out, dvar_out, ws.gm, ws.P, ws.Q,
                                                               rows, s.L, s.G, g);
   BwdScanOp op{ws.P,      ws.Q,      ws.gm,      mask,       prev_count, count_out, prev_mean,
                mean_out, dmean_out, dvar_out, dprev_mean, dprev_var,  s.L,       s.G};
   run_scan(op, ncols, s.L, ws.carries, st);
   const int64_t R = dx_row_blocks(s), rpb = (s.B * s.L + R - 1) / R;
-  dx_kernel<T><<<dim3(static_cast<unsigned>((s.D + 255) / 256), static_cast<unsigned>(R)), 256, 0, st>>>(
+  MGL_LAUNCH(dx_kernel<T>, dim3(static_cast<unsigned>((s.D + 255) / 256), static_cast<unsigned>(R)), 256, 0, st)(
       x, dy, weight, mask, mean, rstd, ws.gm, ws.P, ws.Q, dx, ws.pw, ws.pb, s.B * s.L, rpb, s.L, s.D, s.G, g);
-  reduce_partials_kernel<T><<<static_cast<unsigned>((s.D + 255) / 256), 256, 0, st>>>(ws.pw, ws.pb, dweight, dbias, R,
+  MGL_LAUNCH(reduce_partials_kernel<T>, static_cast<unsigned>((s.D + 255) / 256), 256, 0, st)(ws.pw, ws.pb, dweight, dbias, R,
                                                                                   s.D);
 }
 

@@ -1,5 +1,5 @@
-// Implementation of the IO-aware chunked attention kernels (API: attention_kernel.h); instantiated
-// once per storage type in attention_kernel_{f32,bf16}.cu.
+// Implementation of the IO-aware chunked attention kernels (API: attention.h); instantiated once
+// per storage type in attention_{f32,bf16}.cu.
 //
 // Tiling. A block of 256 threads owns a 64-row tile (queries in the forward and dQ kernels, keys in
 // the dK and dV kernels) and streams 64-row tiles of the other side through shared memory. Every
@@ -27,30 +27,26 @@
 #pragma once
 #include <cuda_runtime.h>
 
-#include "core/cuda/attention_kernel.h"
-#include "core/cuda/attention_math.h"
+#include "core/cuda/attention/attention.h"
+#include "core/cuda/attention/attention_math.h"
+#include "core/cuda/common/bf16.h"
+#include "core/cuda/common/launch.h"
 
 namespace mgl::cuda {
-namespace attn_detail {
+namespace attention_detail {
 
-using namespace ::mgl::cuda::attn;
+using namespace ::mgl::cuda::attention;
 
 constexpr int kThreads = 256;
 constexpr int kSub = 32;         // depth of one staged slice of a head-dim contraction
 constexpr int kRowSlice = 16;    // rows of the natural-layout B operand staged at a time (dQ, dK)
 constexpr int kLdT = kTile + 1;  // padded leading dimension of transposed tiles
 
+// Global loads and stores of the storage type T (float or bf16), in fp32 (common/bf16.h).
 template <typename T>
-struct Io;
-template <>
-struct Io<float> {
-  static __device__ __forceinline__ float load(const float* p) { return *p; }
-  static __device__ __forceinline__ void store(float* p, float x) { *p = x; }
-};
-template <>
-struct Io<bf16> {
-  static __device__ __forceinline__ float load(const bf16* p) { return bf16_bits_to_float(p->bits); }
-  static __device__ __forceinline__ void store(bf16* p, float x) { p->bits = float_to_bf16_bits(x); }
+struct Io {
+  static __device__ __forceinline__ float load(const T* p) { return to_float(*p); }
+  static __device__ __forceinline__ void store(T* p, float x) { *p = from_float<T>(x); }
 };
 
 // dst[d][r] (leading dim kLdT) = src[r·rs + d0 + d] for r < kTile, d < kSub; zero outside
@@ -158,7 +154,7 @@ __global__ void __launch_bounds__(kThreads, 1) fwd_kernel(AttentionShape s, int6
                                                        const T* k, const T* v, const uint8_t* kpm, T* o,
                                                        float* lse) {
   constexpr int DVT = 16 * NJ;
-  extern __shared__ float smem[];
+  MGL_DYNAMIC_SMEM(4, float, smem);
   float* sa = smem;                     // Qᵀ slice
   float* sb = smem + kSub * kLdT;       // Kᵀ slice
   float* vt = smem;                     // V tile [key][col], reuses the slices once S is done
@@ -256,7 +252,7 @@ template <typename T, int ND>
 __global__ void __launch_bounds__(kThreads, 1) dq_kernel(AttentionShape s, int64_t tiles_per_chunk, const T* q,
                                                       const T* k, const T* v, const uint8_t* kpm, const T* d_o,
                                                       const float* lse, const float* delta, T* dq) {
-  extern __shared__ float smem[];
+  MGL_DYNAMIC_SMEM(4, float, smem);
   float* sa = smem;
   float* sb = smem + kSub * kLdT;
   float* dst = smem + 2 * kSub * kLdT;       // dSᵀ [key][row]
@@ -327,7 +323,7 @@ template <typename T, int ND>
 __global__ void __launch_bounds__(kThreads, 1) dk_kernel(AttentionShape s, int64_t tiles_per_chunk, const T* q,
                                                       const T* k, const T* v, const uint8_t* kpm, const T* d_o,
                                                       const float* lse, const float* delta, T* dk) {
-  extern __shared__ float smem[];
+  MGL_DYNAMIC_SMEM(4, float, smem);
   float* sa = smem;
   float* sb = smem + kSub * kLdT;
   float* dsq = smem + 2 * kSub * kLdT;  // dS [query][key]
@@ -398,7 +394,7 @@ __global__ void __launch_bounds__(kThreads, 1) dv_kernel(AttentionShape s, int64
                                                       const T* k, const uint8_t* kpm, const T* d_o, const float* lse,
                                                       T* dv) {
   constexpr int DVT = 16 * NJ;
-  extern __shared__ float smem[];
+  MGL_DYNAMIC_SMEM(4, float, smem);
   float* sa = smem;
   float* sb = smem + kSub * kLdT;
   float* don = smem;  // dO tile [query][col], reuses the slices
@@ -468,11 +464,12 @@ template <typename T, int NJ>
 cudaError_t launch_fwd(const AttentionShape& s, const T* q, const T* k, const T* v, const uint8_t* kpm, T* o,
                        float* lse, cudaStream_t st) {
   const size_t bytes = fwd_smem_floats<NJ>() * sizeof(float);
-  if (cudaError_t e = allow_smem(fwd_kernel<T, NJ>, bytes)) return e;
+  const auto kernel = fwd_kernel<T, NJ>;
+  if (cudaError_t e = allow_smem(kernel, bytes)) return e;
   const int64_t tpc = tiles(s.chunk_q, s.Lq);
   const dim3 grid(static_cast<unsigned>(num_chunks(s) * tpc), static_cast<unsigned>(s.B * s.H),
                   static_cast<unsigned>((s.dv + 16 * NJ - 1) / (16 * NJ)));
-  fwd_kernel<T, NJ><<<grid, kThreads, bytes, st>>>(s, tpc, q, k, v, kpm, o, lse);
+  MGL_LAUNCH(kernel, grid, kThreads, bytes, st)(s, tpc, q, k, v, kpm, o, lse);
   return cudaGetLastError();
 }
 
@@ -480,14 +477,16 @@ template <typename T, int ND>
 cudaError_t launch_dqk(const AttentionShape& s, const T* q, const T* k, const T* v, const uint8_t* kpm, const T* d_o,
                        const float* lse, const float* delta, T* dq, T* dk, cudaStream_t st) {
   const size_t bytes = dqk_smem_floats<ND>() * sizeof(float);
-  if (cudaError_t e = allow_smem(dq_kernel<T, ND>, bytes)) return e;
-  if (cudaError_t e = allow_smem(dk_kernel<T, ND>, bytes)) return e;
+  const auto dq_kern = dq_kernel<T, ND>;
+  const auto dk_kern = dk_kernel<T, ND>;
+  if (cudaError_t e = allow_smem(dq_kern, bytes)) return e;
+  if (cudaError_t e = allow_smem(dk_kern, bytes)) return e;
   const unsigned bh = static_cast<unsigned>(s.B * s.H);
   const int64_t tq = tiles(s.chunk_q, s.Lq), tk = tiles(s.chunk_k, s.Lk);
-  dq_kernel<T, ND><<<dim3(static_cast<unsigned>(num_chunks(s) * tq), bh), kThreads, bytes, st>>>(
+  MGL_LAUNCH(dq_kern, dim3(static_cast<unsigned>(num_chunks(s) * tq), bh), kThreads, bytes, st)(
       s, tq, q, k, v, kpm, d_o, lse, delta, dq);
   if (cudaError_t e = cudaGetLastError()) return e;
-  dk_kernel<T, ND><<<dim3(static_cast<unsigned>(num_chunks(s) * tk), bh), kThreads, bytes, st>>>(
+  MGL_LAUNCH(dk_kern, dim3(static_cast<unsigned>(num_chunks(s) * tk), bh), kThreads, bytes, st)(
       s, tk, q, k, v, kpm, d_o, lse, delta, dk);
   return cudaGetLastError();
 }
@@ -496,37 +495,21 @@ template <typename T, int NJ>
 cudaError_t launch_dv(const AttentionShape& s, const T* q, const T* k, const uint8_t* kpm, const T* d_o,
                       const float* lse, T* dv, cudaStream_t st) {
   const size_t bytes = dv_smem_floats<NJ>() * sizeof(float);
-  if (cudaError_t e = allow_smem(dv_kernel<T, NJ>, bytes)) return e;
+  const auto kernel = dv_kernel<T, NJ>;
+  if (cudaError_t e = allow_smem(kernel, bytes)) return e;
   const int64_t tk = tiles(s.chunk_k, s.Lk);
   const dim3 grid(static_cast<unsigned>(num_chunks(s) * tk), static_cast<unsigned>(s.B * s.H),
                   static_cast<unsigned>((s.dv + 16 * NJ - 1) / (16 * NJ)));
-  dv_kernel<T, NJ><<<grid, kThreads, bytes, st>>>(s, tk, q, k, kpm, d_o, lse, dv);
+  MGL_LAUNCH(kernel, grid, kThreads, bytes, st)(s, tk, q, k, kpm, d_o, lse, dv);
   return cudaGetLastError();
 }
 
-inline const char* shape_error(const AttentionShape& s) {
-  if (s.B < 0 || s.H < 1 || s.Lq < 0 || s.Lk < 0 || s.dk < 1 || s.dv < 1) return "negative or empty dimensions";
-  if (s.chunk_q < 1 || s.chunk_k < 1) return "chunk sizes must be >= 1";
-  if (s.dk > kAttentionMaxHeadDim) return "head dim of q and k must be <= 256";
-  if (s.B * s.H > 65535) return "B·H must be <= 65535 (grid y dimension)";
-  if ((s.Lq + s.chunk_q - 1) / s.chunk_q != (s.Lk + s.chunk_k - 1) / s.chunk_k)
-    return "queries and keys must split into the same number of chunks";
-  if (s.causal) {
-    const int64_t nc = (s.Lq + s.chunk_q - 1) / s.chunk_q;
-    for (int64_t m = 0; m < nc; m += (nc > 1 ? nc - 1 : 1)) {  // first and last chunk suffice
-      const auto sp = chunk_span(m, s.Lq, s.Lk, s.chunk_q, s.chunk_k);
-      if (sp.klen < sp.qlen) return "causal attention needs at least as many keys as queries in every chunk";
-    }
-  }
-  return nullptr;
-}
-
-}  // namespace attn_detail
+}  // namespace attention_detail
 
 template <typename T>
 const char* attention_forward(const AttentionShape& s, const T* q, const T* k, const T* v,
                                    const uint8_t* key_padding, T* o, float* lse, void* stream) {
-  using namespace attn_detail;
+  using namespace attention_detail;
   if (s.B * s.H * s.Lq == 0) return nullptr;
   auto st = static_cast<cudaStream_t>(stream);
   // Value columns per block: as many as registers allow (16·NJ), since every extra column tile
@@ -540,12 +523,13 @@ template <typename T>
 const char* attention_backward(const AttentionShape& s, const T* q, const T* k, const T* v,
                                     const uint8_t* key_padding, const T* o, const T* d_o, const float* lse,
                                     float* delta, T* dq, T* dk, T* dv, void* stream) {
-  using namespace attn_detail;
+  using namespace attention_detail;
   if (s.B * s.H * (s.Lq + s.Lk) == 0) return nullptr;
   auto st = static_cast<cudaStream_t>(stream);
   if (s.Lq > 0) {
     const int64_t rows = s.B * s.Lq * s.H, per_block = kThreads / 32;
-    delta_kernel<T><<<static_cast<unsigned>((rows + per_block - 1) / per_block), kThreads, 0, st>>>(s, o, d_o, delta);
+    MGL_LAUNCH(delta_kernel<T>, static_cast<unsigned>((rows + per_block - 1) / per_block), kThreads, 0, st)(s, o, d_o,
+                                                                                                     delta);
     if (cudaError_t e = cudaGetLastError()) return status(e);
   }
   cudaError_t e = s.dk <= 64    ? launch_dqk<T, 4>(s, q, k, v, key_padding, d_o, lse, delta, dq, dk, st)
