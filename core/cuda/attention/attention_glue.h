@@ -3,11 +3,17 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <string>
+
 namespace mgl::cuda {
 
-// Whether the kernel takes these tensors: CUDA, fp32 or bf16 (after casting q, k to v's dtype),
-// q/k head dim ≤ 256. Callers under `auto` fall back to the reference path when false.
-bool attention_kernel_supports(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
+// Whether the kernel takes these tensors for chunks of chunk_q queries and chunk_k keys; when
+// not, `why` says what it lacks. Taken: q, k, v on one CUDA device, fp32 or bf16 (q and k are
+// cast to v's dtype), and the shape rules of kernels::attention_unsupported (head dim ≤ 256,
+// B·H ≤ 65535, as many key chunks as query chunks, causal chunks with at least as many keys as
+// queries). Callers under `auto` fall back to the reference path when false.
+bool attention_kernel_supports(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t chunk_q,
+                               int64_t chunk_k, bool causal, std::string* why = nullptr);
 
 // Same contract as ops::chunked_attention with dropout 0 (the kernel has no dropout): q, k
 // B×L×H×d, v B×L×H×dv, chunk-local block-diagonal attention, causal or not, key_padding_mask B×L
