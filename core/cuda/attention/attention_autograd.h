@@ -35,11 +35,12 @@ inline void check(const char* err, const char* what) { TORCH_CHECK(err == nullpt
 
 inline const uint8_t* mask_ptr(const Tensor& m) { return m.defined() ? m.data_ptr<uint8_t>() : nullptr; }
 
-// q, k, v (contiguous, one dtype: fp32 or bf16), key padding as uint8 or undefined.
+// q, k, v (contiguous, one dtype: fp32 or bf16), key padding as uint8 (optional).
 template <class Stream>
 struct ChunkedAttentionFunction : torch::autograd::Function<ChunkedAttentionFunction<Stream>> {
   static Tensor forward(AutogradContext* ctx, const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
-                        const Tensor& pad, int64_t cq, int64_t ck, bool causal, double scale) {
+                        const c10::optional<Tensor>& pad_in, int64_t cq, int64_t ck, bool causal, double scale) {
+    const Tensor pad = pad_in.value_or(Tensor());
     const Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
     const AttentionShape s = shape_of(q, k, v, cq, ck, causal, scale);
     const char* bad = attention_shape_error(s);
@@ -107,8 +108,8 @@ torch::Tensor attention_run(const torch::Tensor& q, const torch::Tensor& k, cons
     pad = key_padding_mask.to(q.device(), torch::kUInt8).contiguous();
   }
   const auto dt = v.scalar_type();
-  return attention_autograd_detail::ChunkedAttentionFunction<Stream>::apply(q.to(dt), k.to(dt), v, pad, cq, ck, causal,
-                                                                            scale);
+  return attention_autograd_detail::ChunkedAttentionFunction<Stream>::apply(q.to(dt), k.to(dt), v, optional_input(pad),
+                                                                            cq, ck, causal, scale);
 }
 
 }  // namespace mgl::cuda

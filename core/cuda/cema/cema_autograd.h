@@ -54,12 +54,13 @@ Forward run_forward(const Tensor& xc, const Tensor& pc, const Tensor& lq, const 
   return f;
 }
 
-// Inputs: x B×D×L (fp32/bf16/fp64), p D×N, log_q and eta D×N complex, omega D or undefined,
-// h0 B×D×N complex or undefined. Outputs: y (x's dtype) and h_last (complex B×D×N).
+// Inputs: x B×D×L (fp32/bf16/fp64), p D×N, log_q and eta D×N complex, omega D and h0 B×D×N
+// complex (both optional). Outputs: y (x's dtype) and h_last (complex B×D×N).
 template <class Stream>
 struct CemaScanFunction : public torch::autograd::Function<CemaScanFunction<Stream>> {
-  static variable_list forward(AutogradContext* ctx, Tensor x, Tensor p, Tensor log_q, Tensor eta, Tensor omega,
-                               Tensor h0, bool reverse) {
+  static variable_list forward(AutogradContext* ctx, Tensor x, Tensor p, Tensor log_q, Tensor eta,
+                               c10::optional<Tensor> omega_in, c10::optional<Tensor> h0_in, bool reverse) {
+    const Tensor omega = omega_in.value_or(Tensor()), h0 = h0_in.value_or(Tensor());
     const int64_t D = x.size(1);
     Tensor xc = x.contiguous(), pc = p.contiguous(), lq = as_real(log_q), er = as_real(eta);
     Tensor om = omega.defined() ? omega.reshape({D}).contiguous() : Tensor();
@@ -152,7 +153,7 @@ std::pair<torch::Tensor, torch::Tensor> cema_scan_run(const torch::Tensor& x, co
                                     h.defined() ? as_real(h) : Tensor(), c.log_q.scalar_type(), reverse, false);
     return {f.y, f.h_last};
   }
-  auto out = CemaScanFunction<Stream>::apply(x, c.p, c.log_q, c.eta, om, h, reverse);
+  auto out = CemaScanFunction<Stream>::apply(x, c.p, c.log_q, c.eta, optional_input(om), optional_input(h), reverse);
   return {out[0], out[1]};
 }
 

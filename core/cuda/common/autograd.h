@@ -17,6 +17,14 @@ inline void check_launch(const char* what) {
   TORCH_CHECK(e == nullptr, what, ": CUDA kernel launch failed: ", e ? e : "");
 }
 
+// An optional input of an autograd Function: LibTorch 1.13's Function::apply fails on an undefined
+// Tensor argument ("tensor does not have a device", building its input metadata), but takes an
+// empty optional and then expects no gradient for it. Optional inputs are passed through this and
+// read back with `.value_or(torch::Tensor())`.
+inline c10::optional<torch::Tensor> optional_input(const torch::Tensor& t) {
+  return t.defined() ? c10::optional<torch::Tensor>(t) : c10::nullopt;
+}
+
 // Typed data pointer of a tensor, or null for an undefined one.
 template <typename T>
 const T* ptr_or_null(const torch::Tensor& t) {

@@ -17,12 +17,13 @@ using torch::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// Inputs x (R×D rows), weight, bias (each D or undefined); the flag and eps are not differentiable.
+// Inputs x (R×D rows), weight, bias (each D, optional); the flag and eps are not differentiable.
 template <class Stream>
 class RowNormFunction : public torch::autograd::Function<RowNormFunction<Stream>> {
  public:
-  static variable_list forward(AutogradContext* ctx, Tensor x, Tensor weight, Tensor bias, bool subtract_mean,
-                               double eps) {
+  static variable_list forward(AutogradContext* ctx, Tensor x, c10::optional<Tensor> weight_in,
+                               c10::optional<Tensor> bias_in, bool subtract_mean, double eps) {
+    const Tensor weight = weight_in.value_or(Tensor()), bias = bias_in.value_or(Tensor());
     const int64_t D = x.size(-1), R = x.numel() / std::max<int64_t>(D, 1);
     Tensor xr = x.reshape({R, D}).contiguous();
     Tensor w = weight.defined() ? weight.to(torch::kFloat32).contiguous() : Tensor();
@@ -94,8 +95,8 @@ torch::Tensor row_norm_run(const torch::Tensor& x, const torch::Tensor& weight, 
               weight.numel());
   TORCH_CHECK(!bias.defined() || bias.numel() == D, "row_norm: bias must have D=", D, " elements, got ", bias.numel());
   return row_norm_autograd_detail::RowNormFunction<Stream>::apply(
-      x, weight.defined() ? weight.reshape({D}) : weight, bias.defined() ? bias.reshape({D}) : bias, subtract_mean,
-      eps)[0];
+      x, optional_input(weight.defined() ? weight.reshape({D}) : weight),
+      optional_input(bias.defined() ? bias.reshape({D}) : bias), subtract_mean, eps)[0];
 }
 
 }  // namespace mgl::cuda

@@ -20,14 +20,15 @@ inline Tensor workspace(size_t bytes, const Tensor& like) {
   return torch::empty({static_cast<int64_t>(bytes > 0 ? bytes : 1)}, like.options().dtype(torch::kUInt8));
 }
 
-// Inputs (x, weight, bias, prev_mean, prev_var) differentiable; prev_count, mask, count_out, the
-// group count and eps are not. Outputs (y, mean_out, var_out).
+// Inputs (x, weight, bias, prev_mean, prev_var) differentiable; prev_count, mask (optional),
+// count_out, the group count and eps are not. Outputs (y, mean_out, var_out).
 template <class Stream>
 class TimestepNormFunction : public torch::autograd::Function<TimestepNormFunction<Stream>> {
  public:
   static variable_list forward(AutogradContext* ctx, Tensor x, Tensor weight, Tensor bias, Tensor prev_mean,
-                               Tensor prev_var, Tensor prev_count, Tensor mask, Tensor count_out, int64_t G,
-                               double eps) {
+                               Tensor prev_var, Tensor prev_count, c10::optional<Tensor> mask_in, Tensor count_out,
+                               int64_t G, double eps) {
+    const Tensor mask = mask_in.value_or(Tensor());
     const TimestepNormShape s{x.size(0), x.size(1), x.size(2), G};
     x = x.contiguous();
     const Tensor w = weight.to(torch::kFloat32).contiguous(), b = bias.to(torch::kFloat32).contiguous();
@@ -127,8 +128,8 @@ ops::TimestepNormOutput timestep_norm_run(const torch::Tensor& x, int64_t G, con
   torch::Tensor mask = padding_mask.defined() ? padding_mask.to(dev, torch::kBool).contiguous() : torch::Tensor();
   torch::Tensor count_out = count + (mask.defined() ? mask.logical_not().sum(1) : torch::full_like(count, L));
   auto outs = timestep_norm_autograd_detail::TimestepNormFunction<Stream>::apply(
-      x, weight.to(dev).reshape({D}), bias.to(dev).reshape({D}), prev.mean.to(dev), prev.var.to(dev), count, mask,
-      count_out, G, eps);
+      x, weight.to(dev).reshape({D}), bias.to(dev).reshape({D}), prev.mean.to(dev), prev.var.to(dev), count,
+      optional_input(mask), count_out, G, eps);
   ops::TimestepNormOutput out;
   out.y = outs[0];
   out.state = {count_out, outs[1], outs[2]};
