@@ -106,16 +106,18 @@ __global__ void __launch_bounds__(kThreads) scan_reduce_kernel(Op op, int64_t L,
 }
 
 // Long path, step 2: one thread per column turns the chunk totals into each chunk's prefix, in place.
+// The last chunk has no total (scan_reduce computes nc − 1 of them): its slot only receives its prefix.
 template <class Op>
 __global__ void scan_carry_kernel(Op op, int64_t ncols, typename Op::Carry* buf, int64_t nc) {
   const int64_t col = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
   if (col >= ncols) return;
   typename Op::Carry run = op.initial(col);
-  for (int64_t c = 0; c < nc; ++c) {
+  for (int64_t c = 0; c + 1 < nc; ++c) {
     const typename Op::Carry tot = buf[col * nc + c];
     buf[col * nc + c] = run;
-    if (c + 1 < nc) carry_absorb(run, tot.s);
+    carry_absorb(run, tot.s);
   }
+  buf[col * nc + nc - 1] = run;
 }
 
 // Both paths, last step: grid (columns, chunks): re-scan each chunk from its prefix, write every
