@@ -17,16 +17,19 @@ bool use_fused(KernelImpl impl, const torch::Tensor& x, const char* key, const s
       return glue_compiled() && x.defined() && x.is_cuda() && unsupported.empty();
     case KernelImpl::fused:
       if (!unsupported.empty())
-        throw ConfigError(key, fmt::format("\"fused\": the kernel does not take this call: {} (use \"auto\" to fall "
-                                           "back to the reference path where it does not, or \"reference\")",
-                                           unsupported));
+        throw ConfigError(
+            key, fmt::format("\"fused\": the kernel does not take this call: {} (use \"auto\" to fall "
+                             "back to the reference path where it does not, or \"reference\")",
+                             unsupported));
       if (!glue_compiled())
-        throw ConfigError(key, "\"fused\" needs the CUDA kernels, but this build's LibTorch has no CUDA "
-                               "(use \"reference\" or \"auto\")");
+        throw ConfigError(key,
+                          "\"fused\" needs the CUDA kernels, but this build's LibTorch has no CUDA "
+                          "(use \"reference\" or \"auto\")");
       if (!x.defined() || !x.is_cuda())
-        throw ConfigError(key, fmt::format("\"fused\" runs on CUDA tensors only, got a {} tensor (use \"reference\" "
-                                           "or \"auto\")",
-                                           x.defined() ? c10::DeviceTypeName(x.device().type()) : "undefined"));
+        throw ConfigError(
+            key, fmt::format("\"fused\" runs on CUDA tensors only, got a {} tensor (use \"reference\" "
+                             "or \"auto\")",
+                             x.defined() ? c10::DeviceTypeName(x.device().type()) : "undefined"));
       return true;
   }
   return false;
@@ -41,21 +44,25 @@ std::string cema_unsupported(int64_t B, int64_t D, int64_t N, int64_t L, torch::
                              torch::ScalarType x) {
   if (const char* e = cuda::cema_scan_shape_error(B, D, N, L))
     return fmt::format("{} (B={}, D={}, N={}, L={})", e, B, D, N, L);
-  if ((coeff == torch::kFloat32 && fp32_or_bf16(x)) || (coeff == torch::kFloat64 && x == torch::kFloat64)) return {};
-  return fmt::format("the fused CEMA scan takes fp32 coefficients with fp32 or bf16 activations, or fp64 with fp64 "
-                     "(got {} coefficients, {} activations)",
-                     name(coeff), name(x));
+  if ((coeff == torch::kFloat32 && fp32_or_bf16(x)) || (coeff == torch::kFloat64 && x == torch::kFloat64))
+    return {};
+  return fmt::format(
+      "the fused CEMA scan takes fp32 coefficients with fp32 or bf16 activations, or fp64 with fp64 "
+      "(got {} coefficients, {} activations)",
+      name(coeff), name(x));
 }
 
 std::string timestep_norm_unsupported(int64_t B, int64_t L, int64_t D, int64_t G, torch::ScalarType x) {
-  if (!fp32_or_bf16(x)) return fmt::format("the fused timestep norm takes fp32 or bf16 input, got {}", name(x));
+  if (!fp32_or_bf16(x))
+    return fmt::format("the fused timestep norm takes fp32 or bf16 input, got {}", name(x));
   if (const char* e = cuda::timestep_norm_shape_error(cuda::TimestepNormShape{B, L, D, G}))
     return fmt::format("{} (B={}, L={}, D={}, groups={})", e, B, L, D, G);
   return {};
 }
 
 std::string row_norm_unsupported(int64_t R, int64_t D, torch::ScalarType x) {
-  if (!fp32_or_bf16(x)) return fmt::format("the fused RMSNorm/LayerNorm take fp32 or bf16 input, got {}", name(x));
+  if (!fp32_or_bf16(x))
+    return fmt::format("the fused RMSNorm/LayerNorm take fp32 or bf16 input, got {}", name(x));
   if (const char* e = cuda::row_norm_shape_error(R, D)) return fmt::format("{} (R={}, D={})", e, R, D);
   return {};
 }
@@ -81,8 +88,8 @@ std::string attention_unsupported(const torch::Tensor& q, const torch::Tensor& k
   s.chunk_k = chunk_k;
   s.causal = causal;
   if (const char* e = cuda::attention_shape_error(s))
-    return fmt::format("{} (B={}, H={}, Lq={}, Lk={}, chunks {}/{}, head dims {}/{})", e, s.B, s.H, s.Lq, s.Lk, chunk_q,
-                       chunk_k, s.dk, s.dv);
+    return fmt::format("{} (B={}, H={}, Lq={}, Lk={}, chunks {}/{}, head dims {}/{})", e, s.B, s.H, s.Lq,
+                       s.Lk, chunk_q, chunk_k, s.dk, s.dv);
   return {};
 }
 

@@ -1,7 +1,6 @@
 // Catch2 main of the SIMT executor's tests; prints what the executor ran at the end.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
-
 #include <cstdio>
 
 #include "simt/simt.h"
@@ -9,12 +8,13 @@
 int main(int argc, char** argv) {
   const int rc = Catch::Session().run(argc, argv);
   const simt::Stats s = simt::stats();
-  std::printf("simt executor (%s): %llu launches, %llu blocks, %llu threads, %llu barriers, %llu warp shuffles, "
-              "%llu fiber switches; deepest fiber stack %zu of %zu bytes\n",
-              simt::race_detector_enabled() ? "race detector + UBSan" : "AddressSanitizer + UBSan",
-              static_cast<unsigned long long>(s.launches), static_cast<unsigned long long>(s.blocks),
-              static_cast<unsigned long long>(s.threads), static_cast<unsigned long long>(s.barriers),
-              static_cast<unsigned long long>(s.shuffles), static_cast<unsigned long long>(s.switches),
-              s.max_stack_bytes, s.stack_reserved);
+  std::printf(
+      "simt executor (%s): %llu launches, %llu blocks, %llu threads, %llu barriers, %llu warp shuffles, "
+      "%llu fiber switches; deepest fiber stack %zu of %zu bytes\n",
+      simt::race_detector_enabled() ? "race detector + UBSan" : "AddressSanitizer + UBSan",
+      static_cast<unsigned long long>(s.launches), static_cast<unsigned long long>(s.blocks),
+      static_cast<unsigned long long>(s.threads), static_cast<unsigned long long>(s.barriers),
+      static_cast<unsigned long long>(s.shuffles), static_cast<unsigned long long>(s.switches),
+      s.max_stack_bytes, s.stack_reserved);
   return rc;
 }

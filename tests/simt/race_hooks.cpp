@@ -14,19 +14,19 @@ int simt_race_hooks_linked() { return 1; }
 
 // Most accesses are to memory nobody watches (registers spilled to the stack, global tensors): they
 // are rejected here, before any call.
-#define SIMT_ACCESS(p, n, w)                                                                 \
-  do {                                                                                       \
-    char* c_ = static_cast<char*>(p);                                                        \
-    if (c_ + (n) > simt::watch_lo && c_ < simt::watch_hi)                                    \
-      simt::detail_access(p, n, w, __builtin_return_address(0));                             \
+#define SIMT_ACCESS(p, n, w)                                     \
+  do {                                                           \
+    char* c_ = static_cast<char*>(p);                            \
+    if (c_ + (n) > simt::watch_lo && c_ < simt::watch_hi)        \
+      simt::detail_access(p, n, w, __builtin_return_address(0)); \
   } while (0)
 
-#define SIMT_HOOK(n)                                                                  \
-  void __tsan_read##n(void* p) { SIMT_ACCESS(p, n, false); }                          \
-  void __tsan_write##n(void* p) { SIMT_ACCESS(p, n, true); }                          \
-  void __tsan_unaligned_read##n(void* p) { SIMT_ACCESS(p, n, false); }                \
-  void __tsan_unaligned_write##n(void* p) { SIMT_ACCESS(p, n, true); }                \
-  void __tsan_volatile_read##n(void* p) { SIMT_ACCESS(p, n, false); }                 \
+#define SIMT_HOOK(n)                                                   \
+  void __tsan_read##n(void* p) { SIMT_ACCESS(p, n, false); }           \
+  void __tsan_write##n(void* p) { SIMT_ACCESS(p, n, true); }           \
+  void __tsan_unaligned_read##n(void* p) { SIMT_ACCESS(p, n, false); } \
+  void __tsan_unaligned_write##n(void* p) { SIMT_ACCESS(p, n, true); } \
+  void __tsan_volatile_read##n(void* p) { SIMT_ACCESS(p, n, false); }  \
   void __tsan_volatile_write##n(void* p) { SIMT_ACCESS(p, n, true); }
 SIMT_HOOK(1)
 SIMT_HOOK(2)

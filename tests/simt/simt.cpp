@@ -13,10 +13,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
-#include <set>
-#include <tuple>
 #include <memory>
+#include <set>
 #include <stdexcept>
+#include <tuple>
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -88,7 +88,7 @@ namespace {
 
 constexpr int kWarp = 32;
 constexpr size_t kStackBytes = 64 * 1024;  // per thread, reused across blocks and launches: the
-                                          // deepest kernel uses < 10 KB under ASan (main prints it)
+                                           // deepest kernel uses < 10 KB under ASan (main prints it)
 constexpr size_t kGuardBytes = 4096;
 constexpr size_t kSmallSmem = 48 * 1024, kMaxSmem = 227 * 1024;
 constexpr size_t kSlack = 64;  // race build: bytes watched around each shared buffer
@@ -127,7 +127,7 @@ struct Cell {
 };
 
 struct Region {
-  char* base;        // the allocation (freed with the block)
+  char* base;  // the allocation (freed with the block)
   char* lo;
   char* hi;          // exclusive: the requested size
   size_t slack;      // watched bytes on either side (race build)
@@ -215,7 +215,8 @@ class Symbolizer {
     Dl_info info{};
     std::string out;
     if (dladdr(pc, &info) && info.dli_fname) {
-      if (start(info.dli_fname)) out = query(reinterpret_cast<uintptr_t>(pc) - reinterpret_cast<uintptr_t>(info.dli_fbase) - 1);
+      if (start(info.dli_fname))
+        out = query(reinterpret_cast<uintptr_t>(pc) - reinterpret_cast<uintptr_t>(info.dli_fbase) - 1);
       if (out.empty() && info.dli_sname) out = info.dli_sname;
     }
     if (out.empty()) out = "?";
@@ -292,8 +293,8 @@ Fiber& fiber(int i) {
   Runtime& r = rt();
   while (static_cast<int>(r.pool.size()) <= i) {
     auto f = std::make_unique<Fiber>();
-    void* m = mmap(nullptr, kStackBytes + kGuardBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+    void* m = mmap(nullptr, kStackBytes + kGuardBytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) throw std::runtime_error("simt: cannot map a fiber stack");
     mprotect(m, kGuardBytes, PROT_NONE);  // an overflow faults instead of corrupting the next stack
     f->stack = static_cast<char*>(m) + kGuardBytes;
@@ -333,15 +334,15 @@ void start_fiber(Fiber& f, int tid) {
 #if defined(__x86_64__)
   uintptr_t top = (reinterpret_cast<uintptr_t>(f.stack) + f.size) & ~uintptr_t{15};
   auto* s = reinterpret_cast<uint64_t*>(top);
-  s[-1] = 0;                                                     // no return address above the entry
-  s[-2] = reinterpret_cast<uint64_t>(&simt_fiber_start);        // `ret` of the first switch lands here
-  s[-3] = 0;                                                     // rbp
-  s[-4] = 0;                                                     // rbx
-  s[-5] = reinterpret_cast<uint64_t>(&f);                        // r12: the entry's argument
-  s[-6] = 0;                                                     // r13
-  s[-7] = 0;                                                     // r14
-  s[-8] = 0;                                                     // r15
-  s[-9] = 0x1F80u | (uint64_t{0x037Fu} << 32);                   // MXCSR, x87 control word: defaults
+  s[-1] = 0;                                              // no return address above the entry
+  s[-2] = reinterpret_cast<uint64_t>(&simt_fiber_start);  // `ret` of the first switch lands here
+  s[-3] = 0;                                              // rbp
+  s[-4] = 0;                                              // rbx
+  s[-5] = reinterpret_cast<uint64_t>(&f);                 // r12: the entry's argument
+  s[-6] = 0;                                              // r13
+  s[-7] = 0;                                              // r14
+  s[-8] = 0;                                              // r15
+  s[-9] = 0x1F80u | (uint64_t{0x037Fu} << 32);            // MXCSR, x87 control word: defaults
   f.sp = &s[-9];
 #else
   getcontext(&f.ctx);
@@ -426,7 +427,6 @@ void update_hull() {
   watch_lo = r.watch_lo;
   watch_hi = r.watch_hi;
 }
-
 
 // A shared buffer of exactly `bytes`, filled with NaN. Outside the race build it is its own heap
 // block, so AddressSanitizer reports any access past its end; in the race build it sits between
@@ -516,13 +516,14 @@ void access_shared(Region& g, char* p, size_t n, bool write, const void* pc) {
     if (!write) {
       if (c.w_epoch == 0) {
         report_once(Kind::uninitialized, pc, nullptr,
-                    "read of shared memory that no thread of the block has written: " + offset_in(g, b) + ", by " +
-                        thread_name(tid) + " in " + launch_name() + " at " + symbolize(pc));
+                    "read of shared memory that no thread of the block has written: " + offset_in(g, b) +
+                        ", by " + thread_name(tid) + " in " + launch_name() + " at " + symbolize(pc));
       } else if (c.w_epoch == E && c.writer != tid) {
         report_once(Kind::race, pc, c.w_pc,
-                    "read after write without a barrier between them on " + offset_in(g, b) + " in " + launch_name() +
-                        ":\n    thread " + std::to_string(c.writer) + " wrote at " + symbolize(c.w_pc) +
-                        "\n    thread " + std::to_string(tid) + " read at " + symbolize(pc));
+                    "read after write without a barrier between them on " + offset_in(g, b) + " in " +
+                        launch_name() + ":\n    thread " + std::to_string(c.writer) + " wrote at " +
+                        symbolize(c.w_pc) + "\n    thread " + std::to_string(tid) + " read at " +
+                        symbolize(pc));
       }
       if (c.r_epoch != E) {
         c.r_epoch = E;
@@ -535,15 +536,16 @@ void access_shared(Region& g, char* p, size_t n, bool write, const void* pc) {
     } else {
       if (c.w_epoch == E && c.writer != tid) {
         report_once(Kind::race, pc, c.w_pc,
-                    "write after write without a barrier between them on " + offset_in(g, b) + " in " + launch_name() +
-                        ":\n    thread " + std::to_string(c.writer) + " wrote at " + symbolize(c.w_pc) +
-                        "\n    thread " + std::to_string(tid) + " wrote at " + symbolize(pc));
+                    "write after write without a barrier between them on " + offset_in(g, b) + " in " +
+                        launch_name() + ":\n    thread " + std::to_string(c.writer) + " wrote at " +
+                        symbolize(c.w_pc) + "\n    thread " + std::to_string(tid) + " wrote at " +
+                        symbolize(pc));
       } else if (c.r_epoch == E && (c.multi || c.reader != tid)) {
         const std::string who = c.reader != tid ? "thread " + std::to_string(c.reader) : "several threads";
         report_once(Kind::race, pc, c.r_pc,
-                    "write after read without a barrier between them on " + offset_in(g, b) + " in " + launch_name() +
-                        ":\n    " + who + " read at " + symbolize(c.r_pc) + "\n    thread " + std::to_string(tid) +
-                        " wrote at " + symbolize(pc));
+                    "write after read without a barrier between them on " + offset_in(g, b) + " in " +
+                        launch_name() + ":\n    " + who + " read at " + symbolize(c.r_pc) + "\n    thread " +
+                        std::to_string(tid) + " wrote at " + symbolize(pc));
       }
       c.w_epoch = E;
       c.writer = static_cast<uint16_t>(tid);
@@ -561,10 +563,11 @@ void access_global(Region& g, char* p, size_t n, bool write, const void* pc) {
       w = 1;
     } else if (!w) {
       Runtime& r = rt();
-      report_once(Kind::uninitialized, pc, g.lo,
-                  "read of global memory nothing has written: " + offset_in(g, b) +
-                      (r.current ? " by " + thread_name(r.current->tid) + " in " + launch_name() : std::string()) +
-                      " at " + symbolize(pc));
+      report_once(
+          Kind::uninitialized, pc, g.lo,
+          "read of global memory nothing has written: " + offset_in(g, b) +
+              (r.current ? " by " + thread_name(r.current->tid) + " in " + launch_name() : std::string()) +
+              " at " + symbolize(pc));
       return;
     }
   }
@@ -594,7 +597,8 @@ void detail_mark_written(const void* addr, size_t n) {
   char* p = static_cast<char*>(const_cast<void*>(addr));
   for (auto& g : r.regions) {
     if (g->shared || p + n <= g->lo || p >= g->hi) continue;
-    for (char* b = std::max(p, g->lo); b < std::min(p + n, g->hi); ++b) g->written[static_cast<size_t>(b - g->lo)] = 1;
+    for (char* b = std::max(p, g->lo); b < std::min(p + n, g->hi); ++b)
+      g->written[static_cast<size_t>(b - g->lo)] = 1;
   }
 }
 
@@ -604,10 +608,14 @@ namespace {
 
 const char* state_name(State s) {
   switch (s) {
-    case State::runnable: return "running";
-    case State::at_barrier: return "at a barrier";
-    case State::at_shuffle: return "at a shuffle";
-    case State::exited: return "exited";
+    case State::runnable:
+      return "running";
+    case State::at_barrier:
+      return "at a barrier";
+    case State::at_shuffle:
+      return "at a shuffle";
+    case State::exited:
+      return "exited";
   }
   return "?";
 }
@@ -639,16 +647,18 @@ int try_resolve_shuffle(Fiber& f) {
     if (t >= r.T) {
       char b[16];
       std::snprintf(b, sizeof b, "%08x", f.mask);
-      report(Kind::shuffle, "shuffle at " + where(f.file, f.line) + " in " + launch_name() + ": mask 0x" + b +
-                                " names lane " + std::to_string(l) + " of a warp that has only " +
-                                std::to_string(r.T - w0) + " threads",
+      report(Kind::shuffle,
+             "shuffle at " + where(f.file, f.line) + " in " + launch_name() + ": mask 0x" + b +
+                 " names lane " + std::to_string(l) + " of a warp that has only " + std::to_string(r.T - w0) +
+                 " threads",
              true);
       return 0;
     }
     const Fiber& o = at(t);
     if (o.state == State::exited) {
-      report(Kind::shuffle, "shuffle at " + where(f.file, f.line) + " in " + launch_name() + ": lane " +
-                                std::to_string(l) + " (" + thread_name(t) + ") named in the mask has exited",
+      report(Kind::shuffle,
+             "shuffle at " + where(f.file, f.line) + " in " + launch_name() + ": lane " + std::to_string(l) +
+                 " (" + thread_name(t) + ") named in the mask has exited",
              true);
       return 0;
     }
@@ -682,10 +692,11 @@ int try_resolve_shuffle(Fiber& f) {
     if (!(o.mask >> src & 1u)) {
       char b[64];
       std::snprintf(b, sizeof b, " (mask 0x%08x)", o.mask);
-      report_once(Kind::shuffle, o.file, reinterpret_cast<const void*>(static_cast<uintptr_t>(o.line) * 4 + 1),
-                  "shuffle at " + where(o.file, o.line) + " in " + launch_name() + ": lane " + std::to_string(l) +
-                      " reads lane " + std::to_string(src) + ", which is outside the mask" + b +
-                      " (undefined value; reported once per site)");
+      report_once(Kind::shuffle, o.file,
+                  reinterpret_cast<const void*>(static_cast<uintptr_t>(o.line) * 4 + 1),
+                  "shuffle at " + where(o.file, o.line) + " in " + launch_name() + ": lane " +
+                      std::to_string(l) + " reads lane " + std::to_string(src) +
+                      ", which is outside the mask" + b + " (undefined value; reported once per site)");
       o.result = 0x7ff8dead7fc0deadull;  // a NaN in either width
     } else {
       o.result = at(w0 + src).value;
@@ -743,15 +754,18 @@ void run_block() {
       for (int t = 0; t < T; ++t) {
         const Fiber& f = at(t);
         if (f.state != State::at_barrier) continue;
-        if (!first) first = &f;
-        else if (!at_same_barrier(*first, f)) same = false;
+        if (!first)
+          first = &f;
+        else if (!at_same_barrier(*first, f))
+          same = false;
       }
       if (!same)
-        report(Kind::barrier, "threads of one block wait at different __syncthreads in " + launch_name() + ":" +
-                                  block_picture());
+        report(Kind::barrier, "threads of one block wait at different __syncthreads in " + launch_name() +
+                                  ":" + block_picture());
       else if (exited > 0)
-        report(Kind::barrier, std::to_string(exited) + " thread(s) exited while the others wait at __syncthreads " +
-                                  where(first->file, first->line) + " in " + launch_name() + ":" + block_picture());
+        report(Kind::barrier,
+               std::to_string(exited) + " thread(s) exited while the others wait at __syncthreads " +
+                   where(first->file, first->line) + " in " + launch_name() + ":" + block_picture());
       r.epoch += 2;
       ++r.stats.barriers;
       for (int t = 0; t < T; ++t)
@@ -759,7 +773,8 @@ void run_block() {
       at_barrier = 0;
       continue;
     }
-    report(Kind::barrier, "deadlock in " + launch_name() + ": no thread can continue" + block_picture(), true);
+    report(Kind::barrier, "deadlock in " + launch_name() + ": no thread can continue" + block_picture(),
+           true);
     return;
   }
 }
@@ -769,7 +784,8 @@ void run_block() {
 bool check_launch(const LaunchConfig& c) {
   Runtime& r = rt();
   auto refuse = [&](const std::string& why, int err) {
-    report(Kind::launch, "launch of " + std::string(c.name) + " at " + where(c.file, c.line) + " refused: " + why);
+    report(Kind::launch,
+           "launch of " + std::string(c.name) + " at " + where(c.file, c.line) + " refused: " + why);
     r.last_error = err;
     return false;
   };
@@ -778,7 +794,8 @@ bool check_launch(const LaunchConfig& c) {
     return refuse("a grid or block dimension is 0", 9);
   if (threads > 1024 || c.block.x > 1024 || c.block.y > 1024 || c.block.z > 64)
     return refuse("block (" + std::to_string(c.block.x) + "," + std::to_string(c.block.y) + "," +
-                      std::to_string(c.block.z) + ") exceeds 1024 threads or the per-dimension limits 1024/1024/64",
+                      std::to_string(c.block.z) +
+                      ") exceeds 1024 threads or the per-dimension limits 1024/1024/64",
                   9);
   if (c.grid.x > 2147483647u || c.grid.y > 65535 || c.grid.z > 65535)
     return refuse("grid (" + std::to_string(c.grid.x) + "," + std::to_string(c.grid.y) + "," +
@@ -790,8 +807,9 @@ bool check_launch(const LaunchConfig& c) {
     auto it = r.max_dyn_smem.find(c.kernel);
     const int allowed = it == r.max_dyn_smem.end() ? 0 : it->second;
     if (static_cast<size_t>(allowed) < c.smem)
-      return refuse(std::to_string(c.smem) + " bytes of dynamic shared memory need cudaFuncSetAttribute("
-                    "cudaFuncAttributeMaxDynamicSharedMemorySize) >= that for this kernel first (set: " +
+      return refuse(std::to_string(c.smem) +
+                        " bytes of dynamic shared memory need cudaFuncSetAttribute("
+                        "cudaFuncAttributeMaxDynamicSharedMemorySize) >= that for this kernel first (set: " +
                         std::to_string(allowed) + ")",
                     1);
   }
@@ -804,12 +822,18 @@ bool check_launch(const LaunchConfig& c) {
 
 const char* to_string(Kind k) {
   switch (k) {
-    case Kind::launch: return "launch";
-    case Kind::barrier: return "barrier";
-    case Kind::shuffle: return "shuffle";
-    case Kind::race: return "race";
-    case Kind::uninitialized: return "uninitialized";
-    case Kind::out_of_bounds: return "out-of-bounds";
+    case Kind::launch:
+      return "launch";
+    case Kind::barrier:
+      return "barrier";
+    case Kind::shuffle:
+      return "shuffle";
+    case Kind::race:
+      return "race";
+    case Kind::uninitialized:
+      return "uninitialized";
+    case Kind::out_of_bounds:
+      return "out-of-bounds";
   }
   return "?";
 }
@@ -821,7 +845,8 @@ std::vector<Finding> take_findings() {
 }
 
 size_t count(const std::vector<Finding>& f, Kind k) {
-  return static_cast<size_t>(std::count_if(f.begin(), f.end(), [&](const Finding& x) { return x.kind == k; }));
+  return static_cast<size_t>(
+      std::count_if(f.begin(), f.end(), [&](const Finding& x) { return x.kind == k; }));
 }
 
 std::string describe(const std::vector<Finding>& f) {
@@ -849,8 +874,9 @@ void track_uninitialized(const void* p, size_t bytes) {
 
 void untrack_all() {
   Runtime& r = rt();
-  r.regions.erase(std::remove_if(r.regions.begin(), r.regions.end(), [](const auto& g) { return !g->shared; }),
-                  r.regions.end());
+  r.regions.erase(
+      std::remove_if(r.regions.begin(), r.regions.end(), [](const auto& g) { return !g->shared; }),
+      r.regions.end());
   update_hull();
 }
 
@@ -883,8 +909,8 @@ uint64_t shuffle(unsigned mask, uint64_t bits, int kind, int arg, int width, con
     char b[16];
     std::snprintf(b, sizeof b, "%08x", mask);
     report_once(Kind::shuffle, file, reinterpret_cast<const void*>(static_cast<uintptr_t>(line) * 4 + 2),
-                "shuffle at " + where(file, line) + " in " + launch_name() + ": lane " + std::to_string(lane) + " (" +
-                    thread_name(f.tid) + ") calls it with mask 0x" + b +
+                "shuffle at " + where(file, line) + " in " + launch_name() + ": lane " +
+                    std::to_string(lane) + " (" + thread_name(f.tid) + ") calls it with mask 0x" + b +
                     ", which does not name it (reported once per site)");
     return bits;
   }
@@ -957,8 +983,9 @@ bool run(const LaunchConfig& cfg, void (*body)(void*), void* ctx) {
         r.stats.threads += static_cast<uint64_t>(r.T);
       }
   if (r.suppressed > 0)
-    r.findings.push_back({r.findings.empty() ? Kind::launch : r.findings.back().kind,
-                          std::to_string(r.suppressed) + " more finding(s) in " + launch_name() + " not shown"});
+    r.findings.push_back(
+        {r.findings.empty() ? Kind::launch : r.findings.back().kind,
+         std::to_string(r.suppressed) + " more finding(s) in " + launch_name() + " not shown"});
   if (r.fatal) r.last_error = 719;
   r.cfg = nullptr;
   threadIdx = uint3{0, 0, 0};
@@ -986,10 +1013,14 @@ int last_error(bool clear) {
 
 const char* error_string(int e) {
   switch (e) {
-    case 0: return "no error";
-    case 1: return "invalid argument";
-    case 9: return "invalid configuration argument";
-    case 719: return "unspecified launch failure (the SIMT executor found an error in the kernel)";
+    case 0:
+      return "no error";
+    case 1:
+      return "invalid argument";
+    case 9:
+      return "invalid configuration argument";
+    case 719:
+      return "unspecified launch failure (the SIMT executor found an error in the kernel)";
   }
   return "unknown error";
 }

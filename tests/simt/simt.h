@@ -139,10 +139,13 @@ struct Launch {
       void (*fn)(P...);
       std::tuple<std::decay_t<P>...> params;
     } ctx{fn, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
-    run(cfg, [](void* p) {
-      auto* c = static_cast<Ctx*>(p);
-      std::apply(c->fn, c->params);
-    }, &ctx);
+    run(
+        cfg,
+        [](void* p) {
+          auto* c = static_cast<Ctx*>(p);
+          std::apply(c->fn, c->params);
+        },
+        &ctx);
   }
 };
 

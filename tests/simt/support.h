@@ -1,10 +1,10 @@
 // Shared pieces of the SIMT executor's kernel tests (tests/simt/test_*.cpp): the stream policy of
 // the autograd Functions on the executor, the findings check, and the comparison rule.
 #pragma once
-#include <catch2/catch.hpp>
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <string>
 
 #include "simt/simt.h"
@@ -35,8 +35,8 @@ inline double max_abs(const torch::Tensor& a) { return a.numel() ? f64(a).abs().
 // max error against an fp64 oracle is at most twice the reference path's own error in the same
 // storage dtype, plus `floor_rel` of the oracle's magnitude (the kernels keep fp32 statistics
 // where the reference path may keep fp64 ones; a floor far below the dtype's rounding).
-inline void check_2x(const torch::Tensor& ker, const torch::Tensor& ref, const torch::Tensor& oracle, double floor_rel,
-                     const std::string& what) {
+inline void check_2x(const torch::Tensor& ker, const torch::Tensor& ref, const torch::Tensor& oracle,
+                     double floor_rel, const std::string& what) {
   REQUIRE(ker.sizes() == oracle.sizes());
   const double scale = std::max(1.0, max_abs(oracle));
   const double e_ref = ref.defined() ? max_abs_diff(ref, oracle) : 0.0, e_ker = max_abs_diff(ker, oracle);

@@ -46,7 +46,8 @@ Operands make_operands(int64_t B, int64_t D, int64_t N, int64_t L, bool long_mem
   return o;
 }
 
-using Fn = std::function<std::pair<Tensor, Tensor>(const Tensor&, const ops::EmaCoeffs&, const Tensor&, const Tensor&)>;
+using Fn = std::function<std::pair<Tensor, Tensor>(const Tensor&, const ops::EmaCoeffs&, const Tensor&,
+                                                   const Tensor&)>;
 
 // The reference path of one direction: fftconv(x, k) + bias(h0) + ω x and ema_hidden.
 Fn reference(bool reverse) {
@@ -69,10 +70,12 @@ Fn kernel(bool reverse) {
 }
 
 // Outputs y, h_last and the gradients (x, p, log q, η, ω, h0) of Σ y·gy + Re Σ h·conj(gh), in fp64.
-std::vector<Tensor> evaluate(const Fn& f, const Operands& o, const Tensor& gy, const Tensor& gh, torch::Dtype real,
-                             torch::Dtype xdt, bool with_omega, bool with_h0) {
+std::vector<Tensor> evaluate(const Fn& f, const Operands& o, const Tensor& gy, const Tensor& gh,
+                             torch::Dtype real, torch::Dtype xdt, bool with_omega, bool with_h0) {
   const torch::Dtype cplx = real == torch::kFloat64 ? torch::kComplexDouble : torch::kComplexFloat;
-  auto leaf = [&](const Tensor& t) { return t.to(t.is_complex() ? cplx : real).detach().clone().requires_grad_(true); };
+  auto leaf = [&](const Tensor& t) {
+    return t.to(t.is_complex() ? cplx : real).detach().clone().requires_grad_(true);
+  };
   Tensor x = o.x.to(xdt).detach().clone().requires_grad_(true);
   std::vector<Tensor> leaves = {x, leaf(o.c.p), leaf(o.c.log_q), leaf(o.c.eta)};
   Tensor om = with_omega ? leaf(o.omega) : Tensor(), h0 = with_h0 ? leaf(o.h0) : Tensor();
@@ -93,7 +96,8 @@ void compare_case(int64_t B, int64_t D, int64_t N, int64_t L, bool reverse, bool
   Operands o = make_operands(B, D, N, L, long_mem);
   // Round the operands to fp32 once, so that every evaluation sees the same inputs.
   auto r32 = [](const Tensor& t) {
-    return t.is_complex() ? t.to(torch::kComplexFloat).to(torch::kComplexDouble) : t.to(torch::kFloat32).to(torch::kFloat64);
+    return t.is_complex() ? t.to(torch::kComplexFloat).to(torch::kComplexDouble)
+                          : t.to(torch::kFloat32).to(torch::kFloat64);
   };
   o.c = {r32(o.c.p), r32(o.c.log_q), r32(o.c.eta)};
   o.omega = r32(o.omega);
@@ -101,14 +105,16 @@ void compare_case(int64_t B, int64_t D, int64_t N, int64_t L, bool reverse, bool
   o.x = xdt == torch::kBFloat16 ? o.x.to(torch::kBFloat16).to(torch::kFloat64) : r32(o.x);
   Tensor gy = r32(torch::randn({B, D, L}, torch::kFloat64));
   if (xdt == torch::kBFloat16) gy = gy.to(torch::kBFloat16).to(torch::kFloat64);
-  Tensor gh = r32(torch::complex(torch::randn({B, D, N}, torch::kFloat64), torch::randn({B, D, N}, torch::kFloat64)));
-  const auto oracle = evaluate(reference(reverse), o, gy, gh, torch::kFloat64, torch::kFloat64, with_state, with_state);
+  Tensor gh =
+      r32(torch::complex(torch::randn({B, D, N}, torch::kFloat64), torch::randn({B, D, N}, torch::kFloat64)));
+  const auto oracle =
+      evaluate(reference(reverse), o, gy, gh, torch::kFloat64, torch::kFloat64, with_state, with_state);
   const auto ref = evaluate(reference(reverse), o, gy, gh, torch::kFloat32, xdt, with_state, with_state);
   const auto ker = evaluate(kernel(reverse), o, gy, gh, torch::kFloat32, xdt, with_state, with_state);
   mgl::simt_tests::require_no_findings(fmt::format("N={} L={}", N, L));
-  const std::string what = fmt::format("{} N={} B={} D={} L={}{}{}{}", xdt == torch::kBFloat16 ? "bf16" : "fp32", N, B,
-                                       D, L, reverse ? " reverse" : "", with_state ? " omega+h0" : "",
-                                       long_mem ? " long-memory" : "");
+  const std::string what =
+      fmt::format("{} N={} B={} D={} L={}{}{}{}", xdt == torch::kBFloat16 ? "bf16" : "fp32", N, B, D, L,
+                  reverse ? " reverse" : "", with_state ? " omega+h0" : "", long_mem ? " long-memory" : "");
   for (size_t i = 0; i < oracle.size(); ++i)
     check_2x(ker[i], ref[i], oracle[i], xdt == torch::kBFloat16 ? 1e-5 : 1e-6, what + " " + kNames[i]);
 }
@@ -122,7 +128,8 @@ TEST_CASE("simt cema scan: fp32 at the block-size switch, the segment cap and pa
     std::vector<int64_t> Ls;
   };
   // Chunk lengths: N = 1 and 4 → 32 segments of 16 (512 steps); N = 7 → 18 (288); N ≥ 129 → 1 (16).
-  const Case cases[] = {{1, {1, 17, 517}}, {4, {1, 33, 600}}, {7, {1, 19, 300}}, {130, {1, 17, 40}}, {256, {1, 23}}};
+  const Case cases[] = {
+      {1, {1, 17, 517}}, {4, {1, 33, 600}}, {7, {1, 19, 300}}, {130, {1, 17, 40}}, {256, {1, 23}}};
   int round = 0;
   for (const Case& c : cases)
     for (int64_t L : c.Ls) {
@@ -144,13 +151,15 @@ TEST_CASE("simt cema scan: fp64 against the fp64 reference path", "[cema]") {
   for (bool reverse : {false, true}) {
     Operands o = make_operands(2, 3, 7, 100, false);
     Tensor gy = torch::randn({2, 3, 100}, torch::kFloat64);
-    Tensor gh = torch::complex(torch::randn({2, 3, 7}, torch::kFloat64), torch::randn({2, 3, 7}, torch::kFloat64));
+    Tensor gh =
+        torch::complex(torch::randn({2, 3, 7}, torch::kFloat64), torch::randn({2, 3, 7}, torch::kFloat64));
     const auto ref = evaluate(reference(reverse), o, gy, gh, torch::kFloat64, torch::kFloat64, true, true);
     const auto ker = evaluate(kernel(reverse), o, gy, gh, torch::kFloat64, torch::kFloat64, true, true);
     mgl::simt_tests::require_no_findings("fp64");
     for (size_t i = 0; i < ref.size(); ++i) {
       INFO(kNames[i] << (reverse ? " reverse" : ""));
-      CHECK(mgl::simt_tests::max_abs_diff(ker[i], ref[i]) <= 1e-9 * std::max(1.0, mgl::simt_tests::max_abs(ref[i])));
+      CHECK(mgl::simt_tests::max_abs_diff(ker[i], ref[i]) <=
+            1e-9 * std::max(1.0, mgl::simt_tests::max_abs(ref[i])));
     }
   }
 }
@@ -159,7 +168,8 @@ TEST_CASE("simt cema scan: inference (no autograd node, no chunk states) equals 
           "[cema]") {
   torch::manual_seed(4);
   Operands o = make_operands(2, 2, 16, 200, false);
-  ops::EmaCoeffs c{o.c.p.to(torch::kFloat32), o.c.log_q.to(torch::kComplexFloat), o.c.eta.to(torch::kComplexFloat)};
+  ops::EmaCoeffs c{o.c.p.to(torch::kFloat32), o.c.log_q.to(torch::kComplexFloat),
+                   o.c.eta.to(torch::kComplexFloat)};
   Tensor x = o.x.to(torch::kFloat32), h0 = o.h0.to(torch::kComplexFloat), om = o.omega.to(torch::kFloat32);
   std::pair<Tensor, Tensor> inf;
   {
@@ -180,11 +190,13 @@ TEST_CASE("simt cema impulse response: fp32 and fp64 against ops::ema_kernel", "
     for (int64_t L : {1, 40, 300}) {
       Operands o = make_operands(1, 5, N, 1, false);
       const Tensor oracle = ops::ema_kernel(o.c, L);
-      ops::EmaCoeffs c32{o.c.p.to(torch::kFloat32), o.c.log_q.to(torch::kComplexFloat), o.c.eta.to(torch::kComplexFloat)};
+      ops::EmaCoeffs c32{o.c.p.to(torch::kFloat32), o.c.log_q.to(torch::kComplexFloat),
+                         o.c.eta.to(torch::kComplexFloat)};
       check_2x(cuda::cema_impulse_response_run<NoStream>(c32, L), ops::ema_kernel(c32, L), oracle, 1e-6,
                fmt::format("impulse response fp32 N={} L={}", N, L));
       const Tensor k64 = cuda::cema_impulse_response_run<NoStream>(o.c, L);
-      CHECK(mgl::simt_tests::max_abs_diff(k64, oracle) <= 1e-12 * std::max(1.0, mgl::simt_tests::max_abs(oracle)));
+      CHECK(mgl::simt_tests::max_abs_diff(k64, oracle) <=
+            1e-12 * std::max(1.0, mgl::simt_tests::max_abs(oracle)));
       mgl::simt_tests::require_no_findings(fmt::format("impulse response N={} L={}", N, L));
     }
 }

@@ -40,10 +40,10 @@ TEST_CASE("simt executor: barriers and shuffles compute what the GPU computes", 
   mgl::simt_tests::require_no_findings("shuffles");
   for (int t = 0; t < 64; ++t) {
     const int lane = t % 32;
-    CHECK(xo[t] == 496.f);                                  // Σ 0..31 in every lane
-    CHECK(up[t] == 0.5 * (lane >= 3 ? lane - 3 : lane));    // lanes below delta keep their own value
+    CHECK(xo[t] == 496.f);                                // Σ 0..31 in every lane
+    CHECK(up[t] == 0.5 * (lane >= 3 ? lane - 3 : lane));  // lanes below delta keep their own value
     CHECK(up64[t] == (1LL << 40) + (lane >= 1 ? lane - 1 : lane));
-    CHECK(half[t] == (lane < 16 ? 120.f : 376.f));          // width 16: two independent half-warps
+    CHECK(half[t] == (lane < 16 ? 120.f : 376.f));  // width 16: two independent half-warps
   }
 }
 
@@ -85,7 +85,8 @@ TEST_CASE("simt executor: launches are checked against the H100's limits", "[exe
 
 TEST_CASE("simt executor: divergent barriers, exits and deadlocks are reported", "[executor]") {
   CHECK(mentions(run_defect(toy::Defect::barrier_in_branch), Kind::barrier, "different __syncthreads"));
-  CHECK(mentions(run_defect(toy::Defect::exit_before_barrier), Kind::barrier, "exited while the others wait"));
+  CHECK(
+      mentions(run_defect(toy::Defect::exit_before_barrier), Kind::barrier, "exited while the others wait"));
   CHECK(mentions(run_defect(toy::Defect::shuffle_vs_barrier), Kind::barrier, "deadlock"));
 }
 

@@ -9,8 +9,8 @@
 #include "simt/planted/planted.h"
 #include "simt/support.h"
 
-using torch::Tensor;
 using simt::Kind;
+using torch::Tensor;
 
 namespace {
 
@@ -31,16 +31,17 @@ struct Cema {
     states = torch::empty({B, D, mgl::cuda::cema_num_chunks(L, mgl::cuda::cema_scan_plan(N)), N, 2});
   }
   void real_forward() {
-    mgl::cuda::cema_scan_forward<float, float>(x.data_ptr<float>(), p.data_ptr<float>(), lq.data_ptr<float>(),
-                                               eta.data_ptr<float>(), omega.data_ptr<float>(), h0.data_ptr<float>(),
-                                               y.data_ptr<float>(), h_last.data_ptr<float>(),
-                                               states.data_ptr<float>(), B, D, N, L, false, nullptr);
+    mgl::cuda::cema_scan_forward<float, float>(
+        x.data_ptr<float>(), p.data_ptr<float>(), lq.data_ptr<float>(), eta.data_ptr<float>(),
+        omega.data_ptr<float>(), h0.data_ptr<float>(), y.data_ptr<float>(), h_last.data_ptr<float>(),
+        states.data_ptr<float>(), B, D, N, L, false, nullptr);
   }
-  using Fwd = void (*)(const float*, const float*, const float*, const float*, const float*, const float*, float*,
-                       float*, float*, int64_t, int64_t, int64_t, int64_t);
+  using Fwd = void (*)(const float*, const float*, const float*, const float*, const float*, const float*,
+                       float*, float*, float*, int64_t, int64_t, int64_t, int64_t);
   void planted_forward(Fwd f) {
-    f(x.data_ptr<float>(), p.data_ptr<float>(), lq.data_ptr<float>(), eta.data_ptr<float>(), omega.data_ptr<float>(),
-      h0.data_ptr<float>(), y.data_ptr<float>(), h_last.data_ptr<float>(), states.data_ptr<float>(), B, D, N, L);
+    f(x.data_ptr<float>(), p.data_ptr<float>(), lq.data_ptr<float>(), eta.data_ptr<float>(),
+      omega.data_ptr<float>(), h0.data_ptr<float>(), y.data_ptr<float>(), h_last.data_ptr<float>(),
+      states.data_ptr<float>(), B, D, N, L);
   }
   // The backward (real or planted) with everything it writes freshly allocated.
   template <class Bwd>
@@ -48,18 +49,18 @@ struct Cema {
     Tensor gy = torch::randn_like(x), gh = torch::randn_like(h_last), dx = torch::empty_like(x);
     Tensor pp = torch::empty({B, D, N}), plq = torch::empty({B, D, N, 2}), peta = torch::empty({B, D, N, 2});
     Tensor pom = torch::empty({B, D}), dh0 = torch::empty({B, D, N, 2});
-    bwd(gy.data_ptr<float>(), gh.data_ptr<float>(), x.data_ptr<float>(), p.data_ptr<float>(), lq.data_ptr<float>(),
-        eta.data_ptr<float>(), omega.data_ptr<float>(), states.data_ptr<float>(), dx.data_ptr<float>(),
-        pp.data_ptr<float>(), plq.data_ptr<float>(), peta.data_ptr<float>(), pom.data_ptr<float>(),
-        dh0.data_ptr<float>(), B, D, N, L);
+    bwd(gy.data_ptr<float>(), gh.data_ptr<float>(), x.data_ptr<float>(), p.data_ptr<float>(),
+        lq.data_ptr<float>(), eta.data_ptr<float>(), omega.data_ptr<float>(), states.data_ptr<float>(),
+        dx.data_ptr<float>(), pp.data_ptr<float>(), plq.data_ptr<float>(), peta.data_ptr<float>(),
+        pom.data_ptr<float>(), dh0.data_ptr<float>(), B, D, N, L);
   }
 };
 
-void real_backward(const float* gy, const float* gh, const float* x, const float* p, const float* lq, const float* eta,
-                   const float* om, const float* st, float* dx, float* pp, float* plq, float* peta, float* pom,
-                   float* dh0, int64_t B, int64_t D, int64_t N, int64_t L) {
-  mgl::cuda::cema_scan_backward<float, float>(gy, gh, x, p, lq, eta, om, st, dx, pp, plq, peta, pom, dh0, B, D, N, L,
-                                              false, nullptr);
+void real_backward(const float* gy, const float* gh, const float* x, const float* p, const float* lq,
+                   const float* eta, const float* om, const float* st, float* dx, float* pp, float* plq,
+                   float* peta, float* pom, float* dh0, int64_t B, int64_t D, int64_t N, int64_t L) {
+  mgl::cuda::cema_scan_backward<float, float>(gy, gh, x, p, lq, eta, om, st, dx, pp, plq, peta, pom, dh0, B,
+                                              D, N, L, false, nullptr);
 }
 
 std::vector<simt::Finding> findings() {
@@ -81,7 +82,8 @@ TEST_CASE("planted (a): a missing __syncthreads is a shared-memory race", "[plan
   CHECK(simt::count(f, Kind::race) > 0);
 }
 
-TEST_CASE("planted (b): dynamic shared memory one element short is an out-of-bounds access", "[planted][race]") {
+TEST_CASE("planted (b): dynamic shared memory one element short is an out-of-bounds access",
+          "[planted][race]") {
   REQUIRE(simt::race_detector_enabled());
   Cema c;
   c.real_forward();
@@ -120,8 +122,9 @@ TEST_CASE("planted (d): a shuffle with a partial mask is reported", "[planted]")
   Tensor o = torch::empty({B, L, H, dv}), lse = torch::empty({B, H, L});
   mgl::cuda::AttentionShape s;
   s.B = B, s.H = H, s.Lq = s.Lk = L, s.chunk_q = s.chunk_k = C, s.dk = dk, s.dv = dv, s.causal = true;
-  CHECK(mgl::cuda::attention_forward<float>(s, q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), nullptr,
-                                            o.data_ptr<float>(), lse.data_ptr<float>(), nullptr) == nullptr);
+  CHECK(mgl::cuda::attention_forward<float>(s, q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(),
+                                            nullptr, o.data_ptr<float>(), lse.data_ptr<float>(),
+                                            nullptr) == nullptr);
   mgl::simt_tests::require_no_findings("the real attention forward");
   planted::attention_forward_partial_mask(B, H, L, C, dk, dv, q.data_ptr<float>(), k.data_ptr<float>(),
                                           v.data_ptr<float>(), o.data_ptr<float>(), lse.data_ptr<float>());

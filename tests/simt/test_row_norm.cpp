@@ -25,7 +25,8 @@ TEST_CASE("simt row norms: RMSNorm and LayerNorm, fwd/bwd, fp32 and bf16", "[row
       for (int64_t R : {1, 17, 70}) {
         const bool affine = round % 2 == 0, transposed = round % 3 == 1;
         ++round;
-        Tensor x = transposed ? (torch::randn({1, D, R}, f64) * 2 + 1).transpose(1, 2) : torch::randn({1, R, D}, f64) * 2 + 1;
+        Tensor x = transposed ? (torch::randn({1, D, R}, f64) * 2 + 1).transpose(1, 2)
+                              : torch::randn({1, R, D}, f64) * 2 + 1;
         Tensor w = affine ? torch::randn({D}, f64) * 0.2 + 1 : Tensor();
         Tensor b = affine && layer ? torch::randn({D}, f64) * 0.2 : Tensor();
         Tensor dy = torch::randn({1, R, D}, f64);
@@ -47,13 +48,15 @@ TEST_CASE("simt row norms: RMSNorm and LayerNorm, fwd/bwd, fp32 and bf16", "[row
         const auto oracle = run(false, torch::kFloat64);
         for (torch::Dtype dt : {torch::kFloat32, torch::kBFloat16}) {
           const auto ref = run(false, dt), ker = run(true, dt);
-          const std::string tag = fmt::format("{} {} D={} R={} affine={} transposed={}", layer ? "layernorm" : "rmsnorm",
-                                              dt == torch::kFloat32 ? "fp32" : "bf16", D, R, affine, transposed);
+          const std::string tag =
+              fmt::format("{} {} D={} R={} affine={} transposed={}", layer ? "layernorm" : "rmsnorm",
+                          dt == torch::kFloat32 ? "fp32" : "bf16", D, R, affine, transposed);
           mgl::simt_tests::require_no_findings(tag);
           const double floor = dt == torch::kFloat32 ? 1e-5 : 1e-2;
           const char* names[] = {"y", "dx", "dweight", "dbias"};
           REQUIRE(ker.size() == oracle.size());
-          for (size_t i = 0; i < oracle.size(); ++i) check_2x(ker[i], ref[i], oracle[i], floor, std::string(names[i]) + " " + tag);
+          for (size_t i = 0; i < oracle.size(); ++i)
+            check_2x(ker[i], ref[i], oracle[i], floor, std::string(names[i]) + " " + tag);
         }
       }
 }
@@ -66,13 +69,17 @@ TEST_CASE("simt row norms: no kernel reads workspace it did not write (initcheck
     Tensor x = torch::randn({R, D}), w = torch::ones({D}), dy = torch::randn({R, D});
     Tensor y = torch::empty_like(x), mean = torch::empty({R}), rstd = torch::empty({R});
     Tensor dx = torch::empty_like(x), dw = torch::empty({D}), db = torch::empty({D});
-    Tensor ws = torch::empty({static_cast<int64_t>(cuda::row_norm_backward_workspace_bytes(R, D))}, torch::kUInt8);
-    for (const Tensor* t : {&y, &mean, &rstd, &dx, &dw, &db, &ws}) ::simt::track_uninitialized(t->data_ptr(), t->nbytes());
+    Tensor ws =
+        torch::empty({static_cast<int64_t>(cuda::row_norm_backward_workspace_bytes(R, D))}, torch::kUInt8);
+    for (const Tensor* t : {&y, &mean, &rstd, &dx, &dw, &db, &ws})
+      ::simt::track_uninitialized(t->data_ptr(), t->nbytes());
     cuda::row_norm_forward<float>(x.data_ptr<float>(), w.data_ptr<float>(), nullptr, R, D, true, 1e-5f,
-                                  y.data_ptr<float>(), mean.data_ptr<float>(), rstd.data_ptr<float>(), nullptr);
+                                  y.data_ptr<float>(), mean.data_ptr<float>(), rstd.data_ptr<float>(),
+                                  nullptr);
     cuda::row_norm_backward<float>(x.data_ptr<float>(), dy.data_ptr<float>(), w.data_ptr<float>(),
-                                   mean.data_ptr<float>(), rstd.data_ptr<float>(), R, D, true, dx.data_ptr<float>(),
-                                   dw.data_ptr<float>(), db.data_ptr<float>(), ws.data_ptr(), nullptr);
+                                   mean.data_ptr<float>(), rstd.data_ptr<float>(), R, D, true,
+                                   dx.data_ptr<float>(), dw.data_ptr<float>(), db.data_ptr<float>(),
+                                   ws.data_ptr(), nullptr);
     ::simt::untrack_all();
     mgl::simt_tests::require_no_findings(fmt::format("R={}", R));
     if (R == 0) {

@@ -28,7 +28,8 @@ template <class Fn>
 Grads run(Fn fn, torch::Dtype dt, const Tensor& x0, const Tensor& w0, const Tensor& b0, const Tensor& count,
           const Tensor& pm0, const Tensor& pv0, const Tensor& mask, const Tensor& dy, const Tensor& dmo,
           const Tensor& dvo, torch::Dtype state_dt) {
-  Tensor x = x0.to(dt).requires_grad_(), w = w0.to(state_dt).requires_grad_(), b = b0.to(state_dt).requires_grad_();
+  Tensor x = x0.to(dt).requires_grad_(), w = w0.to(state_dt).requires_grad_(),
+         b = b0.to(state_dt).requires_grad_();
   Tensor pm = pm0.to(state_dt).requires_grad_(), pv = pv0.to(state_dt).requires_grad_();
   ops::TimestepNormOutput out = fn(x, w, b, ops::NormState{count, pm, pv}, mask);
   Tensor loss = (out.y.to(torch::kFloat64) * dy).sum() + (out.state.mean.to(torch::kFloat64) * dmo).sum() +
@@ -45,19 +46,21 @@ void compare_case(int64_t B, int64_t L, int64_t D, int64_t G, bool state, bool m
   Tensor pm = state ? torch::randn({B, G}, torch::kFloat64) + 3 : torch::zeros({B, G}, torch::kFloat64);
   Tensor pv = state ? torch::rand({B, G}, torch::kFloat64) * 4 + 0.5 : torch::ones({B, G}, torch::kFloat64);
   Tensor mask = masked ? torch::rand({B, L}) < 0.2 : Tensor();
-  if (masked) mask.index_put_({0, L - 1}, true);  // the last step padded: the final state is the step before's
+  if (masked)
+    mask.index_put_({0, L - 1}, true);  // the last step padded: the final state is the step before's
   Tensor dy = torch::randn({B, L, D}, torch::kFloat64);
   Tensor dmo = torch::randn({B, G}, torch::kFloat64), dvo = torch::randn({B, G}, torch::kFloat64);
-  auto reference = [&](const Tensor& xx, const Tensor& ww, const Tensor& bb, const ops::NormState& p, const Tensor& m) {
+  auto reference = [&](const Tensor& xx, const Tensor& ww, const Tensor& bb, const ops::NormState& p,
+                       const Tensor& m) {
     const bool low = xx.scalar_type() == torch::kBFloat16;  // the module's reference path: fp32 statistics
     auto o = ops::timestep_norm(low ? xx.to(torch::kFloat32) : xx, G, ww, bb, p, m, 1e-5);
     if (low) o.y = o.y.to(torch::kBFloat16);
     return o;
   };
-  auto kernel = [&](const Tensor& xx, const Tensor& ww, const Tensor& bb, const ops::NormState& p, const Tensor& m) {
-    return cuda::timestep_norm_run<NoStream>(xx, G, ww, bb, p, m, 1e-5);
-  };
-  const Grads oracle = run(reference, torch::kFloat64, x, w, b, count, pm, pv, mask, dy, dmo, dvo, torch::kFloat64);
+  auto kernel = [&](const Tensor& xx, const Tensor& ww, const Tensor& bb, const ops::NormState& p,
+                    const Tensor& m) { return cuda::timestep_norm_run<NoStream>(xx, G, ww, bb, p, m, 1e-5); };
+  const Grads oracle =
+      run(reference, torch::kFloat64, x, w, b, count, pm, pv, mask, dy, dmo, dvo, torch::kFloat64);
   for (torch::Dtype dt : {torch::kFloat32, torch::kBFloat16}) {
     const Grads ref = run(reference, dt, x, w, b, count, pm, pv, mask, dy, dmo, dvo, torch::kFloat32);
     const Grads ker = run(kernel, dt, x, w, b, count, pm, pv, mask, dy, dmo, dvo, torch::kFloat32);
@@ -83,7 +86,8 @@ void compare_case(int64_t B, int64_t L, int64_t D, int64_t G, bool state, bool m
 
 }  // namespace
 
-TEST_CASE("simt timestep norm: short path (one block per column), tiles, groups vs the warp", "[timestep_norm]") {
+TEST_CASE("simt timestep norm: short path (one block per column), tiles, groups vs the warp",
+          "[timestep_norm]") {
   torch::manual_seed(0);
   struct Shape {
     int64_t D, G;
@@ -117,7 +121,8 @@ TEST_CASE("simt timestep norm: L = 0 passes the state through", "[timestep_norm]
 
 // Reads of workspace bytes nothing wrote (the race-detector build tracks them, like
 // compute-sanitizer's initcheck): every kernel of the long path, forward and backward.
-TEST_CASE("simt timestep norm: no kernel reads workspace it did not write (initcheck)", "[timestep_norm][race]") {
+TEST_CASE("simt timestep norm: no kernel reads workspace it did not write (initcheck)",
+          "[timestep_norm][race]") {
   REQUIRE(::simt::race_detector_enabled());
   torch::manual_seed(2);
   const int64_t B = 1, L = 4100, D = 8, G = 2;
@@ -126,24 +131,28 @@ TEST_CASE("simt timestep norm: no kernel reads workspace it did not write (initc
   Tensor count = torch::zeros({B}, torch::kInt64), pm = torch::zeros({B, G}), pv = torch::ones({B, G});
   Tensor y = torch::empty_like(x), mean = torch::empty({B, G, L}), rstd = torch::empty({B, G, L});
   Tensor mo = torch::empty({B, G}), vo = torch::empty({B, G});
-  Tensor ws = torch::empty({static_cast<int64_t>(cuda::timestep_norm_forward_workspace_bytes(s))}, torch::kUInt8);
-  for (const Tensor* t : {&ws, &y, &mean, &rstd, &mo, &vo}) ::simt::track_uninitialized(t->data_ptr(), t->nbytes());
-  cuda::timestep_norm_forward<float>(s, x.data_ptr<float>(), w.data_ptr<float>(), b.data_ptr<float>(), nullptr,
-                                     count.data_ptr<int64_t>(), pm.data_ptr<float>(), pv.data_ptr<float>(), 1e-5f,
-                                     y.data_ptr<float>(), mean.data_ptr<float>(), rstd.data_ptr<float>(),
-                                     mo.data_ptr<float>(), vo.data_ptr<float>(), ws.data_ptr(), nullptr);
+  Tensor ws =
+      torch::empty({static_cast<int64_t>(cuda::timestep_norm_forward_workspace_bytes(s))}, torch::kUInt8);
+  for (const Tensor* t : {&ws, &y, &mean, &rstd, &mo, &vo})
+    ::simt::track_uninitialized(t->data_ptr(), t->nbytes());
+  cuda::timestep_norm_forward<float>(
+      s, x.data_ptr<float>(), w.data_ptr<float>(), b.data_ptr<float>(), nullptr, count.data_ptr<int64_t>(),
+      pm.data_ptr<float>(), pv.data_ptr<float>(), 1e-5f, y.data_ptr<float>(), mean.data_ptr<float>(),
+      rstd.data_ptr<float>(), mo.data_ptr<float>(), vo.data_ptr<float>(), ws.data_ptr(), nullptr);
   ::simt::untrack_all();
   mgl::simt_tests::require_no_findings("forward");
   Tensor dy = torch::randn_like(x), dx = torch::empty_like(x), dw = torch::empty({D}), db = torch::empty({D});
   Tensor dpm = torch::empty({B, G}), dpv = torch::empty({B, G}), cout = count + L;
-  Tensor wsb = torch::empty({static_cast<int64_t>(cuda::timestep_norm_backward_workspace_bytes(s))}, torch::kUInt8);
-  for (const Tensor* t : {&wsb, &dx, &dw, &db, &dpm, &dpv}) ::simt::track_uninitialized(t->data_ptr(), t->nbytes());
-  cuda::timestep_norm_backward<float>(s, x.data_ptr<float>(), dy.data_ptr<float>(), w.data_ptr<float>(), nullptr,
-                                      nullptr, count.data_ptr<int64_t>(), pm.data_ptr<float>(),
-                                      cout.data_ptr<int64_t>(), mean.data_ptr<float>(), rstd.data_ptr<float>(),
-                                      mo.data_ptr<float>(), nullptr, nullptr, dx.data_ptr<float>(),
-                                      dw.data_ptr<float>(), db.data_ptr<float>(), dpm.data_ptr<float>(),
-                                      dpv.data_ptr<float>(), wsb.data_ptr(), nullptr);
+  Tensor wsb =
+      torch::empty({static_cast<int64_t>(cuda::timestep_norm_backward_workspace_bytes(s))}, torch::kUInt8);
+  for (const Tensor* t : {&wsb, &dx, &dw, &db, &dpm, &dpv})
+    ::simt::track_uninitialized(t->data_ptr(), t->nbytes());
+  cuda::timestep_norm_backward<float>(s, x.data_ptr<float>(), dy.data_ptr<float>(), w.data_ptr<float>(),
+                                      nullptr, nullptr, count.data_ptr<int64_t>(), pm.data_ptr<float>(),
+                                      cout.data_ptr<int64_t>(), mean.data_ptr<float>(),
+                                      rstd.data_ptr<float>(), mo.data_ptr<float>(), nullptr, nullptr,
+                                      dx.data_ptr<float>(), dw.data_ptr<float>(), db.data_ptr<float>(),
+                                      dpm.data_ptr<float>(), dpv.data_ptr<float>(), wsb.data_ptr(), nullptr);
   ::simt::untrack_all();
   mgl::simt_tests::require_no_findings("backward");
 }

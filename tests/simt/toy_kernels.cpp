@@ -1,12 +1,13 @@
 // Small CUDA kernels, each showing one thing the SIMT executor must get right or must report
 // (test_executor.cpp runs them). Compiled like the real kernel sources: by g++ with the stand-in
 // cuda_runtime.h, under the sanitizers of the build flavour.
+#include "simt/toy_kernels.h"
+
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
 #include "core/cuda/common/launch.h"
-#include "simt/toy_kernels.h"
 
 namespace toy {
 namespace {
@@ -60,7 +61,8 @@ __global__ void touch_last(int n, float* out) {
 }
 
 __global__ void noop(float* out) {
-  if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0 && blockIdx.x == 0 && blockIdx.y == 0) out[0] = 1.f;
+  if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0 && blockIdx.x == 0 && blockIdx.y == 0)
+    out[0] = 1.f;
 }
 
 // Defects, one per kernel.
@@ -113,7 +115,7 @@ __global__ void race_waw(float* out) {  // every thread writes word 0
   out[threadIdx.x] = s[0];
 }
 __global__ void race_loop(float* out, int iters) {  // the barrier at the end of the loop body is missing:
-  MGL_DYNAMIC_SMEM(16, float, s);                    // iteration i + 1's write races with iteration i's read
+  MGL_DYNAMIC_SMEM(16, float, s);                   // iteration i + 1's write races with iteration i's read
   float acc = 0.f;
   for (int i = 0; i < iters; ++i) {
     s[threadIdx.x] = static_cast<float>(i + threadIdx.x);
@@ -154,15 +156,33 @@ int launch_config(unsigned gx, unsigned gy, unsigned bx, unsigned by, unsigned b
 
 void launch_defect(Defect d, float* out) {
   switch (d) {
-    case Defect::barrier_in_branch: MGL_LAUNCH(barrier_in_branch, 1, 64, 0, nullptr)(out); break;
-    case Defect::exit_before_barrier: MGL_LAUNCH(exit_before_barrier, 1, 64, 0, nullptr)(out); break;
-    case Defect::shuffle_vs_barrier: MGL_LAUNCH(shuffle_vs_barrier, 1, 64, 0, nullptr)(out); break;
-    case Defect::partial_mask: MGL_LAUNCH(partial_mask, 1, 32, 0, nullptr)(out); break;
-    case Defect::shuffle_sites: MGL_LAUNCH(shuffle_sites, 1, 32, 0, nullptr)(out); break;
-    case Defect::race_raw: MGL_LAUNCH(race_raw, 1, 64, 64 * sizeof(float), nullptr)(out); break;
-    case Defect::race_war: MGL_LAUNCH(race_war, 1, 64, 64 * sizeof(float), nullptr)(out); break;
-    case Defect::race_waw: MGL_LAUNCH(race_waw, 1, 64, 64 * sizeof(float), nullptr)(out); break;
-    case Defect::race_loop: MGL_LAUNCH(race_loop, 1, 64, 64 * sizeof(float), nullptr)(out, 3); break;
+    case Defect::barrier_in_branch:
+      MGL_LAUNCH(barrier_in_branch, 1, 64, 0, nullptr)(out);
+      break;
+    case Defect::exit_before_barrier:
+      MGL_LAUNCH(exit_before_barrier, 1, 64, 0, nullptr)(out);
+      break;
+    case Defect::shuffle_vs_barrier:
+      MGL_LAUNCH(shuffle_vs_barrier, 1, 64, 0, nullptr)(out);
+      break;
+    case Defect::partial_mask:
+      MGL_LAUNCH(partial_mask, 1, 32, 0, nullptr)(out);
+      break;
+    case Defect::shuffle_sites:
+      MGL_LAUNCH(shuffle_sites, 1, 32, 0, nullptr)(out);
+      break;
+    case Defect::race_raw:
+      MGL_LAUNCH(race_raw, 1, 64, 64 * sizeof(float), nullptr)(out);
+      break;
+    case Defect::race_war:
+      MGL_LAUNCH(race_war, 1, 64, 64 * sizeof(float), nullptr)(out);
+      break;
+    case Defect::race_waw:
+      MGL_LAUNCH(race_waw, 1, 64, 64 * sizeof(float), nullptr)(out);
+      break;
+    case Defect::race_loop:
+      MGL_LAUNCH(race_loop, 1, 64, 64 * sizeof(float), nullptr)(out, 3);
+      break;
   }
 }
 

@@ -15,8 +15,8 @@ using torch::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-inline AttentionShape shape_of(const Tensor& q, const Tensor& k, const Tensor& v, int64_t cq, int64_t ck, bool causal,
-                               double scale) {
+inline AttentionShape shape_of(const Tensor& q, const Tensor& k, const Tensor& v, int64_t cq, int64_t ck,
+                               bool causal, double scale) {
   AttentionShape s;
   s.B = q.size(0);
   s.Lq = q.size(1);
@@ -31,7 +31,9 @@ inline AttentionShape shape_of(const Tensor& q, const Tensor& k, const Tensor& v
   return s;
 }
 
-inline void check(const char* err, const char* what) { TORCH_CHECK(err == nullptr, what, ": CUDA error: ", err); }
+inline void check(const char* err, const char* what) {
+  TORCH_CHECK(err == nullptr, what, ": CUDA error: ", err);
+}
 
 inline const uint8_t* mask_ptr(const Tensor& m) { return m.defined() ? m.data_ptr<uint8_t>() : nullptr; }
 
@@ -39,19 +41,20 @@ inline const uint8_t* mask_ptr(const Tensor& m) { return m.defined() ? m.data_pt
 template <class Stream>
 struct ChunkedAttentionFunction : torch::autograd::Function<ChunkedAttentionFunction<Stream>> {
   static Tensor forward(AutogradContext* ctx, const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
-                        const c10::optional<Tensor>& pad_in, int64_t cq, int64_t ck, bool causal, double scale) {
+                        const c10::optional<Tensor>& pad_in, int64_t cq, int64_t ck, bool causal,
+                        double scale) {
     const Tensor pad = pad_in.value_or(Tensor());
     const Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
     const AttentionShape s = shape_of(q, k, v, cq, ck, causal, scale);
     const char* bad = attention_shape_error(s);
-    TORCH_CHECK(bad == nullptr, "chunked attention kernel: unsupported shape q ", q.sizes(), " k ", k.sizes(), " v ",
-                v.sizes(), ": ", bad ? bad : "");
+    TORCH_CHECK(bad == nullptr, "chunked attention kernel: unsupported shape q ", q.sizes(), " k ", k.sizes(),
+                " v ", v.sizes(), ": ", bad ? bad : "");
     Tensor o = torch::empty({s.B, s.Lq, s.H, s.dv}, v.options());
     Tensor lse = torch::empty({s.B, s.H, s.Lq}, v.options().dtype(torch::kFloat32));
     auto launch = [&](auto tag) {
       using T = decltype(tag);
-      check(attention_forward<T>(s, elem_ptr<T>(q), elem_ptr<T>(k), elem_ptr<T>(v), mask_ptr(pad), elem_ptr<T>(o),
-                                 lse.data_ptr<float>(), Stream::stream()),
+      check(attention_forward<T>(s, elem_ptr<T>(q), elem_ptr<T>(k), elem_ptr<T>(v), mask_ptr(pad),
+                                 elem_ptr<T>(o), lse.data_ptr<float>(), Stream::stream()),
             "attention forward");
     };
     if (v.scalar_type() == torch::kBFloat16)
@@ -69,16 +72,18 @@ struct ChunkedAttentionFunction : torch::autograd::Function<ChunkedAttentionFunc
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const Tensor &q = saved[0], &k = saved[1], &v = saved[2], &o = saved[3], &lse = saved[4], &pad = saved[5];
-    const AttentionShape s = shape_of(q, k, v, ctx->saved_data["cq"].toInt(), ctx->saved_data["ck"].toInt(),
-                                      ctx->saved_data["causal"].toBool(), ctx->saved_data["scale"].toDouble());
+    const AttentionShape s =
+        shape_of(q, k, v, ctx->saved_data["cq"].toInt(), ctx->saved_data["ck"].toInt(),
+                 ctx->saved_data["causal"].toBool(), ctx->saved_data["scale"].toDouble());
     Tensor d_o = grads[0].defined() ? grads[0].to(v.scalar_type()).contiguous() : torch::zeros_like(o);
     Tensor dq = torch::empty_like(q), dk = torch::empty_like(k), dv = torch::empty_like(v);
     Tensor delta = torch::empty({s.B, s.H, s.Lq}, lse.options());
     auto launch = [&](auto tag) {
       using T = decltype(tag);
-      check(attention_backward<T>(s, elem_ptr<T>(q), elem_ptr<T>(k), elem_ptr<T>(v), mask_ptr(pad), elem_ptr<T>(o),
-                                  elem_ptr<T>(d_o), lse.data_ptr<float>(), delta.data_ptr<float>(), elem_ptr<T>(dq),
-                                  elem_ptr<T>(dk), elem_ptr<T>(dv), Stream::stream()),
+      check(attention_backward<T>(s, elem_ptr<T>(q), elem_ptr<T>(k), elem_ptr<T>(v), mask_ptr(pad),
+                                  elem_ptr<T>(o), elem_ptr<T>(d_o), lse.data_ptr<float>(),
+                                  delta.data_ptr<float>(), elem_ptr<T>(dq), elem_ptr<T>(dk), elem_ptr<T>(dv),
+                                  Stream::stream()),
             "attention backward");
     };
     if (v.scalar_type() == torch::kBFloat16)
@@ -95,11 +100,13 @@ struct ChunkedAttentionFunction : torch::autograd::Function<ChunkedAttentionFunc
 // bf16; q and k are cast to v's dtype): chunk m pairs queries [m·cq, …) with keys [m·ck, …).
 template <class Stream>
 torch::Tensor attention_run(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                            const torch::Tensor& key_padding_mask, int64_t cq, int64_t ck, bool causal, double scale) {
-  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && q.size(3) == k.size(3) && q.size(0) == k.size(0) &&
-                  q.size(2) == k.size(2) && v.size(0) == k.size(0) && v.size(1) == k.size(1) && v.size(2) == k.size(2),
-              "chunked attention kernel: expected q B×Lq×H×d, k B×Lk×H×d, v B×Lk×H×dv, got q ", q.sizes(), ", k ",
-              k.sizes(), ", v ", v.sizes());
+                            const torch::Tensor& key_padding_mask, int64_t cq, int64_t ck, bool causal,
+                            double scale) {
+  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && q.size(3) == k.size(3) &&
+                  q.size(0) == k.size(0) && q.size(2) == k.size(2) && v.size(0) == k.size(0) &&
+                  v.size(1) == k.size(1) && v.size(2) == k.size(2),
+              "chunked attention kernel: expected q B×Lq×H×d, k B×Lk×H×d, v B×Lk×H×dv, got q ", q.sizes(),
+              ", k ", k.sizes(), ", v ", v.sizes());
   torch::Tensor pad;
   if (key_padding_mask.defined()) {
     TORCH_CHECK(key_padding_mask.dim() == 2 && key_padding_mask.size(0) == k.size(0) &&
@@ -108,8 +115,8 @@ torch::Tensor attention_run(const torch::Tensor& q, const torch::Tensor& k, cons
     pad = key_padding_mask.to(q.device(), torch::kUInt8).contiguous();
   }
   const auto dt = v.scalar_type();
-  return attention_autograd_detail::ChunkedAttentionFunction<Stream>::apply(q.to(dt), k.to(dt), v, optional_input(pad),
-                                                                            cq, ck, causal, scale);
+  return attention_autograd_detail::ChunkedAttentionFunction<Stream>::apply(
+      q.to(dt), k.to(dt), v, optional_input(pad), cq, ck, causal, scale);
 }
 
 }  // namespace mgl::cuda

@@ -8,8 +8,8 @@ namespace mgl::cuda {
 
 using torch::Tensor;
 
-bool attention_kernel_supports(const Tensor& q, const Tensor& k, const Tensor& v, int64_t chunk_q, int64_t chunk_k,
-                               bool causal, std::string* why) {
+bool attention_kernel_supports(const Tensor& q, const Tensor& k, const Tensor& v, int64_t chunk_q,
+                               int64_t chunk_k, bool causal, std::string* why) {
   auto no = [&](const std::string& reason) {
     if (why) *why = reason;
     return false;
@@ -23,11 +23,12 @@ bool attention_kernel_supports(const Tensor& q, const Tensor& k, const Tensor& v
 }
 
 namespace {
-Tensor run(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_padding_mask, int64_t cq, int64_t ck,
-           bool causal, double scale) {
+Tensor run(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_padding_mask, int64_t cq,
+           int64_t ck, bool causal, double scale) {
   std::string why;
   TORCH_CHECK(attention_kernel_supports(q, k, v, cq, ck, causal, &why), "chunked attention kernel: ", why,
-              " (q ", q.sizes(), " ", q.scalar_type(), ", k ", k.sizes(), ", v ", v.sizes(), " ", v.scalar_type(), ")");
+              " (q ", q.sizes(), " ", q.scalar_type(), ", k ", k.sizes(), ", v ", v.sizes(), " ",
+              v.scalar_type(), ")");
   const c10::cuda::CUDAGuard guard(v.device());
   return attention_run<CurrentCudaStream>(q, k, v, key_padding_mask, cq, ck, causal, scale);
 }
@@ -43,8 +44,8 @@ Tensor chunked_attention_cuda(const Tensor& q, const Tensor& k, const Tensor& v,
 
 Tensor cached_attention_cuda(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
   TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && k.size(1) >= q.size(1) && q.size(1) >= 1,
-              "cached attention kernel: need q B×Lq×H×d and k B×Lk×H×d with Lk ≥ Lq ≥ 1, got ", q.sizes(), " and ",
-              k.sizes());
+              "cached attention kernel: need q B×Lq×H×d and k B×Lk×H×d with Lk ≥ Lq ≥ 1, got ", q.sizes(),
+              " and ", k.sizes());
   // One chunk holding all queries and all keys; the causal rule is bottom-right aligned.
   return run(q, k, v, {}, q.size(1), k.size(1), true, scale);
 }

@@ -41,8 +41,8 @@ Forward run_forward(const Tensor& xc, const Tensor& pc, const Tensor& lq, const 
   auto launch = [&](auto* x, auto* y, auto r) {
     using R = decltype(r);
     cema_scan_forward(x, pc.data_ptr<R>(), lq.data_ptr<R>(), er.data_ptr<R>(), ptr_or_null<R>(om),
-                      ptr_or_null<R>(h0r), y, hlr.data_ptr<R>(), mut_ptr_or_null<R>(f.states), B, D, N, L, reverse,
-                      Stream::stream());
+                      ptr_or_null<R>(h0r), y, hlr.data_ptr<R>(), mut_ptr_or_null<R>(f.states), B, D, N, L,
+                      reverse, Stream::stream());
   };
   if (xc.scalar_type() == torch::kFloat64)
     launch(static_cast<const double*>(elem_ptr<double>(xc)), elem_ptr<double>(f.y), 0.0);
@@ -77,7 +77,8 @@ struct CemaScanFunction : public torch::autograd::Function<CemaScanFunction<Stre
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const Tensor &xc = saved[0], &pc = saved[1], &lq = saved[2], &er = saved[3], &om = saved[4], &states = saved[5];
+    const Tensor &xc = saved[0], &pc = saved[1], &lq = saved[2], &er = saved[3], &om = saved[4],
+                 &states = saved[5];
     const bool reverse = ctx->saved_data["reverse"].toBool();
     const bool has_h0 = ctx->saved_data["has_h0"].toBool();
     const auto cdt = static_cast<torch::ScalarType>(ctx->saved_data["complex_dtype"].toInt());
@@ -94,13 +95,13 @@ struct CemaScanFunction : public torch::autograd::Function<CemaScanFunction<Stre
     auto launch = [&](auto* gyp, auto* xp, auto* dxp, auto r) {
       using R = decltype(r);
       cema_scan_backward(gyp, ptr_or_null<R>(gh), xp, pc.data_ptr<R>(), lq.data_ptr<R>(), er.data_ptr<R>(),
-                         ptr_or_null<R>(om), states.data_ptr<R>(), dxp, part_p.data_ptr<R>(), part_lq.data_ptr<R>(),
-                         part_eta.data_ptr<R>(), mut_ptr_or_null<R>(part_om), mut_ptr_or_null<R>(dh0r), B, D, N, L,
-                         reverse, Stream::stream());
+                         ptr_or_null<R>(om), states.data_ptr<R>(), dxp, part_p.data_ptr<R>(),
+                         part_lq.data_ptr<R>(), part_eta.data_ptr<R>(), mut_ptr_or_null<R>(part_om),
+                         mut_ptr_or_null<R>(dh0r), B, D, N, L, reverse, Stream::stream());
     };
     if (xc.scalar_type() == torch::kFloat64)
-      launch(static_cast<const double*>(elem_ptr<double>(gy)), static_cast<const double*>(elem_ptr<double>(xc)),
-             elem_ptr<double>(dx), 0.0);
+      launch(static_cast<const double*>(elem_ptr<double>(gy)),
+             static_cast<const double*>(elem_ptr<double>(xc)), elem_ptr<double>(dx), 0.0);
     else if (xc.scalar_type() == torch::kBFloat16)
       launch(static_cast<const bf16*>(elem_ptr<bf16>(gy)), static_cast<const bf16*>(elem_ptr<bf16>(xc)),
              elem_ptr<bf16>(dx), 0.0f);
@@ -142,18 +143,20 @@ std::pair<torch::Tensor, torch::Tensor> cema_scan_run(const torch::Tensor& x, co
   const auto rt = c.p.scalar_type();
   Tensor om = omega.defined() ? omega.to(rt) : Tensor();
   Tensor h = h0.defined() ? h0.to(c.log_q.scalar_type()) : Tensor();
-  const bool need_grad = torch::GradMode::is_enabled() &&
-                         (x.requires_grad() || c.p.requires_grad() || c.log_q.requires_grad() ||
-                          c.eta.requires_grad() || (om.defined() && om.requires_grad()) ||
-                          (h.defined() && h.requires_grad()));
+  const bool need_grad =
+      torch::GradMode::is_enabled() &&
+      (x.requires_grad() || c.p.requires_grad() || c.log_q.requires_grad() || c.eta.requires_grad() ||
+       (om.defined() && om.requires_grad()) || (h.defined() && h.requires_grad()));
   if (!need_grad) {  // inference: no autograd node, no chunk states kept
     const int64_t D = x.size(1);
-    Forward f = run_forward<Stream>(x.contiguous(), c.p.contiguous(), as_real(c.log_q), as_real(c.eta),
-                                    om.defined() ? om.reshape({D}).contiguous() : Tensor(),
-                                    h.defined() ? as_real(h) : Tensor(), c.log_q.scalar_type(), reverse, false);
+    Forward f =
+        run_forward<Stream>(x.contiguous(), c.p.contiguous(), as_real(c.log_q), as_real(c.eta),
+                            om.defined() ? om.reshape({D}).contiguous() : Tensor(),
+                            h.defined() ? as_real(h) : Tensor(), c.log_q.scalar_type(), reverse, false);
     return {f.y, f.h_last};
   }
-  auto out = CemaScanFunction<Stream>::apply(x, c.p, c.log_q, c.eta, optional_input(om), optional_input(h), reverse);
+  auto out =
+      CemaScanFunction<Stream>::apply(x, c.p, c.log_q, c.eta, optional_input(om), optional_input(h), reverse);
   return {out[0], out[1]};
 }
 
@@ -170,8 +173,8 @@ torch::Tensor cema_impulse_response_run(const ops::EmaCoeffs& c, int64_t L) {
     cema_impulse_response_forward<double>(p.data_ptr<double>(), lq.data_ptr<double>(), eta.data_ptr<double>(),
                                           k.data_ptr<double>(), c.dim(), c.ndim(), L, Stream::stream());
   } else {
-    TORCH_CHECK(p.scalar_type() == torch::kFloat32, "cema_impulse_response: fp32 or fp64 coefficients expected, got ",
-                p.scalar_type());
+    TORCH_CHECK(p.scalar_type() == torch::kFloat32,
+                "cema_impulse_response: fp32 or fp64 coefficients expected, got ", p.scalar_type());
     cema_impulse_response_forward<float>(p.data_ptr<float>(), lq.data_ptr<float>(), eta.data_ptr<float>(),
                                          k.data_ptr<float>(), c.dim(), c.ndim(), L, Stream::stream());
   }

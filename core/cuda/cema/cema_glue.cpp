@@ -17,16 +17,18 @@ bool cema_scan_supports(const ops::EmaCoeffs& c, const torch::Tensor& x, const t
   const auto dev = x.device();
   for (const torch::Tensor* t : {&c.p, &c.log_q, &c.eta, &omega, &h0})
     if (t->defined() && t->device() != dev)
-      return no("x, the coefficients, omega and h0 must be on one device (x on " + dev.str() + ", an operand on " +
-                t->device().str() + ")");
+      return no("x, the coefficients, omega and h0 must be on one device (x on " + dev.str() +
+                ", an operand on " + t->device().str() + ")");
   const int64_t B = x.dim() == 3 ? x.size(0) : 0, L = x.dim() == 3 ? x.size(2) : 0;
-  const std::string rule = kernels::cema_unsupported(B, c.dim(), c.ndim(), L, c.p.scalar_type(), x.scalar_type());
+  const std::string rule =
+      kernels::cema_unsupported(B, c.dim(), c.ndim(), L, c.p.scalar_type(), x.scalar_type());
   if (!rule.empty()) return no(rule);
   return true;
 }
 
 std::pair<torch::Tensor, torch::Tensor> cema_scan(const torch::Tensor& x, const ops::EmaCoeffs& c,
-                                                  const torch::Tensor& omega, const torch::Tensor& h0, bool reverse) {
+                                                  const torch::Tensor& omega, const torch::Tensor& h0,
+                                                  bool reverse) {
   std::string why;
   TORCH_CHECK(cema_scan_supports(c, x, omega, h0, &why), "cema_scan: ", why);
   const c10::cuda::CUDAGuard guard(x.device());

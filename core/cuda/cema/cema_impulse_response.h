@@ -12,7 +12,7 @@ namespace mgl::cuda {
 // p: D×N real; log_q, eta: D×N complex stored as interleaved (re, im); k: D×L output.
 // All device pointers; `stream` is a cudaStream_t (void* to keep this header CUDA-free).
 template <typename T>
-void cema_impulse_response_forward(const T* p, const T* log_q, const T* eta, T* k, int64_t D, int64_t N, int64_t L,
-                                   void* stream);
+void cema_impulse_response_forward(const T* p, const T* log_q, const T* eta, T* k, int64_t D, int64_t N,
+                                   int64_t L, void* stream);
 
 }  // namespace mgl::cuda

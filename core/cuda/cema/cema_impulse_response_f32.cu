@@ -2,6 +2,6 @@
 #include "core/cuda/cema/cema_impulse_response.cuh"
 
 namespace mgl::cuda {
-template void cema_impulse_response_forward<float>(const float*, const float*, const float*, float*, int64_t, int64_t,
-                                                   int64_t, void*);
+template void cema_impulse_response_forward<float>(const float*, const float*, const float*, float*, int64_t,
+                                                   int64_t, int64_t, void*);
 }  // namespace mgl::cuda

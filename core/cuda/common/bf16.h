@@ -38,7 +38,8 @@ MGL_HD bf16 float_to_bf16(float f) {
 #else
   uint32_t u;
   std::memcpy(&u, &f, sizeof u);
-  if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu)) return bf16{static_cast<uint16_t>((u >> 16) | 0x0040u)};
+  if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu))
+    return bf16{static_cast<uint16_t>((u >> 16) | 0x0040u)};
   u += 0x7fffu + ((u >> 16) & 1u);
   return bf16{static_cast<uint16_t>(u >> 16)};
 #endif

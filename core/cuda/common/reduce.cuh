@@ -22,7 +22,8 @@ __device__ __forceinline__ float warp_sum(float v) {
 // T only gives each dtype's .cu file its own symbol.
 template <typename T>
 __global__ void reduce_partials_kernel(const float* __restrict__ pw, const float* __restrict__ pb,
-                                       float* __restrict__ dweight, float* __restrict__ dbias, int64_t R, int64_t D) {
+                                       float* __restrict__ dweight, float* __restrict__ dbias, int64_t R,
+                                       int64_t D) {
   const int64_t c = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
   if (c >= D) return;
   float aw = 0.f, cw = 0.f, ab = 0.f, cb = 0.f;

@@ -33,8 +33,8 @@ class RowNormFunction : public torch::autograd::Function<RowNormFunction<Stream>
     auto launch = [&](auto tag) {
       using T = decltype(tag);
       row_norm_forward<T>(elem_ptr<T>(xr), ptr_or_null<float>(w), ptr_or_null<float>(b), R, D, subtract_mean,
-                          static_cast<float>(eps), elem_ptr<T>(y), mean.data_ptr<float>(), rstd.data_ptr<float>(),
-                          Stream::stream());
+                          static_cast<float>(eps), elem_ptr<T>(y), mean.data_ptr<float>(),
+                          rstd.data_ptr<float>(), Stream::stream());
     };
     if (x.scalar_type() == torch::kBFloat16)
       launch(bf16{});
@@ -46,8 +46,10 @@ class RowNormFunction : public torch::autograd::Function<RowNormFunction<Stream>
     ctx->save_for_backward({xr, mean, rstd, w});
     ctx->saved_data["sub"] = subtract_mean;
     ctx->saved_data["has_bias"] = bias.defined();
-    ctx->saved_data["weight_dtype"] = static_cast<int64_t>(weight.defined() ? weight.scalar_type() : torch::kFloat32);
-    ctx->saved_data["bias_dtype"] = static_cast<int64_t>(bias.defined() ? bias.scalar_type() : torch::kFloat32);
+    ctx->saved_data["weight_dtype"] =
+        static_cast<int64_t>(weight.defined() ? weight.scalar_type() : torch::kFloat32);
+    ctx->saved_data["bias_dtype"] =
+        static_cast<int64_t>(bias.defined() ? bias.scalar_type() : torch::kFloat32);
     return {y.view(x.sizes())};
   }
 
@@ -57,9 +59,11 @@ class RowNormFunction : public torch::autograd::Function<RowNormFunction<Stream>
     const bool sub = ctx->saved_data["sub"].toBool(), has_bias = ctx->saved_data["has_bias"].toBool();
     const int64_t R = xr.size(0), D = xr.size(1);
     const auto f32 = xr.options().dtype(torch::kFloat32);
-    Tensor dy = grads[0].defined() ? grads[0].to(xr.scalar_type()).reshape({R, D}).contiguous() : torch::zeros_like(xr);
+    Tensor dy = grads[0].defined() ? grads[0].to(xr.scalar_type()).reshape({R, D}).contiguous()
+                                   : torch::zeros_like(xr);
     Tensor dx = torch::empty_like(xr);
-    Tensor dw = w.defined() ? torch::empty({D}, f32) : Tensor(), db = has_bias ? torch::empty({D}, f32) : Tensor();
+    Tensor dw = w.defined() ? torch::empty({D}, f32) : Tensor(),
+           db = has_bias ? torch::empty({D}, f32) : Tensor();
     Tensor ws = torch::empty({static_cast<int64_t>(row_norm_backward_workspace_bytes(R, D))},
                              xr.options().dtype(torch::kUInt8));
     auto launch = [&](auto tag) {
@@ -76,8 +80,8 @@ class RowNormFunction : public torch::autograd::Function<RowNormFunction<Stream>
     auto as = [&](const Tensor& t, const char* key) {
       return t.defined() ? t.to(static_cast<torch::ScalarType>(ctx->saved_data[key].toInt())) : Tensor();
     };
-    return {dx.view(grads[0].defined() ? grads[0].sizes() : xr.sizes()), as(dw, "weight_dtype"), as(db, "bias_dtype"),
-            Tensor(), Tensor()};
+    return {dx.view(grads[0].defined() ? grads[0].sizes() : xr.sizes()), as(dw, "weight_dtype"),
+            as(db, "bias_dtype"), Tensor(), Tensor()};
   }
 };
 
@@ -93,7 +97,8 @@ torch::Tensor row_norm_run(const torch::Tensor& x, const torch::Tensor& weight, 
   const int64_t D = x.size(-1);
   TORCH_CHECK(!weight.defined() || weight.numel() == D, "row_norm: weight must have D=", D, " elements, got ",
               weight.numel());
-  TORCH_CHECK(!bias.defined() || bias.numel() == D, "row_norm: bias must have D=", D, " elements, got ", bias.numel());
+  TORCH_CHECK(!bias.defined() || bias.numel() == D, "row_norm: bias must have D=", D, " elements, got ",
+              bias.numel());
   return row_norm_autograd_detail::RowNormFunction<Stream>::apply(
       x, optional_input(weight.defined() ? weight.reshape({D}) : weight),
       optional_input(bias.defined() ? bias.reshape({D}) : bias), subtract_mean, eps)[0];

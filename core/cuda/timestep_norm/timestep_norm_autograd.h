@@ -26,13 +26,14 @@ template <class Stream>
 class TimestepNormFunction : public torch::autograd::Function<TimestepNormFunction<Stream>> {
  public:
   static variable_list forward(AutogradContext* ctx, Tensor x, Tensor weight, Tensor bias, Tensor prev_mean,
-                               Tensor prev_var, Tensor prev_count, c10::optional<Tensor> mask_in, Tensor count_out,
-                               int64_t G, double eps) {
+                               Tensor prev_var, Tensor prev_count, c10::optional<Tensor> mask_in,
+                               Tensor count_out, int64_t G, double eps) {
     const Tensor mask = mask_in.value_or(Tensor());
     const TimestepNormShape s{x.size(0), x.size(1), x.size(2), G};
     x = x.contiguous();
     const Tensor w = weight.to(torch::kFloat32).contiguous(), b = bias.to(torch::kFloat32).contiguous();
-    const Tensor pm = prev_mean.to(torch::kFloat32).contiguous(), pv = prev_var.to(torch::kFloat32).contiguous();
+    const Tensor pm = prev_mean.to(torch::kFloat32).contiguous(),
+                 pv = prev_var.to(torch::kFloat32).contiguous();
     const auto f32 = x.options().dtype(torch::kFloat32);
     Tensor y = torch::empty_like(x);
     Tensor mean = torch::empty({s.B, G, s.L}, f32), rstd = torch::empty({s.B, G, s.L}, f32);
@@ -40,10 +41,11 @@ class TimestepNormFunction : public torch::autograd::Function<TimestepNormFuncti
     Tensor ws = workspace(timestep_norm_forward_workspace_bytes(s), x);
     auto launch = [&](auto tag) {
       using T = decltype(tag);
-      timestep_norm_forward<T>(s, elem_ptr<T>(x), w.data_ptr<float>(), b.data_ptr<float>(), ptr_or_null<bool>(mask),
-                               prev_count.data_ptr<int64_t>(), pm.data_ptr<float>(), pv.data_ptr<float>(),
-                               static_cast<float>(eps), elem_ptr<T>(y), mean.data_ptr<float>(), rstd.data_ptr<float>(),
-                               mean_out.data_ptr<float>(), var_out.data_ptr<float>(), ws.data_ptr(), Stream::stream());
+      timestep_norm_forward<T>(s, elem_ptr<T>(x), w.data_ptr<float>(), b.data_ptr<float>(),
+                               ptr_or_null<bool>(mask), prev_count.data_ptr<int64_t>(), pm.data_ptr<float>(),
+                               pv.data_ptr<float>(), static_cast<float>(eps), elem_ptr<T>(y),
+                               mean.data_ptr<float>(), rstd.data_ptr<float>(), mean_out.data_ptr<float>(),
+                               var_out.data_ptr<float>(), ws.data_ptr(), Stream::stream());
     };
     if (x.scalar_type() == torch::kBFloat16)
       launch(bf16{});
@@ -73,20 +75,22 @@ class TimestepNormFunction : public torch::autograd::Function<TimestepNormFuncti
     // n_t with a mask: prev_count + valid steps up to t (fp64: exact far beyond 2^24 tokens).
     Tensor counts;
     if (mask.defined())
-      counts = (prev_count.to(torch::kFloat64).unsqueeze(1) + mask.logical_not().to(torch::kFloat64).cumsum(1))
-                   .contiguous();
+      counts =
+          (prev_count.to(torch::kFloat64).unsqueeze(1) + mask.logical_not().to(torch::kFloat64).cumsum(1))
+              .contiguous();
     Tensor dx = torch::empty_like(x);
     Tensor dw = torch::empty({s.D}, f32), db = torch::empty({s.D}, f32);
     Tensor dpm = torch::empty({s.B, G}, f32), dpv = torch::empty({s.B, G}, f32);
     Tensor ws = workspace(timestep_norm_backward_workspace_bytes(s), x);
     auto launch = [&](auto tag) {
       using T = decltype(tag);
-      timestep_norm_backward<T>(s, elem_ptr<T>(x), elem_ptr<T>(dy), w.data_ptr<float>(), ptr_or_null<bool>(mask),
-                                ptr_or_null<double>(counts), prev_count.data_ptr<int64_t>(), pm.data_ptr<float>(),
-                                count_out.data_ptr<int64_t>(), mean.data_ptr<float>(), rstd.data_ptr<float>(),
-                                mean_out.data_ptr<float>(), ptr_or_null<float>(dmean), ptr_or_null<float>(dvar),
-                                elem_ptr<T>(dx), dw.data_ptr<float>(), db.data_ptr<float>(), dpm.data_ptr<float>(),
-                                dpv.data_ptr<float>(), ws.data_ptr(), Stream::stream());
+      timestep_norm_backward<T>(
+          s, elem_ptr<T>(x), elem_ptr<T>(dy), w.data_ptr<float>(), ptr_or_null<bool>(mask),
+          ptr_or_null<double>(counts), prev_count.data_ptr<int64_t>(), pm.data_ptr<float>(),
+          count_out.data_ptr<int64_t>(), mean.data_ptr<float>(), rstd.data_ptr<float>(),
+          mean_out.data_ptr<float>(), ptr_or_null<float>(dmean), ptr_or_null<float>(dvar), elem_ptr<T>(dx),
+          dw.data_ptr<float>(), db.data_ptr<float>(), dpm.data_ptr<float>(), dpv.data_ptr<float>(),
+          ws.data_ptr(), Stream::stream());
     };
     if (x.scalar_type() == torch::kBFloat16)
       launch(bf16{});
@@ -96,8 +100,16 @@ class TimestepNormFunction : public torch::autograd::Function<TimestepNormFuncti
     auto as = [&](const Tensor& t, const char* key) {
       return t.to(static_cast<torch::ScalarType>(ctx->saved_data[key].toInt()));
     };
-    return {dx, as(dw, "weight_dtype"), as(db, "bias_dtype"), as(dpm, "prev_dtype"), as(dpv, "prev_dtype"),
-            Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+    return {dx,
+            as(dw, "weight_dtype"),
+            as(db, "bias_dtype"),
+            as(dpm, "prev_dtype"),
+            as(dpv, "prev_dtype"),
+            Tensor(),
+            Tensor(),
+            Tensor(),
+            Tensor(),
+            Tensor()};
   }
 };
 
@@ -111,13 +123,15 @@ ops::TimestepNormOutput timestep_norm_run(const torch::Tensor& x, int64_t G, con
                                           const torch::Tensor& padding_mask, double eps) {
   TORCH_CHECK(x.dim() == 3, "timestep_norm: x must be B×L×D, got ", x.sizes());
   TORCH_CHECK(x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kBFloat16,
-              "timestep_norm: x must be fp32 or bf16 (other dtypes take the reference path), got ", x.scalar_type());
+              "timestep_norm: x must be fp32 or bf16 (other dtypes take the reference path), got ",
+              x.scalar_type());
   const int64_t B = x.size(0), L = x.size(1), D = x.size(2);
   TORCH_CHECK(G >= 1 && D % G == 0, "timestep_norm: num_groups=", G, " must divide D=", D);
   TORCH_CHECK(weight.numel() == D && bias.numel() == D, "timestep_norm: weight and bias must have D=", D,
               " elements, got ", weight.numel(), " and ", bias.numel());
   TORCH_CHECK(prev.defined() && prev.count.sizes() == torch::IntArrayRef{B} &&
-                  prev.mean.sizes() == torch::IntArrayRef({B, G}) && prev.var.sizes() == torch::IntArrayRef({B, G}),
+                  prev.mean.sizes() == torch::IntArrayRef({B, G}) &&
+                  prev.var.sizes() == torch::IntArrayRef({B, G}),
               "timestep_norm: state must be count B, mean/var B×G with B=", B, " G=", G);
   TORCH_CHECK(!padding_mask.defined() || padding_mask.sizes() == torch::IntArrayRef({B, L}),
               "timestep_norm: padding_mask must be B×L=", B, "×", L, ", got ", padding_mask.sizes());
@@ -125,7 +139,8 @@ ops::TimestepNormOutput timestep_norm_run(const torch::Tensor& x, int64_t G, con
   TORCH_CHECK(bad == nullptr, "timestep_norm: ", bad ? bad : "");
   const auto dev = x.device();
   torch::Tensor count = prev.count.to(dev, torch::kInt64).contiguous();
-  torch::Tensor mask = padding_mask.defined() ? padding_mask.to(dev, torch::kBool).contiguous() : torch::Tensor();
+  torch::Tensor mask =
+      padding_mask.defined() ? padding_mask.to(dev, torch::kBool).contiguous() : torch::Tensor();
   torch::Tensor count_out = count + (mask.defined() ? mask.logical_not().sum(1) : torch::full_like(count, L));
   auto outs = timestep_norm_autograd_detail::TimestepNormFunction<Stream>::apply(
       x, weight.to(dev).reshape({D}), bias.to(dev).reshape({D}), prev.mean.to(dev), prev.var.to(dev), count,

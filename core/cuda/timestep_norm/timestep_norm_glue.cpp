@@ -5,9 +5,10 @@
 
 namespace mgl::cuda {
 
-ops::TimestepNormOutput timestep_norm_cuda(const torch::Tensor& x, int64_t num_groups, const torch::Tensor& weight,
-                                           const torch::Tensor& bias, const ops::NormState& prev,
-                                           const torch::Tensor& padding_mask, double eps) {
+ops::TimestepNormOutput timestep_norm_cuda(const torch::Tensor& x, int64_t num_groups,
+                                           const torch::Tensor& weight, const torch::Tensor& bias,
+                                           const ops::NormState& prev, const torch::Tensor& padding_mask,
+                                           double eps) {
   TORCH_CHECK(x.defined() && x.is_cuda(), "timestep_norm_cuda: x must be a CUDA tensor, got one on ",
               x.defined() ? x.device().str() : std::string("(undefined)"));
   // The parameters and the state are moved to x's device (they are small); x decides the device.

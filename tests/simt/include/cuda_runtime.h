@@ -37,14 +37,14 @@ constexpr int shfl_width(int w) { return w == 0 ? 32 : w; }
 
 // CUDA's math functions on float in device code: the float overloads of <cmath> in the global
 // namespace (glibc's, not the GPU's: results differ from the device's in the last bits).
-using std::exp;
-using std::log;
-using std::sqrt;
-using std::sin;
 using std::cos;
+using std::exp;
 using std::fabs;
 using std::fmax;
 using std::fmin;
+using std::log;
+using std::sin;
+using std::sqrt;
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline void sincos(float x, float* s, float* c) { ::sincosf(x, s, c); }
 
@@ -71,7 +71,8 @@ cudaError_t cudaFuncSetAttribute(F* kernel, cudaFuncAttribute attr, int value) {
   if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize) return cudaErrorInvalidValue;
   return static_cast<cudaError_t>(simt::set_max_dynamic_smem(reinterpret_cast<const void*>(kernel), value));
 }
-inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind, cudaStream_t = nullptr) {
+inline cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t n, cudaMemcpyKind,
+                                   cudaStream_t = nullptr) {
   simt::memcpy_async(dst, src, n);
   return cudaSuccess;
 }

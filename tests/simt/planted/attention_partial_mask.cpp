@@ -8,9 +8,9 @@
 #include "planted/attention_partial_mask/attention.cuh"
 #undef mgl
 
-const char* planted::attention_forward_partial_mask(int64_t B, int64_t H, int64_t L, int64_t chunk, int64_t dk,
-                                                    int64_t dv, const float* q, const float* k, const float* v,
-                                                    float* o, float* lse) {
+const char* planted::attention_forward_partial_mask(int64_t B, int64_t H, int64_t L, int64_t chunk,
+                                                    int64_t dk, int64_t dv, const float* q, const float* k,
+                                                    const float* v, float* o, float* lse) {
   mgl_planted_attention_partial_mask::cuda::AttentionShape s;
   s.B = B;
   s.H = H;
@@ -19,5 +19,6 @@ const char* planted::attention_forward_partial_mask(int64_t B, int64_t H, int64_
   s.dk = dk;
   s.dv = dv;
   s.causal = true;
-  return mgl_planted_attention_partial_mask::cuda::attention_forward<float>(s, q, k, v, nullptr, o, lse, nullptr);
+  return mgl_planted_attention_partial_mask::cuda::attention_forward<float>(s, q, k, v, nullptr, o, lse,
+                                                                            nullptr);
 }
