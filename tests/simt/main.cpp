@@ -5,6 +5,17 @@
 
 #include "simt/simt.h"
 
+// Each test case starts clean: no finding or tracked buffer left over from one that failed midway.
+struct FreshExecutor : Catch::TestEventListenerBase {
+  using TestEventListenerBase::TestEventListenerBase;
+  void testCaseStarting(Catch::TestCaseInfo const&) override {
+    simt::untrack_all();
+    (void)simt::take_findings();
+    (void)simt::last_error(true);
+  }
+};
+CATCH_REGISTER_LISTENER(FreshExecutor)
+
 int main(int argc, char** argv) {
   const int rc = Catch::Session().run(argc, argv);
   const simt::Stats s = simt::stats();
