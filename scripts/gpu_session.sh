@@ -28,7 +28,7 @@ $B/megalodon_tests "[cema],[cema_kernel],[kernel_math],[tsn],[norms],[attention_
   >> "$OUT/gpu_tests.log" 2>&1
 {
   for t in memcheck racecheck; do
-    for f in "ema_kernel" "cema_scan module" "timestep_norm" "norms_fused" "attention decode" "attention mega layer"; do
+    for f in "cema impulse_response" "cema module" "timestep_norm" "row_norm" "attention decode" "attention mega layer"; do
       echo "== $t: $f"
       timeout 300 compute-sanitizer --tool "$t" --error-exitcode 9 $B/megalodon_gpu_tests "$f" | tail -5
     done

@@ -10,7 +10,7 @@
 //   layer    fwd: read x, write y (2·B·D·L·sx); fwd+bwd: + read dy, x, write dx (3·B·D·L·sx)
 // (the B·D·N carried states are negligible). The fused scan computes kernel, fftconv, bias, ω·x
 // and hidden state in one pass, so the fused column exists for the layer rows (and for the
-// kernel forward, the standalone ema_kernel CUDA kernel); the other pieces have no separate fused
+// kernel forward, the CEMA impulse-response CUDA kernel); the other pieces have no separate fused
 // kernel and say so. On CPU, or without the CUDA glue, only the reference path runs and the fused column says so.
 #include <chrono>
 #include <cstdio>
@@ -25,8 +25,8 @@
 #include "core/modules/cema.h"
 #include "harness/util/files.h"
 #ifdef MEGALODON_WITH_CUDA_GLUE
-#include "core/cuda/cema_glue.h"
-#include "core/cuda/ema_kernel_glue.h"
+#include "core/cuda/cema/cema_glue.h"
+#include "core/cuda/common/glue.h"
 #endif
 
 namespace mgl::cli {
@@ -180,7 +180,7 @@ int bench_cema_main(const std::vector<std::string>& args) {
     // Coefficients → length-L kernel (§1.4).
     std::function<void()> kernel_fused;
 #ifdef MEGALODON_WITH_CUDA_GLUE
-    if (fused_ok) kernel_fused = [&] { cuda::ema_kernel_cuda(coeffs(false), L); };
+    if (fused_ok) kernel_fused = [&] { cuda::cema_impulse_response_cuda(coeffs(false), L); };
 #endif
     add("kernel", "fwd", DL * 4, [&] { torch::NoGradGuard g; ops::ema_kernel(coeffs(false), L); }, kernel_fused,
         "n/a");

@@ -1,4 +1,4 @@
-// `megalodon bench timestep-norm`: the fused timestep norm (core/cuda/timestep_norm_*) against the reference
+// `megalodon bench timestep-norm`: the fused timestep norm (core/cuda/timestep_norm/) against the reference
 // path: time, achieved bandwidth and speed-up over L, plus the CPU-emulated error growth with L of
 // the kernel's scan next to a naive fp32 running sum and the reference path (fp64 oracle).
 // On a CPU-only build it times the reference path and prints the error table.
@@ -12,13 +12,13 @@
 
 #include "cli/args.h"
 #include "cli/bench/bench.h"
-#include "core/cuda/timestep_norm_emulate.h"
+#include "core/cuda/timestep_norm/timestep_norm_emulate.h"
 #include "core/ops/timestep_norm.h"
 #include "harness/util/files.h"
 #ifdef MEGALODON_WITH_CUDA_GLUE
 #include <c10/cuda/CUDAStream.h>
 
-#include "core/cuda/timestep_norm_glue.h"
+#include "core/cuda/timestep_norm/timestep_norm_glue.h"
 #endif
 
 namespace mgl::cli {
@@ -180,11 +180,11 @@ static int bench_timestep_norm_main(const std::vector<std::string>& args) {
   for (int64_t L : err_lengths) {
     torch::manual_seed(13);
     Tensor x = torch::randn({1, L, 16}) + 10;
-    Tensor oracle = cuda::tsn::emu::oracle_y(x);
+    Tensor oracle = cuda::timestep_norm::emu::oracle_y(x);
     ops::NormState st{torch::zeros({1}, torch::kInt64), torch::zeros({1, 1}), torch::ones({1, 1})};
     Tensor yref = ops::timestep_norm(x, 1, torch::ones({16}), torch::zeros({16}), st, {}, 1e-5).y;
-    ErrRow e{L, cuda::tsn::emu::max_abs(cuda::tsn::emu::kernel_y(x), oracle),
-             cuda::tsn::emu::max_abs(cuda::tsn::emu::naive_y(x), oracle), cuda::tsn::emu::max_abs(yref, oracle)};
+    ErrRow e{L, cuda::timestep_norm::emu::max_abs(cuda::timestep_norm::emu::kernel_y(x), oracle),
+             cuda::timestep_norm::emu::max_abs(cuda::timestep_norm::emu::naive_y(x), oracle), cuda::timestep_norm::emu::max_abs(yref, oracle)};
     std::printf("| %lld | %.3g | %.3g | %.3g |\n", static_cast<long long>(L), e.kernel, e.naive, e.reference);
     std::fflush(stdout);
     errs.push_back(e);

@@ -5,7 +5,7 @@
 #include "core/init.h"
 #include "core/kernels.h"
 #ifdef MEGALODON_WITH_CUDA_GLUE
-#include "core/cuda/cema_glue.h"
+#include "core/cuda/cema/cema_glue.h"
 #endif
 
 namespace mgl {
@@ -15,7 +15,7 @@ using torch::Tensor;
 #ifdef MEGALODON_WITH_CUDA_GLUE
 namespace {
 // The module's forward by the fused CUDA scan (y and the carried state in one pass per direction),
-// or {undefined, undefined} when the scan does not cover this configuration. The real EMA (§1.9,
+// for a call kernels::cema_unsupported has accepted. The real EMA (§1.9,
 // Mega's form included) runs as a CEMA whose log q, η and state have zero imaginary parts (the
 // autograd of torch::complex / torch::real maps the gradients back to the real parameters);
 // Mega's output silu is applied after the scan, before rounding to x's dtype.
@@ -38,7 +38,6 @@ std::pair<Tensor, Tensor> forward_fused(const ComplexEMAImpl& m, const Tensor& x
   const bool keep_bf16 =
       x.scalar_type() == torch::kBFloat16 && cd == torch::kFloat32 && !o.bidirectional() && !o.mega_exact();
   Tensor xa = keep_bf16 ? x : x.to(cd);
-  if (!cuda::cema_scan_supports(c, xa)) return {};
   Tensor om = m.omega.view({-1});
   Tensor y, h;
   if (o.bidirectional()) {
@@ -151,13 +150,14 @@ std::pair<Tensor, Tensor> ComplexEMAImpl::forward(const Tensor& x, const Tensor&
   // complex powers q^j lose all accuracy in 8 mantissa bits. Autocast is switched off here and
   // the result is cast back to the input's dtype.
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
-  if (kernels::use_fused(options.kernel(), x, "model.kernel_cema")) {
+  // The fused scan's limits (N ≤ 256, L ≥ 1, fp32/fp64 coefficients): `auto` falls back to the
+  // reference path below where it cannot run, `fused` refuses with the reason.
+  const auto cd_param = alpha.scalar_type();
+  if (kernels::use_fused(options.kernel(), x, "model.kernel_cema",
+                         kernels::cema_unsupported(x.size(0), options.dim(), options.ndim(), L, cd_param, cd_param))) {
 #ifdef MEGALODON_WITH_CUDA_GLUE
-    auto fused = forward_fused(*this, x, h0, want_state);
-    if (fused.first.defined()) return fused;
+    return forward_fused(*this, x, h0, want_state);
 #endif
-    // Explicit fallback: what the fused scan does not cover (N > 256; see cuda::cema_scan_supports)
-    // runs on the reference path below.
   }
   ops::EmaCoeffs c = coeffs(0);
   const auto cd = c.p.scalar_type();

@@ -23,7 +23,7 @@ struct ComplexEMAOptions {
   TORCH_ARG(EmaKind, kind) = EmaKind::cema;
   TORCH_ARG(bool, mega_exact) = false;
   TORCH_ARG(bool, bidirectional) = false;
-  // Reference (LibTorch) path or the fused CUDA scan (core/cuda/cema_glue.h): `model.kernel_cema`.
+  // Reference (LibTorch) path or the fused CUDA scan (core/cuda/cema/cema_glue.h): `model.kernel_cema`.
   TORCH_ARG(KernelImpl, kernel) = KernelImpl::reference;
 };
 

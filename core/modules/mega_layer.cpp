@@ -9,7 +9,7 @@
 #include "core/modules/drop_path.h"
 #include "core/ops/attention.h"
 #ifdef MEGALODON_WITH_CUDA_GLUE
-#include "core/cuda/attention_glue.h"
+#include "core/cuda/attention/attention_glue.h"
 #endif
 
 namespace mgl {
@@ -29,11 +29,12 @@ torch::nn::LinearOptions lin(int64_t in, int64_t out, bool bias = true) {
 // undefined tensor when it cannot take this call and the reference path must run:
 //  - backend `kernel` (ops::fused_attention_backend): the IO-aware CUDA kernel has no attention
 //    dropout, so training with attention_dropout > 0 falls back to the reference path (with a
-//    one-time warning); so do dtypes/head dims it does not support (fp64, fp16, d_z > 256);
+//    one-time warning); calls outside its limits (fp64, fp16, d_z > 256, B·H > 65535) fall back
+//    under `auto` and are refused with a ConfigError under `fused`;
 //  - backend `sdpa`: scaled_dot_product_attention on the chunked view (LibTorch >= 2.0; dropout
 //    supported); an error on older LibTorch.
-Tensor fused_chunked_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t C, bool causal,
-                               double scale, double p, bool training, const Tensor& key_padding_mask) {
+Tensor fused_chunked_attention(KernelImpl impl, const Tensor& q, const Tensor& k, const Tensor& v, int64_t C,
+                               bool causal, double scale, double p, bool training, const Tensor& key_padding_mask) {
   if (ops::fused_attention_backend() == ops::FusedAttentionBackend::sdpa)
     return ops::chunked_attention_sdpa(q, k, v, C, causal, scale, p, training, key_padding_mask);
   if (p > 0.0 && training) {
@@ -41,25 +42,31 @@ Tensor fused_chunked_attention(const Tensor& q, const Tensor& k, const Tensor& v
                     "attention_dropout > 0 uses the reference attention");
     return {};
   }
+  // The kernel's limits (fp32/bf16, head dim ≤ 256, B·H ≤ 65535): `fused` refuses, `auto` falls back.
+  if (!kernels::use_fused(impl, q, "model.kernel_attention", kernels::attention_unsupported(q, k, v, C, C, causal)))
+    return {};
 #ifdef MEGALODON_WITH_CUDA_GLUE
-  if (cuda::attention_kernel_supports(q, k, v)) return cuda::chunked_attention_cuda(q, k, v, C, causal, scale, key_padding_mask);
+  return cuda::chunked_attention_cuda(q, k, v, C, causal, scale, key_padding_mask);
 #else
-  (void)q, (void)k, (void)v, (void)C, (void)causal, (void)scale, (void)key_padding_mask;
-#endif
+  (void)scale, (void)key_padding_mask;
   return {};
+#endif
 }
 
 // Same for the cached (decode) form: only the kernel backend has one (SDPA's causal mask is
 // top-left aligned, and with one new query no mask is needed: the reference op is already cheap).
-Tensor fused_cached_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale, double p,
-                              bool training) {
+Tensor fused_cached_attention(KernelImpl impl, const Tensor& q, const Tensor& k, const Tensor& v, double scale,
+                              double p, bool training) {
   if (ops::fused_attention_backend() != ops::FusedAttentionBackend::kernel || (p > 0.0 && training)) return {};
+  if (!kernels::use_fused(impl, q, "model.kernel_attention",
+                          kernels::attention_unsupported(q, k, v, q.size(1), k.size(1), true)))
+    return {};
 #ifdef MEGALODON_WITH_CUDA_GLUE
-  if (cuda::attention_kernel_supports(q, k, v)) return cuda::cached_attention_cuda(q, k, v, scale);
+  return cuda::cached_attention_cuda(q, k, v, scale);
 #else
-  (void)q, (void)k, (void)v, (void)scale;
-#endif
+  (void)scale;
   return {};
+#endif
 }
 }  // namespace
 
@@ -111,7 +118,8 @@ Tensor MovingAverageGatedAttentionImpl::attend(const Tensor& q, const Tensor& k,
   Tensor kr = ops::apply_rope(k, pos, cfg.rope_base);
   const bool fused = kernels::use_fused(cfg.kernel_attention, q, "model.kernel_attention");
   auto chunked = [&](const Tensor& a, const Tensor& b, const Tensor& c, bool causal, const Tensor& kpm) {
-    Tensor o = fused ? fused_chunked_attention(a, b, c, C, causal, scale, p, is_training(), kpm) : Tensor();
+    Tensor o = fused ? fused_chunked_attention(cfg.kernel_attention, a, b, c, C, causal, scale, p, is_training(), kpm)
+                     : Tensor();
     return o.defined() ? o : ops::chunked_attention(a, b, c, C, causal, scale, p, is_training(), kpm);
   };
   if (!state) return chunked(qr, kr, v, cfg.causal, cfg.causal ? Tensor() : padding_mask);
@@ -122,7 +130,7 @@ Tensor MovingAverageGatedAttentionImpl::attend(const Tensor& q, const Tensor& k,
   auto head = [&](const Tensor& t) { return t.narrow(1, 0, first); };
   Tensor k1 = c ? torch::cat({state->k, head(kr)}, 1) : head(kr);
   Tensor v1 = c ? torch::cat({state->v, head(v)}, 1) : head(v);
-  Tensor out = fused ? fused_cached_attention(head(qr), k1, v1, scale, p, is_training()) : Tensor();
+  Tensor out = fused ? fused_cached_attention(cfg.kernel_attention, head(qr), k1, v1, scale, p, is_training()) : Tensor();
   if (!out.defined()) out = ops::cached_attention(head(qr), k1, v1, scale, p, is_training());
   if (L > first) {
     auto tail = [&](const Tensor& t) { return t.narrow(1, first, L - first); };

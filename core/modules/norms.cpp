@@ -3,8 +3,8 @@
 #include "core/kernels.h"
 #include "core/ops/norms.h"
 #ifdef MEGALODON_WITH_CUDA_GLUE
-#include "core/cuda/norm_glue.h"
-#include "core/cuda/timestep_norm_glue.h"
+#include "core/cuda/row_norm/row_norm_glue.h"
+#include "core/cuda/timestep_norm/timestep_norm_glue.h"
 #endif
 
 namespace mgl {
@@ -15,11 +15,12 @@ namespace {
 // The fused row norm for this call, or an undefined tensor when the reference path should run.
 Tensor fused_row_norm(KernelImpl kernel, const Tensor& x, const Tensor& w, const Tensor& b, bool subtract_mean,
                       double eps) {
-  if (!kernels::use_fused(kernel, x, "model.kernel_timestep_norm")) return {};
+  const int64_t D = x.dim() > 0 ? x.size(-1) : 0;
+  if (!kernels::use_fused(kernel, x, "model.kernel_timestep_norm",
+                          kernels::row_norm_unsupported(D > 0 ? x.numel() / D : 0, D, x.scalar_type())))
+    return {};
 #ifdef MEGALODON_WITH_CUDA_GLUE
-  if (cuda::row_norm_dtype_supported(x.scalar_type())) return cuda::row_norm_cuda(x, w, b, subtract_mean, eps);
-  TORCH_CHECK(kernel != KernelImpl::fused, "model.kernel_timestep_norm = \"fused\": the norm kernels take fp32 or "
-              "bf16 input, got ", x.scalar_type(), " (use \"auto\" to fall back to the reference path)");
+  return cuda::row_norm_cuda(x, w, b, subtract_mean, eps);
 #else
   (void)w, (void)b, (void)subtract_mean, (void)eps;
 #endif
@@ -94,20 +95,19 @@ Tensor SequenceNormImpl::forward(const Tensor& x_in, ops::NormState* state, cons
   // Norm statistics are computed in fp32 even under bf16 autocast (the carried timestep-norm
   // state is fp32 by construction); the output returns in the input's dtype.
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
-  if (kind == NormKind::timestep && kernels::use_fused(kernel, x_in, "model.kernel_timestep_norm")) {
+  if (kind == NormKind::timestep && x_in.dim() == 3 &&
+      kernels::use_fused(kernel, x_in, "model.kernel_timestep_norm",
+                         kernels::timestep_norm_unsupported(x_in.size(0), x_in.size(1), x_in.size(2), num_groups,
+                                                            x_in.scalar_type()))) {
 #ifdef MEGALODON_WITH_CUDA_GLUE
     // The kernel reads fp32 or bf16 x directly (fp32 statistics) and returns y in x's dtype.
-    if (cuda::timestep_norm_dtype_supported(x_in.scalar_type())) {
-      const auto f32 = x_in.options().dtype(torch::kFloat32);
-      Tensor w = weight.defined() ? weight + 1.0 : torch::ones({x_in.size(-1)}, f32);
-      Tensor b = bias.defined() ? bias : torch::zeros({x_in.size(-1)}, f32);
-      ops::NormState prev = (state && state->defined()) ? *state : initial_state(x_in.size(0), x_in.device());
-      auto out = cuda::timestep_norm_cuda(x_in, num_groups, w, b, prev, padding_mask, eps);
-      if (state) *state = out.state;
-      return out.y;
-    }
-    TORCH_CHECK(kernel != KernelImpl::fused, "model.kernel_timestep_norm = \"fused\": the kernel takes fp32 or bf16 "
-                "input, got ", x_in.scalar_type(), " (use \"auto\" to fall back to the reference path)");
+    const auto f32 = x_in.options().dtype(torch::kFloat32);
+    Tensor w = weight.defined() ? weight + 1.0 : torch::ones({x_in.size(-1)}, f32);
+    Tensor b = bias.defined() ? bias : torch::zeros({x_in.size(-1)}, f32);
+    ops::NormState prev = (state && state->defined()) ? *state : initial_state(x_in.size(0), x_in.device());
+    auto out = cuda::timestep_norm_cuda(x_in, num_groups, w, b, prev, padding_mask, eps);
+    if (state) *state = out.state;
+    return out.y;
 #endif
   }
   const bool low = x_in.scalar_type() == torch::kBFloat16 || x_in.scalar_type() == torch::kHalf;

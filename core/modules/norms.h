@@ -9,7 +9,7 @@ namespace mgl {
 
 // RMSNorm (§3.1): `weight` stores w − 1; no parameters when affine = false (the per-head znorm).
 // kernel: `model.kernel_timestep_norm` (it also governs the fused neighbours of the timestep norm):
-// on CUDA fp32/bf16 inputs the fused row-norm kernel (core/cuda/norm_glue.h) or the reference path.
+// on CUDA fp32/bf16 inputs the fused row-norm kernel (core/cuda/row_norm/row_norm_glue.h) or the reference path.
 class RMSNormImpl : public torch::nn::Module {
  public:
   RMSNormImpl(int64_t dim, bool affine, double eps, KernelImpl kernel = KernelImpl::reference);
@@ -40,7 +40,7 @@ TORCH_MODULE(LayerNorm);
 class SequenceNormImpl : public torch::nn::Module {
  public:
   // kernel: `model.kernel_timestep_norm` — whether a timestep norm on CUDA runs the fused kernel
-  // (core/cuda/timestep_norm_glue.h) or the reference path (core/ops/timestep_norm.h).
+  // (core/cuda/timestep_norm/timestep_norm_glue.h) or the reference path (core/ops/timestep_norm.h).
   SequenceNormImpl(NormKind kind, int64_t dim, int64_t num_groups, double eps, int64_t prior_count = 0,
                    bool affine = true, KernelImpl kernel = KernelImpl::reference);
   // state: the carried TimestepNorm state, updated in place (ignored by layer/group; may be null).

@@ -32,7 +32,7 @@ torch::Tensor cached_attention(const torch::Tensor& q, const torch::Tensor& k, c
 
 // ---- the fused alternatives (issue 11) -----------------------------------------------------------
 // Which fused implementation `model.kernel_attention = fused | auto` runs on CUDA tensors:
-//   kernel: our IO-aware CUDA kernel (core/cuda/attention_kernel.h; no attention dropout);
+//   kernel: our IO-aware CUDA kernel (core/cuda/attention/attention.h; no attention dropout);
 //   sdpa:   LibTorch's scaled_dot_product_attention on the chunked view (LibTorch >= 2.0 only).
 // Process-wide; the default is `kernel`, overridden by the environment variable
 // MEGALODON_FUSED_ATTENTION=kernel|sdpa (read once) or set_fused_attention_backend (the bench).

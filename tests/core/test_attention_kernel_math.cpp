@@ -1,21 +1,22 @@
-// The algorithm of the IO-aware attention kernels (core/cuda/attention_kernel.cuh), checked on the
+// The algorithm of the IO-aware attention kernels (core/cuda/attention/attention.cuh), checked on the
 // CPU: a loop-for-loop emulation of their tiling (forward: online softmax over key tiles; backward:
 // δ, then dQ per query tile and dK, dV per key tile, P recomputed from the saved lse) built on the
-// very helpers the kernels call (core/cuda/attention_math.h), against the reference path
+// very helpers the kernels call (core/cuda/attention/attention_math.h), against the reference path
 // (ops::chunked_attention / cached_attention and their autograd gradients) in fp64.
 // Also: the bf16 rounding used for kernel stores against LibTorch's conversion, and the SDPA path.
 #include <catch2/catch.hpp>
 
 #include <vector>
 
-#include "core/cuda/attention_math.h"
+#include "core/cuda/attention/attention_math.h"
+#include "core/cuda/common/bf16.h"
 #include "core/modules/mega_layer.h"
 #include "core/ops/attention.h"
 
 namespace {
 
 using torch::Tensor;
-namespace A = mgl::cuda::attn;
+namespace A = mgl::cuda::attention;
 
 struct Geometry {
   int64_t Lq, Lk, cq, ck;
@@ -203,11 +204,11 @@ TEST_CASE("attention kernel math: bf16 stores round to nearest even like LibTorc
   Tensor ours = torch::empty_like(x);
   auto xa = x.accessor<float, 1>();
   auto oa = ours.accessor<float, 1>();
-  for (int64_t i = 0; i < x.size(0); ++i) oa[i] = A::bf16_bits_to_float(A::float_to_bf16_bits(xa[i]));
+  for (int64_t i = 0; i < x.size(0); ++i) oa[i] = mgl::cuda::bf16_to_float(mgl::cuda::float_to_bf16(xa[i]));
   Tensor theirs = x.to(torch::kBFloat16).to(torch::kFloat32);
   CHECK(torch::equal(ours, theirs));
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  CHECK(std::isnan(A::bf16_bits_to_float(A::float_to_bf16_bits(nan))));
+  CHECK(std::isnan(mgl::cuda::bf16_to_float(mgl::cuda::float_to_bf16(nan))));
 }
 
 TEST_CASE("attention: the SDPA path matches the reference where LibTorch has it", "[attention_kernel]") {

@@ -1,5 +1,5 @@
-// CPU checks of the fused CEMA scan (core/cuda/cema_scan*): its per-step arithmetic
-// (core/cuda/cema_scan_math.h, shared with the kernels) and a serial emulation of the kernels'
+// CPU checks of the fused CEMA scan (core/cuda/cema/cema_scan*): its per-step arithmetic
+// (core/cuda/cema/cema_scan_math.h, shared with the kernels) and a serial emulation of the kernels'
 // blocking (chunks of G segments of S steps, segment totals chained per mode, rescans, the
 // reverse-order adjoint), against the LibTorch reference path and its autograd in fp64.
 // The kernels themselves run only on a GPU (tests/gpu/test_cema.cpp).
@@ -7,7 +7,7 @@
 
 #include <vector>
 
-#include "core/cuda/cema_scan_math.h"
+#include "core/cuda/cema/cema_scan_math.h"
 #include "core/modules/cema.h"
 #include "support/oracle.h"
 
@@ -333,7 +333,7 @@ TEST_CASE("fused CEMA scan: compensated powers and bf16 conversion", "[cema_kern
   auto v = torch::randn({4096}, torch::kFloat32) * 100;
   auto ref = v.to(torch::kBFloat16).to(torch::kFloat32);
   for (int64_t i = 0; i < v.numel(); ++i) {
-    Bf16 b{};
+    bf16 b{};
     cema_store(v[i].item<float>(), &b);
     REQUIRE(cema_load(b) == ref[i].item<float>());
   }

@@ -1,17 +1,17 @@
 // The fused timestep-norm kernels' arithmetic and scan structure, checked on the CPU through their
-// emulation (core/cuda/timestep_norm_emulate.h runs the kernels' own functions and block
+// emulation (core/cuda/timestep_norm/timestep_norm_emulate.h runs the kernels' own functions and block
 // structure in fp32). Oracles: fp64 pooled moments, the reference path (core/ops/timestep_norm) in
 // fp64, and autograd through it for the backward.
 #include <catch2/catch.hpp>
 
 #include <cstdio>
 
-#include "core/cuda/norm_math.h"
-#include "core/cuda/timestep_norm_emulate.h"
+#include "core/cuda/row_norm/row_norm_math.h"
+#include "core/cuda/timestep_norm/timestep_norm_emulate.h"
 #include "core/ops/norms.h"
 #include "core/ops/timestep_norm.h"
 
-using namespace mgl::cuda::tsn;
+using namespace mgl::cuda::timestep_norm;
 using torch::Tensor;
 
 namespace {
@@ -145,7 +145,7 @@ TEST_CASE("error growth with L: the kernel's scheme stays at fp32 rounding, a na
   CHECK(naive_last >= 10 * kernel_last);  // at L = 256K
 }
 
-// ---- the fused per-token norms' arithmetic (core/cuda/norm_math.h) ----------------------------
+// ---- the fused per-token norms' arithmetic (core/cuda/row_norm/row_norm_math.h) ----------------------------
 
 TEST_CASE("the fused row-norm arithmetic matches autograd through ops::rms_norm / ops::layer_norm",
           "[norms][kernel_math]") {
@@ -175,7 +175,7 @@ TEST_CASE("the fused row-norm arithmetic matches autograd through ops::rms_norm 
         for (int64_t c = 0; c < D; ++c) t[c] = (row[c] - mu) * (row[c] - mu);
         const float rs = rstd_of(emu::warp_row_sum(t.data(), D) / static_cast<float>(D), 1e-5f);
         for (int64_t c = 0; c < D; ++c) {
-          y.data_ptr<float>()[r * D + c] = mgl::cuda::rownorm::apply(row[c], mu, rs, wp[c], layer ? bf.data_ptr<float>()[c] : 0.f);
+          y.data_ptr<float>()[r * D + c] = mgl::cuda::row_norm::apply(row[c], mu, rs, wp[c], layer ? bf.data_ptr<float>()[c] : 0.f);
           s1[c] = dp[r * D + c] * wp[c];
           s2[c] = s1[c] * (row[c] - mu) * rs;
           dw[c] += dp[r * D + c] * (row[c] - mu) * rs;
@@ -184,7 +184,7 @@ TEST_CASE("the fused row-norm arithmetic matches autograd through ops::rms_norm 
         const float m1 = layer ? emu::warp_row_sum(s1.data(), D) / static_cast<float>(D) : 0.f;
         const float m2 = emu::warp_row_sum(s2.data(), D) / static_cast<float>(D);
         for (int64_t c = 0; c < D; ++c)
-          dx.data_ptr<float>()[r * D + c] = mgl::cuda::rownorm::dx(dp[r * D + c], row[c], wp[c], mu, rs, m1, m2);
+          dx.data_ptr<float>()[r * D + c] = mgl::cuda::row_norm::dx(dp[r * D + c], row[c], wp[c], mu, rs, m1, m2);
       }
       auto rel = [](const Tensor& a, const Tensor& r) { return max_abs_d(a, r) / scale_of(r); };
       CHECK(rel(y, y64.detach()) <= 1e-5);

@@ -1,4 +1,4 @@
-// The IO-aware chunked attention kernel (core/cuda/attention_kernel.h, issue 11) against the
+// The IO-aware chunked attention kernel (core/cuda/attention/attention.h, issue 11) against the
 // reference path (ops::chunked_attention / cached_attention) on fresh random inputs. Oracle: the
 // reference path in fp64. Pass rule (FlashAttention's): the kernel's error against fp64 is at most
 // twice the reference path's own error in the same storage dtype, plus a small floor.
@@ -10,7 +10,7 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <fmt/format.h>
 
-#include "core/cuda/attention_glue.h"
+#include "core/cuda/attention/attention_glue.h"
 #include "core/modules/mega_layer.h"
 #include "core/ops/attention.h"
 
@@ -39,17 +39,19 @@ Outputs run(F f, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
           vv.grad().to(torch::kFloat64)};
 }
 
-// Relative max error: max|a − b| / max|b| (robust across the scales of o, dq, dk, dv).
-double rel(const Tensor& a, const Tensor& b) {
-  return mgl::gpu_tests::max_abs_diff(a, b) / std::max(1e-30, b.abs().max().item<double>());
-}
-
+// Errors relative to the largest magnitude among the op's four results (max|a − b| / M). Not
+// relative to each result's own magnitude: with one visible key (L = 1, the first decode step)
+// the exact dq and dk are 0, the reference path gives exactly 0 and the kernel's δ = Σ dO·O
+// cancels dP only to rounding, so that ratio is unbounded (found by the SIMT executor's test).
 void compare(mgl::gpu_tests::Report& report, const Outputs& ker, const Outputs& ref, const Outputs& oracle,
              torch::Dtype dt, const std::string& what) {
   // Floor: relative, far below bf16's rounding (2^-9) and fp32 summation over 8192 keys.
   const double floor = dt == torch::kBFloat16 ? 1e-3 : 5e-6;
   const char* names[] = {"o", "dq", "dk", "dv"};
   const Tensor Outputs::*fields[] = {&Outputs::o, &Outputs::dq, &Outputs::dk, &Outputs::dv};
+  double M = 1e-30;
+  for (int i = 0; i < 4; ++i) M = std::max(M, (oracle.*fields[i]).abs().max().item<double>());
+  auto rel = [&](const Tensor& a, const Tensor& b) { return mgl::gpu_tests::max_abs_diff(a, b) / M; };
   for (int i = 0; i < 4; ++i) {
     const double e_ref = rel(ref.*fields[i], oracle.*fields[i]);
     report.expect_le(rel(ker.*fields[i], oracle.*fields[i]), 2.0 * e_ref + floor,

@@ -1,4 +1,4 @@
-// The fused CEMA scan (core/cuda/cema_scan*, core/cuda/cema_glue.h) against the reference path.
+// The fused CEMA scan (core/cuda/cema/cema_scan*, core/cuda/cema/cema_glue.h) against the reference path.
 // Criterion: on fresh random inputs (η with both parts non-zero, random h0, x, upstream
 // gradients), the kernel's max error against an fp64 evaluation of the reference path is at most
 // twice the fp32 reference path's own error, plus 1e-6 of the fp64 result's magnitude.
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "core/cuda/cema_glue.h"
+#include "core/cuda/cema/cema_glue.h"
 #include "core/modules/cema.h"
 
 namespace {
@@ -92,7 +92,7 @@ void compare(mgl::gpu_tests::Report& report, const Eval& ker, const Eval& ref, c
 
 }  // namespace
 
-MGL_GPU_CHECK("cema_scan fwd/bwd vs reference (fp32)") {
+MGL_GPU_CHECK("cema fwd/bwd vs reference (fp32)") {
   torch::manual_seed(0);
   const Fn kernel = [](const Tensor& x, const mgl::ops::EmaCoeffs& c, const Tensor& om, const Tensor& h0) {
     return mgl::cuda::cema_scan(x, c, om, h0, false);
@@ -116,7 +116,7 @@ MGL_GPU_CHECK("cema_scan fwd/bwd vs reference (fp32)") {
   }
 }
 
-MGL_GPU_CHECK("cema_scan fwd/bwd vs reference (bf16 x)") {
+MGL_GPU_CHECK("cema fwd/bwd vs reference (bf16 x)") {
   torch::manual_seed(1);
   const Fn kernel = [](const Tensor& x, const mgl::ops::EmaCoeffs& c, const Tensor& om, const Tensor& h0) {
     return mgl::cuda::cema_scan(x, c, om, h0, false);
@@ -133,7 +133,7 @@ MGL_GPU_CHECK("cema_scan fwd/bwd vs reference (bf16 x)") {
   }
 }
 
-MGL_GPU_CHECK("cema_scan module dispatch: CEMA / real EMA / Mega's EMA, causal, streaming, bidirectional") {
+MGL_GPU_CHECK("cema module dispatch: CEMA / real EMA / Mega's EMA, causal, streaming, bidirectional") {
   torch::manual_seed(2);
   const char* kinds[] = {"cema", "ema", "mega ema"};
   for (int kind = 0; kind < 3; ++kind)

@@ -1,4 +1,4 @@
-// The fused timestep norm (core/cuda/timestep_norm_*) against the reference path (core/ops/
+// The fused timestep norm (core/cuda/timestep_norm/) against the reference path (core/ops/
 // timestep_norm), both measured against an fp64 oracle (the reference path run in fp64): forward
 // and backward, fp32 and bf16, short (L ≤ 4096) and long scan paths, carried state and padding.
 // Pass: kernel error ≤ 2 × the reference path's own error + a floor (flash-attention's rule).
@@ -7,7 +7,7 @@
 #ifdef MEGALODON_WITH_CUDA_GLUE
 #include <fmt/format.h>
 
-#include "core/cuda/timestep_norm_glue.h"
+#include "core/cuda/timestep_norm/timestep_norm_glue.h"
 #include "core/modules/norms.h"
 
 namespace {
