@@ -1,5 +1,7 @@
 #include "core/ops/attention.h"
 
+#include "core/ops/blocked_attention.h"
+
 #include <torch/version.h>
 
 #include <atomic>
@@ -70,8 +72,6 @@ Tensor chunked_attention(const Tensor& q, const Tensor& k, const Tensor& v, int6
     return xp.view({B, nc, C, H, x.size(3)}).permute({0, 1, 3, 2, 4});
   };
   auto bool_opts = torch::TensorOptions().dtype(torch::kBool).device(q.device());
-  Tensor mask;
-  if (causal) mask = torch::ones({C, C}, bool_opts).triu(1);
   // Padded keys of the last chunk must be hidden from real queries unless causality already does.
   Tensor keymask;
   if (key_padding_mask.defined()) {
@@ -79,12 +79,27 @@ Tensor chunked_attention(const Tensor& q, const Tensor& k, const Tensor& v, int6
     keymask = key_padding_mask;
   }
   if (pad && !causal && !keymask.defined()) keymask = torch::zeros({B, L}, bool_opts);
-  if (keymask.defined()) {
-    Tensor km = torch::constant_pad_nd(keymask.to(torch::kUInt8), {0, pad}, 1).to(torch::kBool);
-    km = km.view({B, nc, 1, 1, C});
-    mask = mask.defined() ? torch::logical_or(mask, km) : km;
+  Tensor km;  // B×nc×1×C, true = hidden key
+  if (keymask.defined()) km = torch::constant_pad_nd(keymask.to(torch::kUInt8), {0, pad}, 1).to(torch::kBool).view({B, nc, 1, C});
+  Tensor out;
+  if (dropout > 0.0 && training) {
+    // Attention dropout needs the probabilities themselves: the explicit softmax.
+    Tensor mask;
+    if (causal) mask = torch::ones({C, C}, bool_opts).triu(1);
+    if (km.defined()) mask = mask.defined() ? torch::logical_or(mask, km.unsqueeze(3)) : km.unsqueeze(3);
+    out = attention(to_chunks(q), to_chunks(k), to_chunks(v), mask, scale, dropout, training);
+  } else {
+    // Memory-efficient (issue 22): per chunk, blocks of 256 queries against every key they can see
+    // (one tile: no online rescaling), and a backward that recomputes the tiles, so no C×C
+    // probabilities are kept and the causal keys above each block are skipped. Equal to the
+    // explicit softmax (tests/core/test_blocked_attention.cpp).
+    BlockedAttentionOptions bo;
+    bo.causal = causal;
+    bo.scale = scale;
+    bo.block_q = 256;
+    bo.block_k = C;
+    out = blocked_attention(to_chunks(q), to_chunks(k), to_chunks(v), bo, km);
   }
-  Tensor out = attention(to_chunks(q), to_chunks(k), to_chunks(v), mask, scale, dropout, training);
   out = out.permute({0, 1, 3, 2, 4}).reshape({B, nc * C, H, v.size(3)});
   return pad ? out.narrow(1, 0, L) : out;
 }
