@@ -165,9 +165,11 @@ std::pair<Tensor, Tensor> ComplexEMAImpl::forward(const Tensor& x, const Tensor&
   Tensor y;
   if (options.bidirectional()) {
     TORCH_CHECK(!h0.defined() && !want_state, "a bidirectional EMA has no carried state (encoder only)");
-    y = ops::bidirectional_fftconv(xa, ops::ema_kernel(c, L), ops::ema_kernel(coeffs(1), L));
+    // Mega's bidirectional form (§1.8): a causal and an anti-causal convolution; each as one op that
+    // keeps x and the coefficients only (ops::ema_convolve).
+    y = ops::ema_convolve(xa, c) + ops::ema_convolve(xa.flip(-1), coeffs(1)).flip(-1);
   } else {
-    y = ops::causal_fftconv(xa, ops::ema_kernel(c, L));
+    y = ops::ema_convolve(xa, c);
     if (h0.defined()) y = y + ops::ema_bias(c, h0, L);
   }
   y = y + xa * omega.to(cd).view({1, -1, 1});
