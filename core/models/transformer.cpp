@@ -45,8 +45,10 @@ TransformerAttentionImpl::TransformerAttentionImpl(const TransformerConfig& c) :
 Tensor TransformerAttentionImpl::forward(const Tensor& x, int64_t start_pos, Tensor* k_cache, Tensor* v_cache) {
   const int64_t B = x.size(0), L = x.size(1), H = cfg.num_heads, hd = cfg.head_dim();
   Tensor pos = torch::arange(start_pos, start_pos + L, torch::TensorOptions().dtype(torch::kInt64).device(x.device()));
-  Tensor q = ops::apply_rope(wq(x).view({B, L, H, hd}), pos, cfg.rope_base);
-  Tensor k = ops::apply_rope(wk(x).view({B, L, H, hd}), pos, cfg.rope_base);
+  const Tensor rot = ops::rope_rotation(pos, hd, cfg.rope_base,
+                                       x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32);
+  Tensor q = ops::apply_rope(wq(x).view({B, L, H, hd}), rot);
+  Tensor k = ops::apply_rope(wk(x).view({B, L, H, hd}), rot);
   Tensor v = wv(x).view({B, L, H, hd});
   if (k_cache) {
     if (k_cache->defined()) {

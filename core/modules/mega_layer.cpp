@@ -109,8 +109,10 @@ Tensor MovingAverageGatedAttentionImpl::attend(const Tensor& q, const Tensor& k,
   const double p = cfg.attention_dropout;
   // Chunk-local RoPE positions (§3.3): token i of this call sits at (cache + i) mod C.
   Tensor pos = (torch::arange(L, torch::TensorOptions().dtype(torch::kInt64).device(q.device())) + c) % C;
-  Tensor qr = ops::apply_rope(q, pos, cfg.rope_base);
-  Tensor kr = ops::apply_rope(k, pos, cfg.rope_base);
+  const Tensor rot = ops::rope_rotation(pos, q.size(3), cfg.rope_base,
+                                       q.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32);
+  Tensor qr = ops::apply_rope(q, rot);
+  Tensor kr = ops::apply_rope(k, rot);
   const bool fused = kernels::use_fused(cfg.kernel_attention, q, "model.kernel_attention");
   auto chunked = [&](const Tensor& a, const Tensor& b, const Tensor& c, bool causal, const Tensor& kpm) {
     Tensor o = fused ? fused_chunked_attention(a, b, c, C, causal, scale, p, is_training(), kpm) : Tensor();

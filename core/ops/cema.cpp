@@ -55,9 +55,19 @@ Tensor ema_kernel(const EmaCoeffs& c, int64_t L) {
   const int64_t D = c.dim();
   Tensor inner = powers(c.log_q, arange(T, c));                               // D×N×T : q^b
   Tensor outer = (c.p * c.eta).unsqueeze(-1) * powers(c.log_q, arange(A, c) * static_cast<double>(T));
-  // D×A×N @ D×N×T → D×A×T, then flatten the (a, b) grid to j = aT + b.
-  Tensor k = torch::matmul(outer.transpose(1, 2), inner).reshape({D, A * T}).narrow(1, 0, L);
-  return real_part(k).contiguous();
+  // D×A×N @ D×N×T → D×A×T, then flatten the (a, b) grid to j = aT + b. Only the real part is
+  // wanted: Re(o·i) = Σ_n (Re o Re i − Im o Im i), one real product over 2N terms (half the work of
+  // the complex product, and a real GEMM).
+  Tensor k;
+  if (c.is_complex()) {
+    const int64_t N = c.ndim();
+    Tensor o = torch::view_as_real(outer.transpose(1, 2).contiguous()).reshape({D, A, 2 * N});  // (n, re|im)
+    Tensor i = torch::stack({torch::real(inner), -torch::imag(inner)}, 2).reshape({D, 2 * N, T});
+    k = torch::matmul(o, i);
+  } else {
+    k = torch::matmul(outer.transpose(1, 2), inner);
+  }
+  return k.reshape({D, A * T}).narrow(1, 0, L).contiguous();
 }
 
 Tensor ema_bias(const EmaCoeffs& c, const Tensor& h0, int64_t L) {
@@ -141,11 +151,18 @@ std::pair<Tensor, Tensor> adjoint_power_sums(const Tensor& log_q, const Tensor& 
   const int64_t D = g.size(0);
   const auto cd = log_q.scalar_type();
   auto ar = [&](int64_t n) { return torch::arange(n, g.options()); };
-  Tensor gp = torch::constant_pad_nd(g, {0, A * T - L}).view({D, A, T}).to(cd);  // D×A×T
+  Tensor gp = torch::constant_pad_nd(g, {0, A * T - L}).view({D, A, T});          // D×A×T, real
   Tensor inner = powers(log_q, ar(T)).transpose(1, 2);                             // D×T×N: q^b
   Tensor outer = powers(log_q, ar(A) * static_cast<double>(T)).transpose(1, 2);    // D×A×N: q^(aT)
-  Tensor u = torch::matmul(gp, inner);                                             // Σ_b g q^b
-  Tensor ub = torch::matmul(gp * ar(T).to(cd), inner);                             // Σ_b b g q^b
+  // Real g times complex powers: one real GEMM on the (re, im) pairs.
+  auto real_times = [&](const Tensor& r) {
+    if (!inner.is_complex()) return torch::matmul(r, inner);
+    const int64_t N = inner.size(2);
+    Tensor ri = torch::view_as_real(inner.contiguous()).reshape({D, T, 2 * N});
+    return torch::view_as_complex(torch::matmul(r, ri).view({D, A, N, 2}));
+  };
+  Tensor u = real_times(gp);                                                       // Σ_b g q^b
+  Tensor ub = real_times(gp * ar(T));                                              // Σ_b b g q^b
   Tensor s0 = (u * outer).sum(1);
   Tensor at = (ar(A) * static_cast<double>(T)).to(cd).view({1, A, 1});
   Tensor s1 = ((u * at + ub) * outer).sum(1);

@@ -11,6 +11,7 @@
 #include "core/ops/gates.h"
 #include "core/ops/lm_loss.h"
 #include "core/ops/norms.h"
+#include "core/util/memory.h"
 #include "support/oracle.h"
 
 using namespace mgl;
@@ -305,4 +306,33 @@ TEST_CASE("ema_convolve (closed-form backward) equals the FFT convolution with e
       if (ga[i].defined()) CHECK(max_abs(ga[i], gb[i]) < 1e-10);
     }
   }
+}
+
+TEST_CASE("the harness CPU allocator counts tensor bytes and reuses large blocks", "[memory]") {
+  namespace tmem = mgl::tensor_memory;
+  tmem::install();
+  const int64_t base = tmem::current_bytes();
+  {
+    Tensor t = torch::empty({1000}, torch::kFloat32);
+    CHECK(tmem::current_bytes() - base == 4000);
+  }
+  CHECK(tmem::current_bytes() == base);
+  tmem::set_cache_large_blocks(true);
+  tmem::release_cached();
+  void* first = nullptr;
+  {
+    Tensor big = torch::full({10 << 20}, 2.0f);  // 40 MiB: above glibc's mmap threshold
+    first = big.data_ptr();
+    CHECK(tmem::current_bytes() - base == 40 << 20);
+    CHECK(big.sum(torch::kFloat64).item<double>() == 2.0 * (10 << 20));
+  }
+  CHECK(tmem::cached_bytes() >= (40 << 20));
+  {
+    Tensor again = torch::zeros({10 << 20});  // the same size class: the cached block, zeroed
+    CHECK(again.data_ptr() == first);
+    CHECK(again.abs().sum().item<double>() == 0.0);
+  }
+  tmem::release_cached();
+  CHECK(tmem::cached_bytes() == 0);
+  tmem::set_cache_large_blocks(false);
 }
