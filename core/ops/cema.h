@@ -55,6 +55,13 @@ torch::Tensor bidirectional_fftconv(const torch::Tensor& x, const torch::Tensor&
 // (PyTorch's convention for complex gradients; for the real EMA conj is the identity). x: B×D×L.
 torch::Tensor ema_convolve(const torch::Tensor& x, const EmaCoeffs& c);
 
+// The same convolution as a chunked scan (issue 22; core/ops/ema_chunked.cpp), what ComplexEMA runs
+// on the CPU: within chunks of `chunk` steps a Toeplitz GEMM, across chunks the (q^c-decayed) state
+// carried in fp64; three GEMMs and an O(D·N·L/chunk) scan, so its cost is linear in L (the FFT's is
+// L log L and its transforms run far below the GEMM rate). Keeps x and the coefficients only; the
+// backward is the adjoint of each step. x: B×D×L (any layout; the result is stored like x).
+torch::Tensor ema_chunked(const torch::Tensor& x, const EmaCoeffs& c, int64_t chunk = 64);
+
 // The sequential recurrence itself (§1.3), one step at a time: the naive oracle the closed forms
 // are tested against. Returns (Re Σ η h_t for every t: B×D×L, final state B×D×N).
 std::pair<torch::Tensor, torch::Tensor> ema_recurrence(const torch::Tensor& x, const EmaCoeffs& c,
