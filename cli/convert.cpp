@@ -4,8 +4,8 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "harness/config/model.h"
 #include "harness/io/official_checkpoint.h"
-#include "harness/model_config.h"
 
 namespace mgl::cli {
 namespace {

@@ -7,9 +7,9 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "harness/config/model.h"
 #include "harness/io/safetensors.h"
 #include "harness/io/weights.h"
-#include "harness/model_config.h"
 
 namespace mgl::cli {
 namespace {

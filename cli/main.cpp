@@ -26,6 +26,31 @@ std::vector<const Command*> commands() {
   std::sort(out.begin(), out.end(), [](const Command* a, const Command* b) { return std::strcmp(a->name, b->name) < 0; });
   return out;
 }
+
+const Subcommand* CommandGroup::find(const std::string& name) const {
+  for (const auto* e : entries_)
+    if (name == e->name) return e;
+  return nullptr;
+}
+
+void CommandGroup::usage(FILE* out) const {
+  std::fprintf(out, "usage: megalodon %s <%s> [options]   (megalodon %s <%s> --help)\n\n%ss:\n", command_, kind_,
+               command_, kind_, kind_);
+  auto all = entries_;
+  std::sort(all.begin(), all.end(), [](auto a, auto b) { return std::strcmp(a->name, b->name) < 0; });
+  for (const auto* e : all) std::fprintf(out, "  %-16s %s\n", e->name, e->summary);
+}
+
+int CommandGroup::dispatch(const std::vector<std::string>& args) const {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    usage(args.empty() ? stderr : stdout);
+    return args.empty() ? 2 : 0;
+  }
+  if (const Subcommand* e = find(args[0])) return e->run(std::vector<std::string>(args.begin() + 1, args.end()));
+  std::fprintf(stderr, "megalodon %s: unknown %s '%s'\n", command_, kind_, args[0].c_str());
+  usage(stderr);
+  return 2;
+}
 }  // namespace mgl::cli
 
 namespace {

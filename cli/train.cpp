@@ -3,8 +3,9 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "harness/schema.h"
-#include "harness/trainer.h"
+#include "harness/experiment.h"
+#include "harness/run.h"
+#include "harness/train/trainer.h"
 
 namespace mgl::cli {
 namespace {

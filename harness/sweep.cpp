@@ -9,7 +9,7 @@
 #include <fstream>
 #include <map>
 
-#include "harness/schema.h"
+#include "harness/experiment.h"
 #include "harness/util/files.h"
 
 namespace mgl::harness {

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/config.h"
+#include "harness/config/config.h"
 
 namespace mgl::harness {
 

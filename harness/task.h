@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "harness/config.h"
+#include "harness/config/config.h"
 #include "harness/io/weights.h"
 #include "harness/registry.h"
 

@@ -35,10 +35,10 @@ $B/megalodon_tests "[cema],[cema_kernel],[kernel_math],[tsn],[norms],[attention_
   done
 } > "$OUT/sanitizer.log" 2>&1
 {
-  $B/megalodon bench-cema --lengths 1024,4096,16384,65536 --json "$OUT/bench_cema.json"
-  $B/megalodon bench-tsn --device cuda --json "$OUT/bench_tsn.json"
-  $B/megalodon bench --device cuda --kernels reference,auto --json "$OUT/bench_e2e.json"
-  $B/megalodon bench-dist --device cuda --procs 1 --always --json "$OUT/bench_dist.json"
-  $B/megalodon bench-dist --device cuda --procs 1
+  $B/megalodon bench cema --lengths 1024,4096,16384,65536 --json "$OUT/bench_cema.json"
+  $B/megalodon bench timestep-norm --device cuda --json "$OUT/bench_tsn.json"
+  $B/megalodon bench model --device cuda --kernels reference,auto --json "$OUT/bench_e2e.json"
+  $B/megalodon bench dist --device cuda --procs 1 --always --json "$OUT/bench_dist.json"
+  $B/megalodon bench dist --device cuda --procs 1
 } > "$OUT/bench.log" 2>&1
 tail -3 "$OUT/gpu_tests.log"; grep -c "ERROR SUMMARY: 0" "$OUT/sanitizer.log"

@@ -11,7 +11,7 @@ if [ ! -f data/imagenet_small/LOC_val_solution.csv ]; then
   time "$mgl" data imagenet-folder --out data/imagenet_small --train-per-class 1000 --val-per-class 100 --quirks
 fi
 mkdir -p results/imagenet
-"$mgl" bench-data experiments/imagenet/small/fmnist_folder.toml --batches 30 --workers 0,1,2 | tee results/imagenet/pipeline_fmnist32.txt
+"$mgl" bench data experiments/imagenet/small/fmnist_folder.toml --batches 30 --workers 0,1,2 | tee results/imagenet/pipeline_fmnist32.txt
 status=0
 "$mgl" sweep experiments/imagenet/small/fmnist_folder.toml || status=$?
 "$mgl" table runs/imagenet/small/fmnist_folder --out results/imagenet

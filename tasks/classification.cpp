@@ -1,6 +1,6 @@
 #include "tasks/classification.h"
 
-#include "harness/model_config.h"
+#include "harness/config/model.h"
 
 namespace mgl::tasks {
 

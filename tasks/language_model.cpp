@@ -5,8 +5,8 @@
 #include <cmath>
 #include <random>
 
-#include "harness/model_config.h"
-#include "harness/trainer.h"
+#include "harness/config/model.h"
+#include "harness/train/run_record.h"
 #include "harness/util/files.h"
 
 namespace mgl::tasks {

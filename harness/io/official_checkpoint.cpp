@@ -12,8 +12,8 @@
 #include <set>
 
 #include "core/models/factory.h"
-#include "harness/config.h"
-#include "harness/model_config.h"
+#include "harness/config/config.h"
+#include "harness/config/model.h"
 #include "harness/util/files.h"
 
 namespace mgl::harness {

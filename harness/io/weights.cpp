@@ -8,9 +8,9 @@
 #include <fmt/format.h>
 
 #include "core/models/factory.h"
-#include "harness/config.h"
+#include "harness/config/config.h"
+#include "harness/config/model.h"
 #include "harness/io/safetensors.h"
-#include "harness/model_config.h"
 #include "harness/util/files.h"
 
 namespace mgl::harness {

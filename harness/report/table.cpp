@@ -11,10 +11,10 @@
 #include <sstream>
 #include <type_traits>
 
-#include "harness/config.h"
-#include "harness/util/files.h"
+#include "harness/config/config.h"
 #include "harness/report/paper_tables.h"
 #include "harness/report/plot.h"
+#include "harness/util/files.h"
 
 namespace mgl::harness {
 

@@ -2,9 +2,9 @@
 // expected resolved value or the expected error text: file, line/column, key, and hint.
 #include <catch2/catch.hpp>
 
-#include "harness/config.h"
-#include "harness/model_config.h"
-#include "harness/schema.h"
+#include "harness/config/config.h"
+#include "harness/config/model.h"
+#include "harness/experiment.h"
 #include "support/files.h"
 
 using mgl::harness::Config;

@@ -13,11 +13,11 @@
 #include <sstream>
 
 #include "core/models/factory.h"
-#include "harness/config.h"
+#include "harness/config/config.h"
+#include "harness/config/model.h"
 #include "harness/io/official_checkpoint.h"
 #include "harness/io/safetensors.h"
 #include "harness/io/weights.h"
-#include "harness/model_config.h"
 #include "harness/util/files.h"
 #include "support/files.h"
 

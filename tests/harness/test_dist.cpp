@@ -13,8 +13,8 @@
 
 #include "core/models/megalodon.h"
 #include "core/models/sequence_parallel.h"
-#include "harness/data_loader.h"
 #include "harness/dist/dist.h"
+#include "harness/train/data_loader.h"
 #include "harness/util/files.h"
 #include "support/files.h"
 

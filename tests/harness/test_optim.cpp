@@ -5,8 +5,8 @@
 #include <cmath>
 
 #include "core/models/megalodon.h"
-#include "harness/optim.h"
-#include "harness/schema.h"
+#include "harness/experiment.h"
+#include "harness/train/optim.h"
 #include "support/files.h"
 
 using mgl::harness::lr_multiplier;

@@ -11,7 +11,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "harness/config.h"
+#include "harness/config/config.h"
 #include "harness/report/paper_tables.h"
 #include "harness/report/plot.h"
 #include "harness/report/table.h"

@@ -14,11 +14,12 @@
 #include <thread>
 
 #include "datasets/idx.h"
+#include "harness/experiment.h"
 #include "harness/io/weights.h"
 #include "harness/report/table.h"
-#include "harness/schema.h"
+#include "harness/run.h"
 #include "harness/sweep.h"
-#include "harness/trainer.h"
+#include "harness/train/trainer.h"
 #include "harness/util/files.h"
 #include "support/files.h"
 #include "tasks/classification.h"

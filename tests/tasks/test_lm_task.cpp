@@ -13,9 +13,9 @@
 
 #include "core/models/factory.h"
 #include "datasets/text/text.h"
-#include "harness/schema.h"
+#include "harness/experiment.h"
 #include "harness/task.h"
-#include "harness/trainer.h"
+#include "harness/train/trainer.h"
 #include "harness/util/files.h"
 #include "support/files.h"
 #include "support/oracle.h"

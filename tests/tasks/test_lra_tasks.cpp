@@ -11,10 +11,10 @@
 
 #include "datasets/cifar10.h"
 #include "datasets/lra/listops.h"
-#include "harness/schema.h"
+#include "harness/experiment.h"
 #include "harness/sweep.h"
 #include "harness/task.h"
-#include "harness/trainer.h"
+#include "harness/train/trainer.h"
 #include "harness/util/files.h"
 #include "support/files.h"
 #ifdef MEGALODON_HAS_VISION

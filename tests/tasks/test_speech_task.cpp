@@ -11,10 +11,10 @@
 #include <filesystem>
 #include <numeric>
 
-#include "harness/config.h"
-#include "harness/schema.h"
+#include "harness/config/config.h"
+#include "harness/experiment.h"
 #include "harness/task.h"
-#include "harness/trainer.h"
+#include "harness/train/trainer.h"
 #include "harness/util/files.h"
 #include "support/files.h"
 

@@ -1,0 +1,34 @@
+// `megalodon bench`: dispatches to the registered benchmark ops (cli/bench/*.cpp).
+#include "cli/bench/bench.h"
+
+#include <stdexcept>
+
+#include "cli/bench/aliases.h"
+
+namespace mgl::cli {
+namespace {
+
+CommandGroup& ops() {
+  static CommandGroup o("bench", "op");
+  return o;
+}
+
+int bench_main(const std::vector<std::string>& args) {
+  // The previous release's `megalodon bench [model options]`: no op named, the model benchmark.
+  if (args.empty() || (args[0].rfind("-", 0) == 0 && args[0] != "--help" && args[0] != "-h"))
+    return run_alias("bench", "model", args);
+  return ops().dispatch(args);
+}
+
+const Command kBench{"bench", "benchmarks, one per op (megalodon bench --help lists them)", bench_main};
+
+}  // namespace
+
+BenchOp::BenchOp(const char* n, const char* s, CommandFn r) : Subcommand{n, s, r} { ops().add(this); }
+
+const Subcommand& bench_op(const std::string& name) {
+  if (const Subcommand* o = ops().find(name)) return *o;
+  throw std::invalid_argument("no benchmark op '" + name + "'");
+}
+
+}  // namespace mgl::cli

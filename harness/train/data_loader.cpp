@@ -1,0 +1,121 @@
+#include "harness/train/data_loader.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+
+namespace mgl::harness {
+
+DataLoader::DataLoader(const Task& task, Split split, LoaderOptions o, LoaderPosition start)
+    : task_(task), split_(split), o_(o), start_(start), pos_(start) {
+  o_.prefetch = std::max(1, o_.prefetch);
+  if (o_.batch_size <= 0) throw std::invalid_argument("data loader: batch_size must be positive");
+  n_ = task.size(split);
+  if (n_ <= 0) throw std::runtime_error(fmt::format("the {} split is empty", to_string(split)));
+  per_epoch_ = o_.drop_last ? n_ / o_.batch_size : (n_ + o_.batch_size - 1) / o_.batch_size;
+  if (per_epoch_ == 0)
+    throw std::runtime_error(fmt::format("the {} split has {} examples, fewer than one batch of {}", to_string(split),
+                                         n_, o_.batch_size));
+  if (!o_.repeat) total_ = std::max<int64_t>(0, per_epoch_ - start_.batch);
+  for (int i = 0; i < o_.workers; ++i) threads_.emplace_back([this] { worker_loop(); });
+}
+
+DataLoader::~DataLoader() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_space_.notify_all();
+  cv_ready_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+LoaderPosition DataLoader::position_of(int64_t seq) const {
+  const int64_t b = start_.batch + seq;
+  return {start_.epoch + b / per_epoch_, b % per_epoch_};
+}
+
+std::vector<int64_t> DataLoader::indices_for(int64_t seq) {
+  const LoaderPosition p = position_of(seq);
+  std::shared_ptr<const std::vector<int64_t>> perm;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = perms_.find(p.epoch);
+    if (it != perms_.end()) perm = it->second;
+  }
+  if (!perm) {
+    auto v = std::make_shared<std::vector<int64_t>>(n_);
+    if (o_.shuffle) {
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(o_.seed * 1000003ull + static_cast<uint64_t>(p.epoch));
+      torch::Tensor t = torch::randperm(n_, gen, torch::kInt64);
+      std::copy(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + n_, v->begin());
+    } else {
+      for (int64_t i = 0; i < n_; ++i) (*v)[i] = i;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    perm = perms_.emplace(p.epoch, v).first->second;
+    // Keep the permutations of the epochs still in flight only.
+    while (perms_.size() > 2 && perms_.begin()->first < p.epoch) perms_.erase(perms_.begin());
+  }
+  const int64_t lo = p.batch * o_.batch_size, hi = std::min(n_, lo + o_.batch_size);
+  return std::vector<int64_t>(perm->begin() + lo, perm->begin() + hi);
+}
+
+Batch DataLoader::build(int64_t seq) {
+  const LoaderPosition p = position_of(seq);
+  const uint64_t seed = o_.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(p.epoch * per_epoch_ + p.batch);
+  if (o_.num_shards > 1) return task_.make_batch_shard(split_, indices_for(seq), seed, o_.shard, o_.num_shards);
+  return task_.make_batch(split_, indices_for(seq), seed);
+}
+
+void DataLoader::worker_loop() {
+  for (;;) {
+    int64_t seq;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_space_.wait(lock, [&] { return stop_ || next_claim_ < consumed_ + o_.prefetch; });
+      if (stop_ || (total_ >= 0 && next_claim_ >= total_)) return;
+      seq = next_claim_++;
+    }
+    std::variant<Batch, std::exception_ptr> result;
+    try {
+      result = build(seq);
+    } catch (...) {
+      result = std::current_exception();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ready_.emplace(seq, std::move(result));
+    }
+    cv_ready_.notify_all();
+  }
+}
+
+std::optional<Batch> DataLoader::next() {
+  const int64_t seq = consumed_;
+  if (total_ >= 0 && seq >= total_) return std::nullopt;
+  std::variant<Batch, std::exception_ptr> result;
+  if (threads_.empty()) {
+    result = build(seq);
+  } else {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!ready_.count(seq)) {
+      const auto t0 = std::chrono::steady_clock::now();
+      cv_ready_.wait(lock, [&] { return ready_.count(seq) > 0; });
+      wait_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+    auto it = ready_.find(seq);
+    result = std::move(it->second);
+    ready_.erase(it);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    consumed_ = seq + 1;
+  }
+  cv_space_.notify_all();
+  pos_ = position_of(seq + 1);
+  if (auto e = std::get_if<std::exception_ptr>(&result)) std::rethrow_exception(*e);
+  return std::get<Batch>(std::move(result));
+}
+
+}  // namespace mgl::harness
