@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "core/util/memory.h"
 
 #include <algorithm>
 
@@ -86,6 +87,9 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);   // glibc's maximum; also stops the dynamic threshold
   mallopt(M_TRIM_THRESHOLD, 0x7fffffff);
   mallopt(M_TOP_PAD, 1 << 30);
+  // Blocks above that threshold are mmap'd and page-faulted in at every step whatever the options:
+  // the harness CPU allocator keeps them for reuse (core/util/memory.h; issue 22).
+  mgl::tensor_memory::set_cache_large_blocks(true);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

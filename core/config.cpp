@@ -43,6 +43,11 @@ struct Names<KernelImpl> {
   static constexpr const char* v[] = {"reference", "fused", "auto"};
 };
 
+template <>
+struct Names<BaselineAttention> {
+  static constexpr const char* v[] = {"auto", "explicit", "blocked", "sdpa"};
+};
+
 template <typename E>
 E parse_enum(const std::string& key, const std::string& value) {
   const auto& names = Names<E>::v;
@@ -79,6 +84,10 @@ UpdateGate parse_update_gate(const std::string& k, const std::string& v) {
 InitMode parse_init_mode(const std::string& k, const std::string& v) { return parse_enum<InitMode>(k, v); }
 const char* to_string(KernelImpl e) { return Names<KernelImpl>::v[static_cast<int>(e)]; }
 KernelImpl parse_kernel_impl(const std::string& k, const std::string& v) { return parse_enum<KernelImpl>(k, v); }
+const char* to_string(BaselineAttention e) { return Names<BaselineAttention>::v[static_cast<int>(e)]; }
+BaselineAttention parse_baseline_attention(const std::string& k, const std::string& v) {
+  return parse_enum<BaselineAttention>(k, v);
+}
 
 namespace {
 void validate_adaptive(const std::vector<int64_t>& cutoffs, double factor, double dropout, int64_t vocab,
@@ -183,6 +192,7 @@ TransformerConfig TransformerConfig::matched(const MegalodonConfig& m) {
   t.norm_eps = m.norm_eps;
   t.rope_base = m.rope_base;
   t.share_emb = m.share_emb;
+  t.checkpoint_activations = m.checkpoint_activations;
   // Per-layer weights of the Megalodon block (ignoring the O(D) vectors):
   //   MEGA: wz D·Z + wv D·E + wr D·E + wh1 D·D + wh2 E·D ; FFN: (2 or 3)·D·F
   const double D = m.model_dim;

@@ -30,6 +30,12 @@ enum class InitMode { he, gaussian, bert, xavier, none };
 // `auto`: the kernel for CUDA tensors when it is compiled in, else the reference path. Changes no
 // maths: only speed and rounding (tests bound the kernels' error against an fp64 oracle).
 enum class KernelImpl { reference, fused, auto_select };
+// How the Transformer baseline computes its causal attention (issue 22). `explicit`: the L×L softmax
+// (ops::cached_attention; what the LibTorch 1.13 baseline did before); `blocked`: ops::blocked_attention,
+// the memory-efficient online softmax in plain LibTorch; `sdpa`: LibTorch >= 2's
+// scaled_dot_product_attention (PyTorch's own flash / memory-efficient kernels); `auto`: sdpa when this
+// LibTorch has it, else blocked. Same maths: only memory, speed and rounding differ.
+enum class BaselineAttention { auto_select, explicit_softmax, blocked, sdpa };
 
 const char* to_string(EmaKind);
 const char* to_string(NormKind);
@@ -38,6 +44,7 @@ const char* to_string(ResidualKind);
 const char* to_string(UpdateGate);
 const char* to_string(InitMode);
 const char* to_string(KernelImpl);
+const char* to_string(BaselineAttention);
 // Parse a switch value; throws ConfigError(key, "expected one of ...").
 EmaKind parse_ema(const std::string& key, const std::string& v);
 NormKind parse_norm(const std::string& key, const std::string& v);
@@ -46,6 +53,7 @@ ResidualKind parse_residual(const std::string& key, const std::string& v);
 UpdateGate parse_update_gate(const std::string& key, const std::string& v);
 InitMode parse_init_mode(const std::string& key, const std::string& v);
 KernelImpl parse_kernel_impl(const std::string& key, const std::string& v);
+BaselineAttention parse_baseline_attention(const std::string& key, const std::string& v);
 
 struct MegalodonConfig {
   // ---- ModelConf (official defaults, spec §5.1) ----
@@ -102,6 +110,12 @@ struct MegalodonConfig {
   // ---- encoder form (classification): bidirectional CEMA (§1.8) + non-causal chunk attention.
   bool causal = true;
 
+  // ---- memory (issue 22; not a model axis: same maths) ----
+  // Activation checkpointing per block: each block keeps only its input during the forward pass and
+  // recomputes its activations in the backward pass (one block's activations alive at a time).
+  // Applies to stand-alone training passes (no streaming state, no chunk parallelism).
+  bool checkpoint_activations = false;
+
   int64_t z_head_dim() const { return z_dim / num_heads; }
   int64_t v_head_dim() const { return value_dim / num_heads; }
   int64_t out_size() const { return output_size > 0 ? output_size : vocab_size; }
@@ -130,6 +144,8 @@ struct TransformerConfig {
   std::vector<int64_t> adaptive_cutoffs;
   double adaptive_factor = 4.0;
   double adaptive_softmax_dropout = 0.0;
+  BaselineAttention attention = BaselineAttention::auto_select;
+  bool checkpoint_activations = false;  // as MegalodonConfig's, per Transformer block
 
   int64_t head_dim() const { return model_dim / num_heads; }
   void validate(const std::string& prefix = "model") const;

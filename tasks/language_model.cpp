@@ -95,6 +95,7 @@ LanguageModelTask::LanguageModelTask(const Config& cfg) {
     tcfg_.adaptive_cutoffs = mcfg_.adaptive_cutoffs;
     tcfg_.adaptive_factor = mcfg_.adaptive_factor;
     tcfg_.adaptive_softmax_dropout = mcfg_.adaptive_softmax_dropout;
+    tcfg_.checkpoint_activations = mcfg_.checkpoint_activations;
   }
   try {
     if (transformer_) tcfg_.validate("model");

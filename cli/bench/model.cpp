@@ -4,6 +4,15 @@
 // Every (model, length, kernels) cell runs in a fresh child process (this executable with --cell)
 // so that its peak memory is its own; the parent prints the table and optionally writes JSON.
 //
+// The Transformer baseline runs twice (issue 22): `transformer` with memory-efficient attention
+// (SDPA on LibTorch >= 2, ops::blocked_attention on 1.13) — the fair baseline the ratio columns use —
+// and `transformer-explicit` with the L×L softmax of the old baseline, up to --explicit-max-length.
+// The loss is the models' nll() (the LM loss over slices: no B×L×V logits). On the CPU each cell
+// reports peak RSS, the peak of live tensor bytes (tensor_memory), both per token, the user and
+// system CPU time of the timed steps, and GFLOP/s as a share of the machine's fp32 GEMM rate
+// (measured by the parent first); --breakdown adds each sub-module alone (time and activation memory
+// kept for the backward) and where one step's time goes per ATen operator (self time, OpProfile).
+//
 // On CUDA (issue 11) the defaults are the figure users quote: the official mega200M preset and
 // its matched Llama-style Transformer at 4K and 32K tokens per sequence, forward+backward under
 // bf16 autocast (as `trainer.precision = "bf16"`: weights and optimizer state stay fp32; CEMA and
@@ -15,6 +24,7 @@
 // the CPU. The per-op breakdown times each sub-module alone (forward+backward at the cell's
 // shapes, synchronised wall clock, mean over the repeats) and multiplies by the layer count, so the
 // rows can be compared with the whole step; it is not a profiler trace.
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,7 +33,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <sstream>
 
 #include "cli/bench/bench.h"
@@ -32,7 +41,9 @@
 #include "core/models/transformer.h"
 #include "core/ops/attention.h"
 #include "core/util/memory.h"
+#include "core/util/op_profile.h"
 #include "harness/train/autocast.h"
+#include "harness/util/files.h"
 #ifdef MEGALODON_WITH_CUDA_GLUE
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
@@ -42,7 +53,11 @@ namespace {
 
 struct BenchOptions {
   std::vector<int64_t> lengths{1024, 4096, 16384};
-  std::vector<std::string> models{"megalodon", "transformer"};
+  std::vector<std::string> models{"megalodon", "transformer", "transformer-explicit"};
+  int64_t explicit_max = 8192;  // transformer-explicit cells above this length are skipped
+  bool checkpoint = false;      // model.checkpoint_activations
+  bool cache_allocator = true;  // tensor_memory::set_cache_large_blocks on the CPU
+  double gemm_gflops = 0;       // the CPU's fp32 GEMM rate (measured by the parent when 0)
   int64_t dim = 256, layers = 4, heads = 1, chunk = 1024, batch = 1, vocab = 8192, cema_ndim = 16;
   int repeats = 3, warmup = 1, threads = 0;
   std::string device = "cpu", json;
@@ -78,7 +93,14 @@ const char* kHelp =
     "Times forward+backward (tokens/s) and peak memory of Megalodon and a Llama-style Transformer of\n"
     "matched width and depth at several sequence lengths, one child process per cell.\n\n"
     "  --lengths 1024,4096,16384   sequence lengths (tokens per sequence)\n"
-    "  --models megalodon,transformer\n"
+    "  --models megalodon,transformer,transformer-explicit\n"
+    "                              transformer: memory-efficient attention (SDPA on LibTorch >= 2,\n"
+    "                              blocked online softmax on 1.13), the baseline of the ratio columns;\n"
+    "                              transformer-explicit: the L×L softmax (the old baseline)\n"
+    "  --explicit-max-length 8192  skip transformer-explicit cells above this length\n"
+    "  --checkpoint                model.checkpoint_activations (every model)\n"
+    "  --no-cache-allocator        large CPU blocks go back to the kernel at every free (glibc's way)\n"
+    "  --gemm-gflops X             the GEMM rate for the share column (default: measured first)\n"
     "  --dim 256 --layers 4 --heads 1 --chunk 1024 --batch 1 --vocab 8192 --cema-ndim 16\n"
     "                              Megalodon shape (z_dim = dim/2·heads... see README); the Transformer\n"
     "                              gets the same D, depth and vocabulary, 64-wide heads\n"
@@ -92,7 +114,8 @@ const char* kHelp =
     "  --fused-attention kernel,sdpa  which fused attention the non-reference cells use (sdpa needs\n"
     "                              LibTorch >= 2.0); one cell each\n"
     "  --precision fp32|bf16       bf16 = autocast on CUDA (weights stay fp32)\n"
-    "  --breakdown | --no-breakdown  per-op times (each sub-module alone, forward+backward)\n"
+    "  --breakdown | --no-breakdown  each sub-module alone (forward+backward time, activation memory),\n"
+    "                              and one step's self time per ATen operator (CPU)\n"
     "  --peak-tflops 989           MFU denominator (H100 SXM dense bf16)\n"
     "  --json FILE                 also write the figures as JSON\n"
     "  --gemm                      only time a 2048² fp32 matmul (checks which BLAS is in use)\n";
@@ -134,17 +157,35 @@ MegalodonConfig megalodon_config(const BenchOptions& o) {
 struct OpTime {
   std::string name;
   double ms = 0;
+  double kept_bytes_per_token = -1;  // activation memory the sub-module keeps for its backward
+};
+
+struct OpShare {  // one ATen operator's self time in a profiled step
+  std::string name;
+  int64_t calls = 0;
+  double self_ms = 0;
 };
 
 struct Cell {
   std::string model, kernels, fused;
   int64_t length = 0;
-  bool ok = false;
+  bool ok = false, skipped = false;
   std::string error;
   double tokens_per_s = 0, ms_per_iter = 0, peak_mib = 0, base_mib = 0, gflops = 0, mfu = 0;
+  double tensor_peak_mib = 0, user_s = 0, sys_s = 0, profiled_ms = 0;
   int64_t params = 0;
   std::vector<OpTime> ops;
+  std::vector<OpShare> profile;
+  double over_mib() const { return peak_mib - base_mib; }
 };
+
+bool is_transformer(const std::string& m) { return m == "transformer" || m == "transformer-explicit"; }
+
+TransformerConfig transformer_config(const MegalodonConfig& m, const std::string& model) {
+  TransformerConfig t = TransformerConfig::matched(m);
+  t.attention = model == "transformer-explicit" ? BaselineAttention::explicit_softmax : BaselineAttention::auto_select;
+  return t;
+}
 
 bool is_cuda(const torch::Device& d) { return d.is_cuda(); }
 
@@ -161,6 +202,15 @@ double memory_now_mib(const torch::Device& d) {
 #endif
   (void)d;
   return current_rss_bytes() / 1048576.0;
+}
+// Bytes of live tensors: the CUDA allocator's, or the CPU tensors' (tensor_memory).
+double tensor_bytes_now(const torch::Device& d) {
+#ifdef MEGALODON_WITH_CUDA_GLUE
+  if (is_cuda(d)) return c10::cuda::CUDACachingAllocator::getDeviceStats(d.index() < 0 ? 0 : d.index())
+                             .allocated_bytes[0].current;
+#endif
+  (void)d;
+  return static_cast<double>(tensor_memory::current_bytes());
 }
 double memory_peak_mib(const torch::Device& d) {
 #ifdef MEGALODON_WITH_CUDA_GLUE
@@ -182,21 +232,34 @@ double time_it(const BenchOptions& o, const torch::Device& dev, F fn) {
 }
 
 // Forward+backward of one sub-module alone at the cell's shapes: fn(x) → output; the backward
-// seeds a random gradient. Returns ms per call, or a negative value when it failed.
+// seeds a random gradient. Returns ms per call (negative when it failed) and the bytes its forward
+// keeps alive for the backward, output included, per token.
 template <typename F>
-double time_module(const BenchOptions& o, const torch::Device& dev, const torch::Tensor& x0, bool bf16, F fn) {
+std::pair<double, double> time_module(const BenchOptions& o, const torch::Device& dev, const torch::Tensor& x0,
+                                      bool bf16, F fn) {
   try {
     torch::Tensor x = x0.detach().clone().requires_grad_();
     harness::AutocastScope ac(bf16);
     torch::Tensor g;
-    return 1e3 * time_it(o, dev, [&] {
-             torch::Tensor y = fn(x);
-             if (!g.defined()) g = torch::randn_like(y);
-             y.backward(g);
-             x.mutable_grad() = torch::Tensor();
-           });
+    double kept = -1;
+    {
+      sync(dev);
+      const double before = tensor_bytes_now(dev);
+      torch::Tensor y = fn(x);
+      sync(dev);
+      kept = (tensor_bytes_now(dev) - before) / static_cast<double>(x0.size(0) * x0.size(1));
+      g = torch::randn_like(y);
+      y.backward(g);
+      x.mutable_grad() = torch::Tensor();
+    }
+    const double ms = 1e3 * time_it(o, dev, [&] {
+                        torch::Tensor y = fn(x);
+                        y.backward(g);
+                        x.mutable_grad() = torch::Tensor();
+                      });
+    return {ms, kept};
   } catch (const std::exception&) {
-    return -1.0;
+    return {-1.0, -1.0};
   }
 }
 
@@ -207,7 +270,9 @@ std::vector<OpTime> breakdown(const BenchOptions& o, const torch::Device& dev, c
   auto opts = torch::TensorOptions().device(dev);
   torch::Tensor x = torch::randn({B, L, D}, opts);
   const double layers = static_cast<double>(mcfg.num_layers);
-  auto add = [&](const std::string& name, double ms) { out.push_back({name, ms < 0 ? -1.0 : ms * layers}); };
+  auto add = [&](const std::string& name, std::pair<double, double> r) {
+    out.push_back({name, r.first < 0 ? -1.0 : r.first * layers, r.second});
+  };
   if (model == "megalodon") {
     MegaBlock block(mcfg, 0);
     block->to(dev);
@@ -232,11 +297,11 @@ std::vector<OpTime> breakdown(const BenchOptions& o, const torch::Device& dev, c
     add("NFFN", time_module(o, dev, x, bf16, [&](const torch::Tensor& t) { return block->nffn(t, t); }));
     add("block (all)", time_module(o, dev, x, bf16, [&](const torch::Tensor& t) { return block(t); }));
   } else {
-    const auto tcfg = TransformerConfig::matched(mcfg);
+    const auto tcfg = transformer_config(mcfg, model);
     TransformerBlock block(tcfg, 0);
     block->to(dev);
     block->train();
-    add("attention (RoPE + SDPA or reference + projections)",
+    add(std::string("attention (RoPE + ") + to_string(resolve_baseline_attention(tcfg.attention)) + " + projections)",
         time_module(o, dev, x, bf16, [&](const torch::Tensor& t) { return block->attention(t, 0, nullptr, nullptr); }));
     add("block (all)",
         time_module(o, dev, x, bf16, [&](const torch::Tensor& t) { return block(t, 0, nullptr, nullptr); }));
@@ -244,43 +309,79 @@ std::vector<OpTime> breakdown(const BenchOptions& o, const torch::Device& dev, c
   return out;
 }
 
-// Runs in the child: build, warm up, time, report one CELL line (and OP lines).
+double cpu_seconds(const timeval& t) { return t.tv_sec + 1e-6 * t.tv_usec; }
+
+// Runs in the child: build, warm up, time, report one CELL line (and OP / PROF lines).
 int run_cell(const BenchOptions& o, const std::string& model, int64_t L, const std::string& kernels,
              const std::string& fused) {
   if (o.threads > 0) torch::set_num_threads(o.threads);
   torch::manual_seed(0);
   torch::Device dev(o.device);
+  tensor_memory::install();
+  if (!dev.is_cuda() && o.cache_allocator) tensor_memory::set_cache_large_blocks(true);
   auto mcfg = megalodon_config(o);
   const KernelImpl impl = parse_kernel_impl("--kernels", kernels);
   mcfg.kernel_cema = mcfg.kernel_timestep_norm = mcfg.kernel_attention = impl;
+  mcfg.checkpoint_activations = o.checkpoint;
   ops::set_fused_attention_backend(ops::parse_fused_attention_backend(fused));
   const bool bf16 = o.precision == "bf16";
-  CausalLM lm = model == "megalodon" ? make_megalodon_lm(mcfg) : make_transformer_lm(TransformerConfig::matched(mcfg));
+  CausalLM lm = model == "megalodon" ? make_megalodon_lm(mcfg) : make_transformer_lm(transformer_config(mcfg, model));
   lm->to(dev);
   lm->train();
   auto tokens = torch::randint(o.vocab, {o.batch, L + 1}, torch::TensorOptions().dtype(torch::kInt64).device(dev));
   auto x = tokens.narrow(1, 0, L), y = tokens.narrow(1, 1, L);
   sync(dev);
   const double base = memory_now_mib(dev);
+  const double tensor_base = tensor_bytes_now(dev);
+  tensor_memory::reset_peak();
+  // The LM loss over slices (nll): the models never form the B×L×V logits.
   auto step = [&] {
     {
       harness::AutocastScope ac(bf16);
-      auto logits = lm->forward(x);
-      auto loss = torch::nn::functional::cross_entropy(logits.view({-1, logits.size(-1)}).to(torch::kFloat32),
-                                                       y.reshape({-1}));
-      loss.backward();
+      lm->nll(x, y).mean().backward();
     }
     for (auto& p : lm->parameters()) p.mutable_grad() = torch::Tensor();
   };
-  const double s = time_it(o, dev, step);
+  for (int i = 0; i < o.warmup; ++i) step();
+  sync(dev);
+  rusage r0{}, r1{};
+  getrusage(RUSAGE_SELF, &r0);
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < o.repeats; ++i) step();
+  sync(dev);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / std::max(1, o.repeats);
+  getrusage(RUSAGE_SELF, &r1);
   const double peak = memory_peak_mib(dev);
+  double tensor_peak = 0;
+#ifdef MEGALODON_WITH_CUDA_GLUE
+  if (dev.is_cuda())
+    tensor_peak = c10::cuda::CUDACachingAllocator::getDeviceStats(dev.index() < 0 ? 0 : dev.index()).allocated_bytes[0].peak;
+#endif
+  if (!dev.is_cuda()) tensor_peak = static_cast<double>(tensor_memory::peak_bytes());
   const double tps = o.batch * L / s;
   const double flops = 3.0 * lm->flops_per_token(L) * tps;  // forward + backward (2×) matmul FLOPs
-  std::printf("CELL %.6g %.6g %.6g %.6g %ld %.6g %.6g\n", tps, s * 1e3, peak, base, count_parameters(*lm), flops / 1e9,
-              flops / (o.peak_tflops * 1e12));
+  const double reps = std::max(1, o.repeats);
+  std::printf("CELL %.6g %.6g %.6g %.6g %ld %.6g %.6g %.6g %.6g %.6g\n", tps, s * 1e3, peak, base,
+              count_parameters(*lm), flops / 1e9, flops / (o.peak_tflops * 1e12), (tensor_peak - tensor_base) / 1048576.0,
+              (cpu_seconds(r1.ru_utime) - cpu_seconds(r0.ru_utime)) / reps,
+              (cpu_seconds(r1.ru_stime) - cpu_seconds(r0.ru_stime)) / reps);
+  std::fflush(stdout);
   if (o.breakdown) {
+    if (!dev.is_cuda()) {  // one more step, every operator timed (CUDA ops return before they ran)
+      OpProfile prof;
+      auto p0 = std::chrono::steady_clock::now();
+      step();
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - p0).count();
+      std::printf("PROFILED %.6g\n", ms);
+      int shown = 0;
+      for (const auto& r : prof.rows()) {
+        if (shown++ == 15) break;
+        std::printf("PROF %ld %.6g %s\n", r.calls, r.self_ms, r.name.c_str());
+      }
+    }
     lm = nullptr;  // free the model before timing the parts
-    for (const auto& op : breakdown(o, dev, model, mcfg, L, bf16)) std::printf("OP %.6g %s\n", op.ms, op.name.c_str());
+    for (const auto& op : breakdown(o, dev, model, mcfg, L, bf16))
+      std::printf("OP %.6g %.6g %s\n", op.ms, op.kept_bytes_per_token, op.name.c_str());
   }
   std::fflush(stdout);
   return 0;
@@ -317,19 +418,29 @@ Cell spawn_cell(const BenchOptions& o, const std::vector<std::string>& args, con
   auto pos = out.find("CELL ");
   if (pos != std::string::npos) {
     long params = 0;
-    if (std::sscanf(out.c_str() + pos, "CELL %lf %lf %lf %lf %ld %lf %lf", &c.tokens_per_s, &c.ms_per_iter,
-                    &c.peak_mib, &c.base_mib, &params, &c.gflops, &c.mfu) == 7) {
+    if (std::sscanf(out.c_str() + pos, "CELL %lf %lf %lf %lf %ld %lf %lf %lf %lf %lf", &c.tokens_per_s,
+                    &c.ms_per_iter, &c.peak_mib, &c.base_mib, &params, &c.gflops, &c.mfu, &c.tensor_peak_mib,
+                    &c.user_s, &c.sys_s) == 10) {
       c.params = params;
       c.ok = true;
     }
     std::stringstream ss(out.substr(pos));
     for (std::string line; std::getline(ss, line);) {
-      if (line.rfind("OP ", 0) != 0) continue;
-      std::stringstream ls(line.substr(3));
-      OpTime op;
-      ls >> op.ms;
-      std::getline(ls >> std::ws, op.name);
-      c.ops.push_back(op);
+      if (line.rfind("OP ", 0) == 0) {
+        std::stringstream ls(line.substr(3));
+        OpTime op;
+        ls >> op.ms >> op.kept_bytes_per_token;
+        std::getline(ls >> std::ws, op.name);
+        c.ops.push_back(op);
+      } else if (line.rfind("PROF ", 0) == 0) {
+        std::stringstream ls(line.substr(5));
+        OpShare r;
+        ls >> r.calls >> r.self_ms;
+        std::getline(ls >> std::ws, r.name);
+        c.profile.push_back(r);
+      } else if (line.rfind("PROFILED ", 0) == 0) {
+        c.profiled_ms = std::stod(line.substr(9));
+      }
     }
   }
   if (!c.ok) {
@@ -345,24 +456,44 @@ Cell spawn_cell(const BenchOptions& o, const std::vector<std::string>& args, con
   return c;
 }
 
-int gemm_bench(const BenchOptions& o) {
+// fp32 2048² matmul GFLOP/s on this process's threads: the best of 5 (the machine's GEMM rate).
+double gemm_gflops(const BenchOptions& o) {
   if (o.threads > 0) torch::set_num_threads(o.threads);
   const int64_t n = 2048;
   auto a = torch::randn({n, n}), b = torch::randn({n, n});
   torch::mm(a, b);
-  auto t0 = std::chrono::steady_clock::now();
-  const int reps = 5;
-  for (int i = 0; i < reps; ++i) torch::mm(a, b);
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
-  std::printf("fp32 matmul %ldx%ld: %.1f ms, %.1f GFLOP/s on %d threads\n", n, n, s * 1e3, 2.0 * n * n * n / s / 1e9,
-              torch::get_num_threads());
+  double best = 1e30;
+  for (int i = 0; i < 5; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    torch::mm(a, b);
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return 2.0 * n * n * n / best / 1e9;
+}
+
+int gemm_bench(const BenchOptions& o) {
+  const double g = gemm_gflops(o);
+  std::printf("fp32 matmul 2048x2048: %.1f GFLOP/s on %d threads (best of 5)\n", g, torch::get_num_threads());
   return 0;
 }
 
 std::string combo_label(const Cell& c) {
-  if (c.model == "transformer") return ops::sdpa_available() ? "sdpa" : "reference";
+  if (c.model == "transformer") return to_string(resolve_baseline_attention(BaselineAttention::auto_select));
+  if (c.model == "transformer-explicit") return "explicit";
   return c.kernels == "reference" ? c.kernels : c.kernels + "/" + c.fused;
 }
+
+std::string json_escape(const std::string& in) {
+  std::string out;
+  for (char ch : in) {
+    if (ch == '"' || ch == '\\') out += '\\', out += ch;
+    else if (static_cast<unsigned char>(ch) < 0x20) out += ' ';
+    else out += ch;
+  }
+  return out;
+}
+
+std::string fmt_ratio(double a, double b) { return b > 0 && a > 0 ? fmt::format("{:.2f}x", a / b) : "n/a"; }
 
 }  // namespace
 
@@ -386,6 +517,10 @@ int bench_model_main(const std::vector<std::string>& args) {
       return run_cell(o, args[i + 1], std::stoll(args[i + 2]), args[i + 3], args[i + 4]);
     } else if (a == "--lengths") o.lengths = parse_ints(next()), o.lengths_set = true;
     else if (a == "--models") o.models = parse_strs(next());
+    else if (a == "--explicit-max-length") o.explicit_max = std::stoll(next());
+    else if (a == "--checkpoint") o.checkpoint = true, passthrough.push_back(a);
+    else if (a == "--no-cache-allocator") o.cache_allocator = false, passthrough.push_back(a);
+    else if (a == "--gemm-gflops") o.gemm_gflops = std::stod(next());
     else if (a == "--dim") o.dim = std::stoll(next()), o.shape_set = true;
     else if (a == "--layers") o.layers = std::stoll(next()), o.shape_set = true;
     else if (a == "--heads") o.heads = std::stoll(next()), o.shape_set = true;
@@ -411,28 +546,38 @@ int bench_model_main(const std::vector<std::string>& args) {
   }
   if (o.gemm) return gemm_bench(o);
   for (auto& m : o.models)
-    if (m != "megalodon" && m != "transformer") throw std::invalid_argument("unknown model '" + m + "'");
+    if (m != "megalodon" && !is_transformer(m))
+      throw std::invalid_argument("unknown model '" + m + "' (megalodon, transformer, transformer-explicit)");
   finish_defaults(o);
   megalodon_config(o).validate("bench");
 
   const auto mcfg = megalodon_config(o);
   const auto tcfg = TransformerConfig::matched(mcfg);
   const bool cuda = torch::Device(o.device).is_cuda();
-  std::printf("megalodon bench model: forward+backward, batch %ld, device %s, %s, %d intra-op threads\n", o.batch,
+  if (!cuda && o.gemm_gflops <= 0) o.gemm_gflops = gemm_gflops(o);
+  std::printf("megalodon bench model: forward+backward, batch %ld, device %s, %s, %d intra-op threads%s\n", o.batch,
               o.device.c_str(), o.precision == "bf16" ? "bf16 autocast" : "fp32",
-              o.threads > 0 ? o.threads : torch::get_num_threads());
+              o.threads > 0 ? o.threads : torch::get_num_threads(), o.checkpoint ? ", activation checkpointing" : "");
   std::printf("  Megalodon%s: %ld layers, D=%ld, H=%ld, Z=%ld, E=%ld, F=%ld, N=%ld, C=%ld, V=%ld\n",
               o.preset.empty() ? "" : (" " + o.preset).c_str(), mcfg.num_layers, mcfg.model_dim, mcfg.num_heads,
               mcfg.z_dim, mcfg.value_dim, mcfg.ffn_hidden_dim, mcfg.cema_ndim, mcfg.chunk_size, mcfg.vocab_size);
-  std::printf("  Transformer: %ld layers, D=%ld, H=%ld, F=%ld (SwiGLU), full causal attention (%s)\n", tcfg.num_layers,
-              tcfg.model_dim, tcfg.num_heads, tcfg.ffn_hidden_dim,
-              ops::sdpa_available() ? "scaled_dot_product_attention" : "reference attention");
-  std::printf("  memory: %s; MFU: 3 x analytic forward matmul FLOPs per token x tokens/s / %.0f TFLOP/s\n",
-              cuda ? "CUDA caching-allocator peak (allocated)" : "peak RSS", o.peak_tflops);
+  std::printf("  Transformer: %ld layers, D=%ld, H=%ld, F=%ld (SwiGLU), full causal attention: `transformer` %s, "
+              "`transformer-explicit` the L×L softmax (LibTorch %s)\n",
+              tcfg.num_layers, tcfg.model_dim, tcfg.num_heads, tcfg.ffn_hidden_dim,
+              ops::sdpa_available() ? "scaled_dot_product_attention" : "blocked online softmax (ops::blocked_attention)",
+              TORCH_VERSION);
+  std::printf("  loss: nll() over slices (no B×L×V logits); memory: %s\n",
+              cuda ? "CUDA caching-allocator peak (allocated)"
+                   : "peak RSS (process) and peak live tensor bytes (tensor_memory), over the model's baseline");
+  if (cuda)
+    std::printf("  MFU: 3 x analytic forward matmul FLOPs per token x tokens/s / %.0f TFLOP/s\n", o.peak_tflops);
+  else
+    std::printf("  GEMM rate (fp32 2048² matmul, best of 5): %.1f GFLOP/s; the share column is GFLOP/s (3 x analytic "
+                "forward matmul FLOPs per token x tokens/s) over it\n", o.gemm_gflops);
   std::fflush(stdout);
 
   // Megalodon: one cell per kernels value (and per fused attention backend when not reference);
-  // the Transformer has none of our kernels: one cell per length.
+  // the Transformers have none of our kernels: one cell per length.
   std::vector<std::pair<std::string, std::string>> combos;
   for (const auto& k : o.kernels) {
     if (k == "reference") combos.emplace_back(k, "kernel");
@@ -444,81 +589,115 @@ int bench_model_main(const std::vector<std::string>& args) {
     for (const auto& m : o.models) {
       const size_t n = m == "megalodon" ? combos.size() : 1;
       for (size_t i = 0; i < n; ++i) {
+        if (m == "transformer-explicit" && L > o.explicit_max) {
+          Cell c;
+          c.model = m;
+          c.length = L;
+          c.skipped = true;
+          c.error = fmt::format("skipped: L×L attention above --explicit-max-length {}", o.explicit_max);
+          cells.push_back(c);
+          continue;
+        }
         std::fprintf(stderr, "  running %s L=%ld kernels=%s ...\n", m.c_str(), L, combos[i].first.c_str());
         cells.push_back(spawn_cell(o, passthrough, m, L, combos[i].first, combos[i].second));
       }
     }
 
-  std::printf("\n| L | model | kernels | params | tokens/s | ms/iter | GFLOP/s |%s %s MiB | over baseline MiB |\n",
-              cuda ? " MFU |" : "", cuda ? "peak allocated" : "peak RSS");
-  std::printf("|---|---|---|---|---|---|---|%s---|---|\n", cuda ? "---|" : "");
+  auto per_token_kib = [&](const Cell& c, double mib) { return mib * 1024.0 / static_cast<double>(o.batch * c.length); };
+  std::printf("\n| L | model | attention / kernels | params | tokens/s | ms/iter | GFLOP/s | %s | peak %s MiB | over "
+              "baseline MiB | KiB/token |%s\n",
+              cuda ? "MFU" : "share of GEMM", cuda ? "allocated" : "RSS",
+              cuda ? "" : " tensor peak KiB/token | sys/user |");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|%s\n", cuda ? "" : "---|---|");
   for (const auto& c : cells) {
     if (c.ok)
-      std::printf("| %ld | %s | %s | %.2fM | %.0f | %.1f | %.1f |%s %.0f | %.0f |\n", c.length, c.model.c_str(),
-                  combo_label(c).c_str(), c.params / 1e6, c.tokens_per_s, c.ms_per_iter, c.gflops,
-                  cuda ? fmt::format(" {:.1f}% |", 100 * c.mfu).c_str() : "", c.peak_mib, c.peak_mib - c.base_mib);
+      std::printf("| %ld | %s | %s | %.2fM | %.0f | %.1f | %.1f | %.1f%% | %.0f | %.0f | %.1f |%s\n", c.length,
+                  c.model.c_str(), combo_label(c).c_str(), c.params / 1e6, c.tokens_per_s, c.ms_per_iter, c.gflops,
+                  cuda ? 100 * c.mfu : 100 * c.gflops / o.gemm_gflops, c.peak_mib, c.over_mib(),
+                  per_token_kib(c, c.over_mib()),
+                  cuda ? "" : fmt::format(" {:.1f} | {:.1f}% |", per_token_kib(c, c.tensor_peak_mib),
+                                          c.user_s > 0 ? 100 * c.sys_s / c.user_s : 0.0).c_str());
     else
-      std::printf("| %ld | %s | %s | - | failed: %s | | |%s | |\n", c.length, c.model.c_str(), combo_label(c).c_str(),
-                  c.error.c_str(), cuda ? " |" : "");
+      std::printf("| %ld | %s | %s | - | %s%s | | | | | | |%s\n", c.length, c.model.c_str(), combo_label(c).c_str(),
+                  c.skipped ? "" : "failed: ", c.error.c_str(), cuda ? "" : " | |");
   }
-  std::printf("\n| L | Megalodon kernels | Megalodon/Transformer tokens/s | Megalodon/Transformer peak memory |\n"
-              "|---|---|---|---|\n");
+  std::printf("\n| L | Megalodon kernels | tokens/s vs Transformer (%s) | memory vs it | tokens/s vs Transformer "
+              "(explicit) | memory vs it |\n|---|---|---|---|---|---|\n",
+              to_string(resolve_baseline_attention(BaselineAttention::auto_select)));
   for (int64_t L : o.lengths) {
-    const Cell* t = nullptr;
-    for (auto& c : cells)
-      if (c.model == "transformer" && c.length == L) t = &c;
+    const Cell *t = nullptr, *e = nullptr;
+    for (auto& c : cells) {
+      if (c.model == "transformer" && c.length == L && c.ok) t = &c;
+      if (c.model == "transformer-explicit" && c.length == L && c.ok) e = &c;
+    }
     for (auto& a : cells) {
       if (a.model != "megalodon" || a.length != L) continue;
-      if (t && a.ok && t->ok)
-        std::printf("| %ld | %s | %.2fx | %.2fx |\n", L, combo_label(a).c_str(), a.tokens_per_s / t->tokens_per_s,
-                    (a.peak_mib - a.base_mib) / std::max(1.0, t->peak_mib - t->base_mib));
-      else
-        std::printf("| %ld | %s | n/a | n/a |\n", L, combo_label(a).c_str());
+      auto speed = [&](const Cell* b) { return a.ok && b ? fmt_ratio(a.tokens_per_s, b->tokens_per_s) : "n/a"; };
+      auto mem = [&](const Cell* b) { return a.ok && b ? fmt_ratio(a.over_mib(), b->over_mib()) : "n/a"; };
+      std::printf("| %ld | %s | %s | %s | %s | %s |\n", L, combo_label(a).c_str(), speed(t).c_str(), mem(t).c_str(),
+                  speed(e).c_str(), mem(e).c_str());
     }
   }
-  bool any_ops = false;
-  for (auto& c : cells) any_ops = any_ops || !c.ops.empty();
+  bool any_ops = false, any_prof = false;
+  for (auto& c : cells) any_ops = any_ops || !c.ops.empty(), any_prof = any_prof || !c.profile.empty();
   if (any_ops) {
-    std::printf("\nPer-op breakdown: each sub-module alone, forward+backward at the cell's shapes, times the layer "
-                "count (ms per step; share of the measured step)\n\n| L | model | kernels | op | ms/step | share |\n"
-                "|---|---|---|---|---|---|\n");
+    std::printf("\nPer sub-module: each alone, forward+backward at the cell's shapes, times the layer count (ms per "
+                "step; share of the measured step), and the activation memory its forward keeps for the backward "
+                "(output included; one layer, per token)\n\n| L | model | attention / kernels | sub-module | "
+                "ms/step | share | kept bytes/token |\n|---|---|---|---|---|---|---|\n");
     for (auto& c : cells)
       for (auto& op : c.ops) {
         if (op.ms < 0)
-          std::printf("| %ld | %s | %s | %s | failed | |\n", c.length, c.model.c_str(), combo_label(c).c_str(),
+          std::printf("| %ld | %s | %s | %s | failed | | |\n", c.length, c.model.c_str(), combo_label(c).c_str(),
                       op.name.c_str());
         else
-          std::printf("| %ld | %s | %s | %s | %.1f | %.0f%% |\n", c.length, c.model.c_str(), combo_label(c).c_str(),
-                      op.name.c_str(), op.ms, c.ms_per_iter > 0 ? 100 * op.ms / c.ms_per_iter : 0.0);
+          std::printf("| %ld | %s | %s | %s | %.1f | %.0f%% | %.0f |\n", c.length, c.model.c_str(),
+                      combo_label(c).c_str(), op.name.c_str(), op.ms,
+                      c.ms_per_iter > 0 ? 100 * op.ms / c.ms_per_iter : 0.0, op.kept_bytes_per_token);
       }
+  }
+  if (any_prof) {
+    std::printf("\nWhere one step's time goes: self time per ATen operator and autograd node (the 15 largest; one "
+                "profiled step, share of its wall time)\n\n| L | model | operator | calls | self ms | share |\n"
+                "|---|---|---|---|---|---|\n");
+    for (auto& c : cells)
+      for (auto& r : c.profile)
+        std::printf("| %ld | %s | %s | %ld | %.1f | %.1f%% |\n", c.length, c.model.c_str(), r.name.c_str(), r.calls,
+                    r.self_ms, c.profiled_ms > 0 ? 100 * r.self_ms / c.profiled_ms : 0.0);
   }
 
   if (!o.json.empty()) {
     std::string j = "{\n  \"device\": \"" + o.device + "\",\n  \"batch\": " + std::to_string(o.batch) +
                     ",\n  \"precision\": \"" + o.precision + "\",\n  \"preset\": \"" + o.preset +
-                    "\",\n  \"memory\": \"" + (cuda ? "cuda_allocator_peak" : "peak_rss") +
-                    "\",\n  \"peak_tflops\": " + fmt::format("{:.6g}", o.peak_tflops) + ",\n  \"cells\": [\n";
+                    "\",\n  \"libtorch\": \"" + TORCH_VERSION + "\",\n  \"threads\": " +
+                    std::to_string(o.threads > 0 ? o.threads : torch::get_num_threads()) +
+                    ",\n  \"checkpoint_activations\": " + (o.checkpoint ? "true" : "false") +
+                    ",\n  \"memory\": \"" + (cuda ? "cuda_allocator_peak" : "peak_rss") +
+                    "\",\n  \"gemm_gflops\": " + fmt::format("{:.6g}", o.gemm_gflops) +
+                    ",\n  \"peak_tflops\": " + fmt::format("{:.6g}", o.peak_tflops) + ",\n  \"cells\": [\n";
     for (size_t i = 0; i < cells.size(); ++i) {
       const auto& c = cells[i];
-      std::string ops_json;
+      std::string ops_json, prof_json;
       for (size_t k = 0; k < c.ops.size(); ++k)
-        ops_json += fmt::format("{}{{\"op\": \"{}\", \"ms_per_step\": {:.6g}}}", k ? ", " : "", c.ops[k].name,
-                                c.ops[k].ms);
+        ops_json += fmt::format("{}{{\"op\": \"{}\", \"ms_per_step\": {:.6g}, \"kept_bytes_per_token\": {:.6g}}}",
+                                k ? ", " : "", c.ops[k].name, c.ops[k].ms, c.ops[k].kept_bytes_per_token);
+      for (size_t k = 0; k < c.profile.size(); ++k)
+        prof_json += fmt::format("{}{{\"op\": \"{}\", \"calls\": {}, \"self_ms\": {:.6g}}}", k ? ", " : "",
+                                 json_escape(c.profile[k].name), c.profile[k].calls, c.profile[k].self_ms);
       j += fmt::format(
-          "    {{\"model\": \"{}\", \"length\": {}, \"kernels\": \"{}\", \"ok\": {}, \"params\": {}, "
-          "\"tokens_per_s\": {:.6g}, \"ms_per_iter\": {:.6g}, \"gflops\": {:.6g}, \"mfu\": {:.6g}, "
-          "\"peak_rss_mib\": {:.6g}, \"base_rss_mib\": {:.6g}, \"ops\": [{}]}}{}\n",
-          c.model, c.length, combo_label(c), c.ok ? "true" : "false", c.params, c.tokens_per_s, c.ms_per_iter,
-          c.gflops, c.mfu, c.peak_mib, c.base_mib, ops_json, i + 1 < cells.size() ? "," : "");
+          "    {{\"model\": \"{}\", \"length\": {}, \"kernels\": \"{}\", \"ok\": {}, \"skipped\": {}, "
+          "\"error\": \"{}\", \"params\": {}, \"tokens_per_s\": {:.6g}, \"ms_per_iter\": {:.6g}, "
+          "\"gflops\": {:.6g}, \"gemm_share\": {:.6g}, \"mfu\": {:.6g}, \"peak_rss_mib\": {:.6g}, "
+          "\"base_rss_mib\": {:.6g}, \"kib_per_token\": {:.6g}, \"tensor_peak_mib\": {:.6g}, \"user_s\": {:.6g}, "
+          "\"sys_s\": {:.6g}, \"profiled_ms\": {:.6g}, \"ops\": [{}], \"profile\": [{}]}}{}\n",
+          c.model, c.length, combo_label(c), c.ok ? "true" : "false", c.skipped ? "true" : "false", json_escape(c.error),
+          c.params,
+          c.tokens_per_s, c.ms_per_iter, c.gflops, o.gemm_gflops > 0 ? c.gflops / o.gemm_gflops : 0.0, c.mfu,
+          c.peak_mib, c.base_mib, c.ok ? per_token_kib(c, c.over_mib()) : 0.0, c.tensor_peak_mib, c.user_s, c.sys_s,
+          c.profiled_ms, ops_json, prof_json, i + 1 < cells.size() ? "," : "");
     }
     j += "  ]\n}\n";
-    const std::string tmp = o.json + ".tmp";
-    {
-      std::ofstream f(tmp);
-      if (!f) throw std::runtime_error("cannot write " + tmp);
-      f << j;
-    }
-    if (std::rename(tmp.c_str(), o.json.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp + " to " + o.json);
+    harness::write_file_atomic(o.json, j);
     std::printf("\nwrote %s\n", o.json.c_str());
   }
   return 0;

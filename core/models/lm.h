@@ -21,8 +21,9 @@ class CausalLMImpl : public torch::nn::Module {
                                 std::vector<torch::Tensor>* layer_outputs = nullptr) = 0;
   // Per-position negative log-likelihood (B×L, fp32; fp64 for an fp64 model) of `targets` (B×L
   // int64; entries < 0 are ignored and give 0) after `tokens`, from the same pass (and with the same
-  // state handling) as forward. The default goes through forward's logits; models with an adaptive
-  // softmax never form the B×L×V logits here.
+  // state handling) as forward. The default goes through forward's logits; Megalodon and the
+  // Transformer never form the B×L×V logits here (the head's loss over slices of the rows, or the
+  // adaptive softmax).
   virtual torch::Tensor nll(const torch::Tensor& tokens, const torch::Tensor& targets, StreamState* state = nullptr) {
     const torch::Tensor logits = forward(tokens, state);
     const torch::Tensor keep = targets >= 0;

@@ -4,6 +4,8 @@
 
 #include "core/init.h"
 #include "core/models/sequence_parallel.h"
+#include "core/modules/checkpoint.h"
+#include "core/ops/lm_loss.h"
 
 namespace mgl {
 
@@ -63,6 +65,11 @@ Tensor MegaOutputLayerImpl::project(const Tensor& h) {
   return logits.scalar_type() == torch::kFloat64 ? logits : logits.to(torch::kFloat32);
 }
 
+Tensor MegaOutputLayerImpl::nll(const Tensor& h, const Tensor& targets) {
+  TORCH_CHECK(cfg.adaptive_cutoffs.empty(), "MegaOutputLayer: with an adaptive softmax the LM owns the head");
+  return ops::sliced_linear_nll(h, output ? output->weight : tied_weight, targets);
+}
+
 // ---- LM -------------------------------------------------------------------------------------
 
 MegalodonLMImpl::MegalodonLMImpl(const MegalodonConfig& c) : cfg(c) {
@@ -108,8 +115,8 @@ Tensor MegalodonLMImpl::last_logits(const Tensor& tokens, StreamState* state) {
 }
 
 Tensor MegalodonLMImpl::nll(const Tensor& tokens, const Tensor& targets, StreamState* state) {
-  if (!adaptive_softmax) return CausalLMImpl::nll(tokens, targets, state);
-  return adaptive_softmax->nll(features(tokens, state, nullptr), targets);
+  Tensor h = features(tokens, state, nullptr);
+  return adaptive_softmax ? adaptive_softmax->nll(h, targets) : output->nll(h, targets);
 }
 
 Tensor MegalodonLMImpl::features(const Tensor& tokens, StreamState* state, std::vector<Tensor>* layer_outputs) {
@@ -123,8 +130,16 @@ Tensor MegalodonLMImpl::features(const Tensor& tokens, StreamState* state, std::
   Tensor x = adaptive_input ? adaptive_input(tokens) : embed(tokens);
   if (cfg.scale_emb) x = x * std::sqrt(static_cast<double>(cfg.model_dim));
   if (cfg.dropout > 0 && is_training()) x = F::dropout(x, F::DropoutFuncOptions().p(cfg.dropout).training(true));
+  // Activation checkpointing: stand-alone sequences only (a streaming state is updated by the
+  // forward pass and chunk parallelism exchanges with other ranks; neither may run twice).
+  const bool ckpt = cfg.checkpoint_activations && !st && !current_sequence_exchange();
   for (size_t i = 0; i < blocks.size(); ++i) {
-    x = blocks[i](x, st ? &st->layers[i] : nullptr, Tensor());
+    if (ckpt) {
+      MegaBlock& b = blocks[i];
+      x = checkpoint([&b](const Tensor& t) { return b(t, nullptr, Tensor()); }, x, b->parameters());
+    } else {
+      x = blocks[i](x, st ? &st->layers[i] : nullptr, Tensor());
+    }
     if (layer_outputs) layer_outputs->push_back(x);
   }
   ops::NormState* final_state = st ? &st->final_norm : nullptr;
@@ -215,7 +230,10 @@ Tensor MegalodonClassifierImpl::encode(const Tensor& inputs, const Tensor& mask,
   }
   if (cfg.dropout > 0 && is_training()) x = F::dropout(x, F::DropoutFuncOptions().p(cfg.dropout).training(true));
   for (auto& b : blocks) {
-    x = b(x, nullptr, mask);
+    if (cfg.checkpoint_activations)
+      x = checkpoint([&b, mask](const Tensor& t) { return b(t, nullptr, mask); }, x, b->parameters());
+    else
+      x = b(x, nullptr, mask);
     if (layer_outputs) layer_outputs->push_back(x);
   }
   Tensor h = final_norm(x, nullptr, mask);

@@ -32,6 +32,9 @@ class MegaOutputLayerImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, ops::NormState* state = nullptr);
   // The head alone on normed features (logits in fp32, fp64 for fp64).
   torch::Tensor project(const torch::Tensor& h);
+  // −log softmax(project(h)) at the targets (< 0: ignored, 0), over slices of the rows so the B×L×V
+  // logits never exist whole (ops::sliced_linear_nll).
+  torch::Tensor nll(const torch::Tensor& h, const torch::Tensor& targets);
   MegalodonConfig cfg;
   SequenceNorm final_norm{nullptr};
   torch::nn::Linear output{nullptr};  // absent when share_emb

@@ -5,12 +5,23 @@
 #include <cmath>
 
 #include "core/init.h"
+#include "core/modules/checkpoint.h"
 #include "core/ops/attention.h"
+#include "core/ops/blocked_attention.h"
+#include "core/ops/lm_loss.h"
 
 namespace mgl {
 
 using torch::Tensor;
 namespace F = torch::nn::functional;
+
+BaselineAttention resolve_baseline_attention(BaselineAttention a) {
+  if (a == BaselineAttention::auto_select) return ops::sdpa_available() ? BaselineAttention::sdpa : BaselineAttention::blocked;
+  if (a == BaselineAttention::sdpa && !ops::sdpa_available())
+    throw ConfigError("model.attention", std::string("\"sdpa\" needs LibTorch >= 2.0; this build has ") + TORCH_VERSION +
+                                             " (use \"blocked\", the memory-efficient attention, or \"auto\")");
+  return a;
+}
 
 namespace {
 torch::nn::Linear linear(int64_t in, int64_t out) {
@@ -34,8 +45,10 @@ TransformerAttentionImpl::TransformerAttentionImpl(const TransformerConfig& c) :
 Tensor TransformerAttentionImpl::forward(const Tensor& x, int64_t start_pos, Tensor* k_cache, Tensor* v_cache) {
   const int64_t B = x.size(0), L = x.size(1), H = cfg.num_heads, hd = cfg.head_dim();
   Tensor pos = torch::arange(start_pos, start_pos + L, torch::TensorOptions().dtype(torch::kInt64).device(x.device()));
-  Tensor q = ops::apply_rope(wq(x).view({B, L, H, hd}), pos, cfg.rope_base);
-  Tensor k = ops::apply_rope(wk(x).view({B, L, H, hd}), pos, cfg.rope_base);
+  const Tensor rot = ops::rope_rotation(pos, hd, cfg.rope_base,
+                                       x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32);
+  Tensor q = ops::apply_rope(wq(x).view({B, L, H, hd}), rot);
+  Tensor k = ops::apply_rope(wk(x).view({B, L, H, hd}), rot);
   Tensor v = wv(x).view({B, L, H, hd});
   if (k_cache) {
     if (k_cache->defined()) {
@@ -46,21 +59,30 @@ Tensor TransformerAttentionImpl::forward(const Tensor& x, int64_t start_pos, Ten
     *v_cache = v;
   }
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  const double p = is_training() ? cfg.dropout : 0.0;
+  const BaselineAttention impl = resolve_baseline_attention(cfg.attention);
   Tensor o;
 #if TORCH_VERSION_MAJOR >= 2
-  // LibTorch 2.x: the fused SDPA kernels (flash / memory-efficient / cuDNN) whenever the mask is
-  // one SDPA can express: no cache in front (top-left causal = ours), or a single new query after a
-  // cache (it sees every key: no mask). Its default scale 1/sqrt(head_dim) is ours.
-  if (!k_cache || k.size(1) == L || L == 1) {
+  // The fused SDPA kernels (flash / memory-efficient / cuDNN) whenever the mask is one SDPA can
+  // express: no cache in front (top-left causal = ours), or a single new query after a cache (it
+  // sees every key: no mask). Its default scale 1/sqrt(head_dim) is ours.
+  if (impl == BaselineAttention::sdpa && (k.size(1) == L || L == 1)) {
     const bool causal = k.size(1) == L && L > 1;
-    o = at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), {},
-                                         is_training() ? cfg.dropout : 0.0, causal)
+    o = at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), {}, p, causal)
             .transpose(1, 2);
   }
 #endif
-  // LibTorch 1.13 (and several new queries after a cache): the reference path, which
-  // materialises the L×L probabilities.
-  if (!o.defined()) o = ops::cached_attention(q, k, v, scale, cfg.dropout, is_training());
+  // Memory-efficient attention in plain LibTorch (no attention dropout): the causal mask is
+  // bottom-right aligned, so it also serves several new queries after a cache.
+  if (!o.defined() && impl != BaselineAttention::explicit_softmax && p == 0.0) {
+    ops::BlockedAttentionOptions bo;
+    bo.causal = true;
+    bo.scale = scale;
+    o = ops::blocked_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), bo).transpose(1, 2);
+  }
+  // `explicit` (and attention dropout in training): the reference path, which materialises the
+  // L×L probabilities.
+  if (!o.defined()) o = ops::cached_attention(q, k, v, scale, p, is_training());
   return wo(o.reshape({B, L, H * hd}));
 }
 
@@ -82,6 +104,7 @@ Tensor TransformerBlockImpl::forward(const Tensor& x, int64_t start_pos, Tensor*
 
 TransformerLMImpl::TransformerLMImpl(const TransformerConfig& c) : cfg(c) {
   cfg.validate();
+  resolve_baseline_attention(cfg.attention);  // refuses sdpa without LibTorch >= 2 before anything runs
   TORCH_CHECK(cfg.vocab_size > 0, "model.vocab_size must be set (> 0) for a language model");
   if (cfg.adaptive_cutoffs.empty()) {
     tok_embeddings = register_module("tok_embeddings", torch::nn::Embedding(cfg.vocab_size, cfg.model_dim));
@@ -124,7 +147,12 @@ Tensor TransformerLMImpl::features(const Tensor& tokens, StreamState* state, std
   const int64_t start = st ? st->position : 0;
   Tensor x = drop(adaptive_input ? adaptive_input(tokens) : tok_embeddings(tokens), cfg.dropout, is_training());
   for (size_t i = 0; i < blocks.size(); ++i) {
-    x = blocks[i](x, start, st ? &st->k[i] : nullptr, st ? &st->v[i] : nullptr);
+    if (cfg.checkpoint_activations && !st) {  // stand-alone sequences only (a cache is state)
+      TransformerBlock& b = blocks[i];
+      x = checkpoint([&b, start](const Tensor& t) { return b(t, start, nullptr, nullptr); }, x, b->parameters());
+    } else {
+      x = blocks[i](x, start, st ? &st->k[i] : nullptr, st ? &st->v[i] : nullptr);
+    }
     if (layer_outputs) layer_outputs->push_back(x);
   }
   if (st) st->position += tokens.size(1);
@@ -146,8 +174,10 @@ Tensor TransformerLMImpl::last_logits(const Tensor& tokens, StreamState* state) 
 }
 
 Tensor TransformerLMImpl::nll(const Tensor& tokens, const Tensor& targets, StreamState* state) {
-  if (!adaptive_softmax) return CausalLMImpl::nll(tokens, targets, state);
-  return adaptive_softmax->nll(features(tokens, state, nullptr), targets);
+  Tensor h = features(tokens, state, nullptr);
+  if (adaptive_softmax) return adaptive_softmax->nll(h, targets);
+  // The loss over slices of the rows: no B×L×V logits (issue 22).
+  return ops::sliced_linear_nll(h, output ? output->weight : tok_embeddings->weight, targets);
 }
 
 double TransformerLMImpl::flops_per_token(int64_t context) const {

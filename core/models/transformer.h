@@ -1,6 +1,7 @@
 // Llama-style Transformer baseline behind the same CausalLM interface: RMSNorm pre-norm, RoPE
-// (interleaved pairs, absolute positions), SwiGLU FFN, full causal softmax attention. It is the
-// comparison row of every table and benchmark.
+// (interleaved pairs, absolute positions), SwiGLU FFN, full causal softmax attention (by default
+// memory-efficient: SDPA on LibTorch >= 2, ops::blocked_attention on 1.13; TransformerConfig::attention).
+// It is the comparison row of every table and benchmark.
 #pragma once
 #include <torch/torch.h>
 
@@ -10,6 +11,10 @@
 #include "core/modules/norms.h"
 
 namespace mgl {
+
+// The attention a config asks for, as it will run here: `auto` becomes sdpa (LibTorch >= 2) or
+// blocked; `sdpa` without LibTorch >= 2 throws ConfigError("model.attention").
+BaselineAttention resolve_baseline_attention(BaselineAttention a);
 
 class TransformerAttentionImpl : public torch::nn::Module {
  public:

@@ -162,12 +162,19 @@ std::pair<Tensor, Tensor> ComplexEMAImpl::forward(const Tensor& x, const Tensor&
   ops::EmaCoeffs c = coeffs(0);
   const auto cd = c.p.scalar_type();
   Tensor xa = x.to(cd);
+  // The convolution with the EMA kernel: a chunked scan on the CPU (GEMMs, linear in L), FFTs
+  // elsewhere; both keep only x and the coefficients for the backward pass (issue 22).
+  auto conv = [](const Tensor& in, const ops::EmaCoeffs& k) {
+    return in.is_cpu() ? ops::ema_chunked(in, k) : ops::ema_convolve(in, k);
+  };
   Tensor y;
   if (options.bidirectional()) {
     TORCH_CHECK(!h0.defined() && !want_state, "a bidirectional EMA has no carried state (encoder only)");
-    y = ops::bidirectional_fftconv(xa, ops::ema_kernel(c, L), ops::ema_kernel(coeffs(1), L));
+    // Mega's bidirectional form (§1.8): a causal and an anti-causal convolution; each as one op that
+    // keeps x and the coefficients only (ops::ema_convolve).
+    y = conv(xa, c) + conv(xa.flip(-1), coeffs(1)).flip(-1);
   } else {
-    y = ops::causal_fftconv(xa, ops::ema_kernel(c, L));
+    y = conv(xa, c);
     if (h0.defined()) y = y + ops::ema_bias(c, h0, L);
   }
   y = y + xa * omega.to(cd).view({1, -1, 1});

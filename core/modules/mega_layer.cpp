@@ -8,6 +8,8 @@
 #include "core/kernels.h"
 #include "core/modules/drop_path.h"
 #include "core/ops/attention.h"
+#include "core/ops/gates.h"
+#include "core/util/autocast_state.h"
 #ifdef MEGALODON_WITH_CUDA_GLUE
 #include "core/cuda/attention/attention_glue.h"
 #endif
@@ -114,8 +116,10 @@ Tensor MovingAverageGatedAttentionImpl::attend(const Tensor& q, const Tensor& k,
   const double p = cfg.attention_dropout;
   // Chunk-local RoPE positions (§3.3): token i of this call sits at (cache + i) mod C.
   Tensor pos = (torch::arange(L, torch::TensorOptions().dtype(torch::kInt64).device(q.device())) + c) % C;
-  Tensor qr = ops::apply_rope(q, pos, cfg.rope_base);
-  Tensor kr = ops::apply_rope(k, pos, cfg.rope_base);
+  const Tensor rot = ops::rope_rotation(pos, q.size(3), cfg.rope_base,
+                                       q.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32);
+  Tensor qr = ops::apply_rope(q, rot);
+  Tensor kr = ops::apply_rope(k, rot);
   const bool fused = kernels::use_fused(cfg.kernel_attention, q, "model.kernel_attention");
   auto chunked = [&](const Tensor& a, const Tensor& b, const Tensor& c, bool causal, const Tensor& kpm) {
     Tensor o = fused ? fused_chunked_attention(cfg.kernel_attention, a, b, c, C, causal, scale, p, is_training(), kpm)
@@ -194,11 +198,17 @@ Tensor MovingAverageGatedAttentionImpl::forward(const Tensor& x, MegaLayerState*
     k = z * (gamma[1] + one) + beta[1];
   }
   Tensor v = torch::silu(wv(xt));  // from the norm output, not the EMA output (§3.5)
-  Tensor r = torch::silu(wr(mx));
+  Tensor ra = wr(mx);  // r = silu(ra)
   Tensor o = attend(q.view({B, L, H, dz}), k.view({B, L, H, dz}), v.view({B, L, H, dv}), state, padding_mask)
                  .reshape({B, L, H * dv});
 
-  Tensor hidden = wh1(mx) + wh2(apply_dropout(o * r, cfg.hidden_dropout, train));
+  // wh2(O ⊙ r) as one op that keeps O and ra only (issue 22); the plain form where dropout sits
+  // between the gate and wh2, or autocast picks the matmul dtype.
+  const bool fuse_gate = !(cfg.hidden_dropout > 0.0 && train) && !(o.is_cuda() && cuda_autocast_enabled()) &&
+                         o.scalar_type() == wh2->weight.scalar_type() && ra.scalar_type() == o.scalar_type();
+  Tensor gated = fuse_gate ? ops::silu_gated_linear(o, ra, wh2->weight)
+                           : wh2(apply_dropout(o * torch::silu(ra), cfg.hidden_dropout, train));
+  Tensor hidden = wh1(mx) + gated;
   if (cfg.update_gate == UpdateGate::mega) {
     // Mega (§8.5): u = σ(W_u mx + b), h = silu(·), y = x + u ⊙ (h − x).
     Tensor u = torch::sigmoid(wu(mx));

@@ -4,6 +4,8 @@
 
 #include "core/init.h"
 #include "core/modules/drop_path.h"
+#include "core/ops/ffn.h"
+#include "core/util/autocast_state.h"
 
 namespace mgl {
 
@@ -37,9 +39,17 @@ Tensor NormalizedFeedForwardNetworkImpl::forward(const Tensor& x, const Tensor& 
     return (p > 0.0 && train) ? F::dropout(t, F::DropoutFuncOptions().p(p).training(true)) : t;
   };
   Tensor u = norm(x);
-  Tensor hid = torch::silu(fc1(u));
-  if (fc3) hid = hid * fc3(u);
-  Tensor f = drop(fc2(drop(hid, cfg.hidden_dropout)), cfg.dropout);
+  Tensor f;
+  if (!(cfg.hidden_dropout > 0.0 && train) && !(u.is_cuda() && cuda_autocast_enabled()) &&
+      u.scalar_type() == fc1->weight.scalar_type()) {
+    // fc2(silu(fc1 u) [⊙ fc3 u]) keeping u only, recomputing fc1 u in the backward (issue 22).
+    f = ops::silu_ffn(u, fc1->weight, fc2->weight, fc3 ? fc3->weight : Tensor());
+  } else {
+    Tensor hid = torch::silu(fc1(u));
+    if (fc3) hid = hid * fc3(u);
+    f = fc2(drop(hid, cfg.hidden_dropout));
+  }
+  f = drop(f, cfg.dropout);
   if (alpha.defined()) f = f * alpha;
   return residual + drop_path(f, drop_path_rate, train);
 }

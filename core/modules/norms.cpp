@@ -2,6 +2,7 @@
 
 #include "core/kernels.h"
 #include "core/ops/norms.h"
+#include "core/ops/timestep_norm_lowmem.h"
 #ifdef MEGALODON_WITH_CUDA_GLUE
 #include "core/cuda/row_norm/row_norm_glue.h"
 #include "core/cuda/timestep_norm/timestep_norm_glue.h"
@@ -34,7 +35,7 @@ RMSNormImpl::RMSNormImpl(int64_t dim, bool affine, double eps_, KernelImpl kerne
 Tensor RMSNormImpl::forward(const Tensor& x) {
   Tensor w = weight.defined() ? weight + 1.0 : Tensor();
   Tensor y = fused_row_norm(kernel, x, w, Tensor(), false, eps);
-  return y.defined() ? y : ops::rms_norm(x, w, eps);
+  return y.defined() ? y : ops::rms_norm_lowmem(x, w, eps);
 }
 
 LayerNormImpl::LayerNormImpl(int64_t dim, bool affine, double eps_, KernelImpl kernel_) : eps(eps_), kernel(kernel_) {
@@ -46,7 +47,7 @@ LayerNormImpl::LayerNormImpl(int64_t dim, bool affine, double eps_, KernelImpl k
 Tensor LayerNormImpl::forward(const Tensor& x) {
   Tensor w = weight.defined() ? weight + 1.0 : Tensor();
   Tensor y = fused_row_norm(kernel, x, w, bias, true, eps);
-  return y.defined() ? y : ops::layer_norm(x, w, bias, eps);
+  return y.defined() ? y : ops::layer_norm_lowmem(x, w, bias, eps);
 }
 
 const char* sequence_norm_name(NormKind kind) {
@@ -118,12 +119,14 @@ Tensor SequenceNormImpl::forward(const Tensor& x_in, ops::NormState* state, cons
   switch (kind) {
     case NormKind::timestep: {
       ops::NormState prev = (state && state->defined()) ? *state : initial_state(x.size(0), x.device());
-      auto out = ops::timestep_norm(x, num_groups, w, b, prev, padding_mask, eps);
+      // The reference maths with a hand-written backward that keeps x and the per-step statistics
+      // only (issue 22); ops::timestep_norm is its autograd oracle.
+      auto out = ops::timestep_norm_lowmem(x, num_groups, w, b, prev, padding_mask, eps);
       if (state) *state = out.state;
       return back(out.y);
     }
     case NormKind::layer:
-      return back(ops::layer_norm(x, w, b, eps));
+      return back(ops::layer_norm_lowmem(x, w, b, eps));
     case NormKind::group:
       return back(ops::group_norm_per_token(x, num_groups, w, b, eps));
     case NormKind::sequence:

@@ -1,5 +1,7 @@
 #include "core/ops/attention.h"
 
+#include "core/ops/blocked_attention.h"
+
 #include <torch/version.h>
 
 #include <atomic>
@@ -20,21 +22,36 @@ torch::Dtype acc_dtype(const Tensor& x) {
 Tensor heads_first(const Tensor& x) { return x.permute({0, 2, 1, 3}); }
 }  // namespace
 
+Tensor rope_rotation(const Tensor& positions, int64_t d, double base, torch::Dtype dtype) {
+  TORCH_CHECK(positions.dim() == 1 && d % 2 == 0, "rope_rotation: need positions L and an even width, got ",
+              positions.sizes(), " and ", d);
+  TORCH_CHECK(dtype == torch::kFloat32 || dtype == torch::kFloat64, "rope_rotation: fp32 or fp64, got ", dtype);
+  auto opts = torch::TensorOptions().dtype(torch::kFloat64).device(positions.device());
+  // inv_freq_i = base^(−2i/d); angles in fp64 then rounded, so large positions keep their accuracy.
+  Tensor inv_freq = torch::pow(base, torch::arange(0, d, 2, opts) / static_cast<double>(d)).reciprocal();
+  Tensor ang = torch::outer(positions.to(torch::kFloat64), inv_freq);  // L×d/2
+  Tensor rot = torch::polar(torch::ones_like(ang), ang);
+  return rot.to(dtype == torch::kFloat64 ? torch::kComplexDouble : torch::kComplexFloat);
+}
+
+Tensor apply_rope(const Tensor& x, const Tensor& rotation) {
+  TORCH_CHECK(x.dim() == 4 && x.size(3) % 2 == 0, "apply_rope: x must be B×L×H×d with d even, got ", x.sizes());
+  TORCH_CHECK(rotation.dim() == 2 && rotation.size(0) == x.size(1) && rotation.size(1) == x.size(3) / 2 &&
+                  rotation.is_complex(),
+              "apply_rope: need a complex L×d/2 rotation, got ", rotation.sizes());
+  const auto ad = acc_dtype(x);
+  const int64_t B = x.size(0), L = x.size(1), H = x.size(2), half = x.size(3) / 2;
+  // The pairs (x_2i, x_2i+1) are complex numbers in memory order: one complex product rotates them,
+  // and autograd keeps only the rotation (the backward multiplies by its conjugate).
+  Tensor z = torch::view_as_complex(x.to(ad).contiguous().view({B, L, H, half, 2}));
+  Tensor rot = rotation.to(ad == torch::kFloat64 ? torch::kComplexDouble : torch::kComplexFloat).view({1, L, 1, half});
+  return torch::view_as_real(z * rot).view({B, L, H, 2 * half}).to(x.scalar_type());
+}
+
 Tensor apply_rope(const Tensor& x, const Tensor& positions, double base) {
   TORCH_CHECK(x.dim() == 4 && x.size(3) % 2 == 0, "apply_rope: x must be B×L×H×d with d even, got ", x.sizes());
   TORCH_CHECK(positions.dim() == 1 && positions.size(0) == x.size(1), "apply_rope: need one position per token");
-  const auto ad = acc_dtype(x);
-  const int64_t d = x.size(3), half = d / 2;
-  auto opts = torch::TensorOptions().dtype(torch::kFloat64).device(x.device());
-  // inv_freq_i = base^(−2i/d); angles in fp64 then cast, so large positions keep their accuracy.
-  Tensor inv_freq = torch::pow(base, torch::arange(0, d, 2, opts) / static_cast<double>(d)).reciprocal();
-  Tensor ang = torch::outer(positions.to(torch::kFloat64), inv_freq);                   // L×d/2
-  Tensor cos = ang.cos().to(ad).view({1, -1, 1, half});
-  Tensor sin = ang.sin().to(ad).view({1, -1, 1, half});
-  Tensor xp = x.to(ad).unflatten(3, {half, 2});                                          // B×L×H×d/2×2
-  Tensor re = xp.select(4, 0), im = xp.select(4, 1);
-  Tensor out = torch::stack({re * cos - im * sin, re * sin + im * cos}, 4).flatten(3);
-  return out.to(x.scalar_type());
+  return apply_rope(x, rope_rotation(positions, x.size(3), base, acc_dtype(x)));
 }
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, double scale,
@@ -70,8 +87,6 @@ Tensor chunked_attention(const Tensor& q, const Tensor& k, const Tensor& v, int6
     return xp.view({B, nc, C, H, x.size(3)}).permute({0, 1, 3, 2, 4});
   };
   auto bool_opts = torch::TensorOptions().dtype(torch::kBool).device(q.device());
-  Tensor mask;
-  if (causal) mask = torch::ones({C, C}, bool_opts).triu(1);
   // Padded keys of the last chunk must be hidden from real queries unless causality already does.
   Tensor keymask;
   if (key_padding_mask.defined()) {
@@ -79,12 +94,27 @@ Tensor chunked_attention(const Tensor& q, const Tensor& k, const Tensor& v, int6
     keymask = key_padding_mask;
   }
   if (pad && !causal && !keymask.defined()) keymask = torch::zeros({B, L}, bool_opts);
-  if (keymask.defined()) {
-    Tensor km = torch::constant_pad_nd(keymask.to(torch::kUInt8), {0, pad}, 1).to(torch::kBool);
-    km = km.view({B, nc, 1, 1, C});
-    mask = mask.defined() ? torch::logical_or(mask, km) : km;
+  Tensor km;  // B×nc×1×C, true = hidden key
+  if (keymask.defined()) km = torch::constant_pad_nd(keymask.to(torch::kUInt8), {0, pad}, 1).to(torch::kBool).view({B, nc, 1, C});
+  Tensor out;
+  if (dropout > 0.0 && training) {
+    // Attention dropout needs the probabilities themselves: the explicit softmax.
+    Tensor mask;
+    if (causal) mask = torch::ones({C, C}, bool_opts).triu(1);
+    if (km.defined()) mask = mask.defined() ? torch::logical_or(mask, km.unsqueeze(3)) : km.unsqueeze(3);
+    out = attention(to_chunks(q), to_chunks(k), to_chunks(v), mask, scale, dropout, training);
+  } else {
+    // Memory-efficient (issue 22): per chunk, blocks of 256 queries against every key they can see
+    // (one tile: no online rescaling), and a backward that recomputes the tiles, so no C×C
+    // probabilities are kept and the causal keys above each block are skipped. Equal to the
+    // explicit softmax (tests/core/test_blocked_attention.cpp).
+    BlockedAttentionOptions bo;
+    bo.causal = causal;
+    bo.scale = scale;
+    bo.block_q = 256;
+    bo.block_k = C;
+    out = blocked_attention(to_chunks(q), to_chunks(k), to_chunks(v), bo, km);
   }
-  Tensor out = attention(to_chunks(q), to_chunks(k), to_chunks(v), mask, scale, dropout, training);
   out = out.permute({0, 1, 3, 2, 4}).reshape({B, nc * C, H, v.size(3)});
   return pad ? out.narrow(1, 0, L) : out;
 }

@@ -9,6 +9,10 @@ namespace mgl::ops {
 // pos·base^(−2i/d) (§3.3). x: B×L×H×d (d even); positions: L (int64). Computed in fp32 (fp64
 // for fp64 inputs), returned in x's dtype.
 torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& positions, double base);
+// The same in two steps, so that q and k share one table: the complex rotations e^{i·pos·θ_j}
+// (L×d/2, angles formed in fp64, stored as complex fp32 or fp64), and x rotated by them.
+torch::Tensor rope_rotation(const torch::Tensor& positions, int64_t d, double base, torch::Dtype dtype);
+torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& rotation);
 
 // softmax(scale·q kᵀ, masked) v over the last two dims. q: …×Lq×d, k: …×Lk×d, v: …×Lk×dv;
 // mask: bool broadcastable to …×Lq×Lk, true = may NOT attend (undefined = none). Logits and

@@ -46,6 +46,22 @@ torch::Tensor causal_fftconv(const torch::Tensor& x, const torch::Tensor& k);
 torch::Tensor bidirectional_fftconv(const torch::Tensor& x, const torch::Tensor& k_fwd,
                                     const torch::Tensor& k_bwd);
 
+// causal_fftconv(x, ema_kernel(c, L)) as one differentiable op (issue 22), what ComplexEMA runs:
+// the forward keeps x and the D×N coefficients only. Autograd would keep the kernel (D×L), both
+// spectra and the O(D·N·√L) fp64 powers; here the backward transforms x and the recomputed kernel
+// again and maps the kernel's gradient gk back to the coefficients in closed form, by the same
+// √L-blocked power sums as the forward:
+//   with c = p·η and k_j = Re Σ_n c_n q_n^j:  ∂L/∂c = conj(Σ_j gk_j q^j),  ∂L/∂log q = conj(c Σ_j j gk_j q^j)
+// (PyTorch's convention for complex gradients; for the real EMA conj is the identity). x: B×D×L.
+torch::Tensor ema_convolve(const torch::Tensor& x, const EmaCoeffs& c);
+
+// The same convolution as a chunked scan (issue 22; core/ops/ema_chunked.cpp), what ComplexEMA runs
+// on the CPU: within chunks of `chunk` steps a Toeplitz GEMM, across chunks the (q^c-decayed) state
+// carried in fp64; three GEMMs and an O(D·N·L/chunk) scan, so its cost is linear in L (the FFT's is
+// L log L and its transforms run far below the GEMM rate). Keeps x and the coefficients only; the
+// backward is the adjoint of each step. x: B×D×L (any layout; the result is stored like x).
+torch::Tensor ema_chunked(const torch::Tensor& x, const EmaCoeffs& c, int64_t chunk = 64);
+
 // The sequential recurrence itself (§1.3), one step at a time: the naive oracle the closed forms
 // are tested against. Returns (Re Σ η h_t for every t: B×D×L, final state B×D×N).
 std::pair<torch::Tensor, torch::Tensor> ema_recurrence(const torch::Tensor& x, const EmaCoeffs& c,

@@ -1,9 +1,20 @@
 #include "core/util/memory.h"
 
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <c10/core/Allocator.h>
+#include <c10/core/CPUAllocator.h>
+#include <torch/version.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <unordered_map>
 #include <cstdio>
+#include <cstdlib>
+#include <mutex>
 
 namespace mgl {
 
@@ -22,4 +33,187 @@ int64_t peak_rss_bytes() {
   return static_cast<int64_t>(u.ru_maxrss) * 1024;
 }
 
+namespace tensor_memory {
+namespace {
+
+std::atomic<int64_t> g_current{0}, g_peak{0};
+std::atomic<bool> g_cache{false};
+
+void add(int64_t n) {
+  const int64_t now = g_current.fetch_add(n) + n;
+  int64_t p = g_peak.load();
+  while (now > p && !g_peak.compare_exchange_weak(p, now)) {
+  }
+}
+
+// Blocks glibc would serve by mmap (above its largest mmap threshold, 32 MiB) are pooled; smaller
+// ones stay with malloc, whose heap already reuses them.
+constexpr size_t kLarge = size_t{32} << 20;
+constexpr size_t kHuge = size_t{2} << 20;  // advised for transparent huge pages
+
+// Size class of a large request: rounded up to 1/8 of its power of two (≤ 12.5 % slack).
+size_t size_class(size_t n) {
+  size_t p = kLarge;
+  while (p < n) p <<= 1;
+  const size_t step = std::max<size_t>(p / 8, 4096);
+  return (n + step - 1) / step * step;
+}
+
+// The large-block pool: mapped blocks by size class, in use or cached for reuse.
+struct Pool {
+  std::mutex mu;
+  std::multimap<size_t, void*> cached;  // class size → block
+  int64_t cached_bytes = 0, in_use = 0, peak_in_use = 0;
+
+  void* map(size_t bytes) {
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return nullptr;
+    if (bytes >= kHuge && !std::getenv("MGL_NO_HUGE")) madvise(p, bytes, MADV_HUGEPAGE);
+    return p;
+  }
+  // A block of at least `bytes` (a size class); `bytes` becomes the block's size.
+  void* take(size_t& bytes) {
+    std::unique_lock<std::mutex> lock(mu);
+    // The smallest cached block of this class or up to 1/8 larger (the caller records its size).
+    auto it = cached.lower_bound(bytes);
+    if (it != cached.end() && it->first <= bytes + bytes / 8) {
+      void* p = it->second;
+      bytes = it->first;
+      cached.erase(it);
+      cached_bytes -= static_cast<int64_t>(bytes);
+      in_use += static_cast<int64_t>(bytes);
+      peak_in_use = std::max(peak_in_use, in_use);
+      return p;
+    }
+    // Give cached blocks back (largest first) while mapping this one would exceed what the
+    // process has needed at most so far.
+    const int64_t budget = std::max(peak_in_use, in_use + static_cast<int64_t>(bytes));
+    while (!cached.empty() && in_use + cached_bytes + static_cast<int64_t>(bytes) > budget) {
+      auto last = std::prev(cached.end());
+      munmap(last->second, last->first);
+      cached_bytes -= static_cast<int64_t>(last->first);
+      cached.erase(last);
+    }
+    in_use += static_cast<int64_t>(bytes);
+    peak_in_use = std::max(peak_in_use, in_use);
+    lock.unlock();
+    void* p = map(bytes);
+    if (!p) {
+      std::lock_guard<std::mutex> relock(mu);
+      in_use -= static_cast<int64_t>(bytes);
+    }
+    return p;
+  }
+  void give(void* p, size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu);
+    in_use -= static_cast<int64_t>(bytes);
+    if (g_cache.load()) {
+      cached.emplace(bytes, p);
+      cached_bytes += static_cast<int64_t>(bytes);
+    } else {
+      munmap(p, bytes);
+    }
+  }
+};
+Pool& pool() {
+  static Pool* p = new Pool;  // never destroyed: tensors may be freed during static destruction
+  return *p;
+}
+
+// Every live allocation, by data pointer. LibTorch's raw_allocate requires a DataPtr whose context is
+// its data pointer (freed by raw_deleter()), so what each block needs at free time is kept here.
+struct Live {
+  int64_t bytes;
+  size_t mapped_bytes;  // > 0: a pool block of this size; 0: the inner allocator's
+};
+std::mutex g_live_mu;
+std::unordered_map<void*, Live>& live() {
+  static auto* m = new std::unordered_map<void*, Live>;  // never destroyed (see pool())
+  return *m;
+}
+c10::DeleterFnPtr g_inner_delete = nullptr;
+
+void release(void* ptr) {
+  Live l;
+  {
+    std::lock_guard<std::mutex> lock(g_live_mu);
+    auto it = live().find(ptr);
+    if (it == live().end()) return;  // not ours (cannot happen: every pointer we hand out is recorded)
+    l = it->second;
+    live().erase(it);
+  }
+  g_current.fetch_sub(l.bytes);
+  if (l.mapped_bytes > 0) pool().give(ptr, l.mapped_bytes);
+  else g_inner_delete(ptr);
+}
+
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+#define MGL_ALLOC_CONST
+#else
+#define MGL_ALLOC_CONST const
+#endif
+
+struct HarnessAllocator final : c10::Allocator {
+  explicit HarnessAllocator(c10::Allocator* inner) : inner_(inner) {
+    g_inner_delete = inner->raw_deleter();
+    TORCH_CHECK(g_inner_delete, "the CPU allocator has no raw deleter; cannot wrap it");
+  }
+  c10::DataPtr allocate(size_t n) MGL_ALLOC_CONST override {
+    void* p = nullptr;
+    size_t mapped = 0;
+    if (n >= kLarge && g_cache.load()) {
+      mapped = size_class(n);
+      p = pool().take(mapped);
+      if (!p) mapped = 0;
+    }
+    if (!p) {
+      c10::DataPtr d = inner_->allocate(n);
+      TORCH_CHECK(d.get() == d.get_context() || n == 0, "the CPU allocator's blocks are not raw blocks");
+      p = d.release_context();
+      if (!p) return c10::DataPtr(nullptr, nullptr, &release, c10::Device(c10::kCPU));  // n == 0
+    }
+    {
+      std::lock_guard<std::mutex> lock(g_live_mu);
+      live()[p] = Live{static_cast<int64_t>(n), mapped};
+    }
+    add(static_cast<int64_t>(n));
+    return c10::DataPtr(p, p, &release, c10::Device(c10::kCPU));
+  }
+  c10::DeleterFnPtr raw_deleter() const override { return &release; }
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+  void copy_data(void* dest, const void* src, std::size_t count) const override { default_copy_data(dest, src, count); }
+#endif
+
+ private:
+  c10::Allocator* inner_;
+};
+
+}  // namespace
+
+void install() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    static HarnessAllocator harness(c10::GetCPUAllocator());
+    c10::SetCPUAllocator(&harness, /*priority=*/100);
+  });
+}
+int64_t current_bytes() { return g_current.load(); }
+int64_t peak_bytes() { return g_peak.load(); }
+void reset_peak() { g_peak.store(g_current.load()); }
+void set_cache_large_blocks(bool on) {
+  install();
+  g_cache.store(on);
+}
+int64_t cached_bytes() {
+  std::lock_guard<std::mutex> lock(pool().mu);
+  return pool().cached_bytes;
+}
+void release_cached() {
+  std::lock_guard<std::mutex> lock(pool().mu);
+  for (auto& [bytes, p] : pool().cached) munmap(p, bytes);
+  pool().cached.clear();
+  pool().cached_bytes = 0;
+}
+
+}  // namespace tensor_memory
 }  // namespace mgl

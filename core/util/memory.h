@@ -7,4 +7,28 @@ namespace mgl {
 int64_t current_rss_bytes();
 // Peak resident set size of this process so far, in bytes (getrusage).
 int64_t peak_rss_bytes();
+
+// Bytes of CPU tensor storage alive now and at most since the last reset, counted by a wrapper
+// around LibTorch's CPU allocator (issue 22: the per-op memory breakdown of the benchmark). Exact
+// for tensors; memory that libraries take with malloc themselves (BLAS and FFT work buffers) and
+// the allocator's own slack are not counted (peak RSS shows those). install() is idempotent and
+// counts from then on; before it, current and peak are 0.
+namespace tensor_memory {
+void install();
+int64_t current_bytes();
+int64_t peak_bytes();
+void reset_peak();  // peak := current
+
+// Large CPU tensors (> 32 MiB) reuse freed blocks instead of going back to the kernel (issue 22).
+// glibc serves anything above 32 MiB by mmap/munmap, so every step of a long sequence page-faults
+// its big temporaries in again (kernel time, and the process-wide page-fault lock that loader
+// threads contend on). Cached blocks are kept by size class (1/8 of the next power of two; ≥ 2 MiB
+// ones advised for transparent huge pages) and given back largest first whenever mapping a new
+// block would take the process's large-block memory above the peak it has needed so far, so peak
+// RSS stays that of the tensors. Installs the allocator (as install()) on the first call.
+void set_cache_large_blocks(bool on);
+int64_t cached_bytes();  // held for reuse now
+void release_cached();   // gives every cached block back to the kernel
+}  // namespace tensor_memory
+
 }  // namespace mgl

@@ -94,6 +94,9 @@ const std::vector<ModelField>& megalodon_fields() {
       MGL_ENUM(kernel_timestep_norm, parse_kernel_impl, "timestep-norm implementation (as kernel_cema)", "reference", "fused", "auto"),
       MGL_ENUM(kernel_attention, parse_kernel_impl, "chunked-attention implementation (as kernel_cema)", "reference", "fused", "auto"),
       MGL_BOOL(causal, "causal (LM) or encoder form; classifiers force false"),
+      MGL_BOOL(checkpoint_activations,
+               "recompute each block's activations in the backward pass (keeps one block's activations; "
+               "stand-alone sequences only: not with a streaming state or chunk parallelism)"),
   };
   return fields;
 }

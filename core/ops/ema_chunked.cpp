@@ -1,0 +1,238 @@
+// The EMA convolution as a chunked scan on the CPU (issue 22): ops::ema_chunked. See cema.h.
+//
+// With chunks of c steps (M = ⌈L/c⌉ of them; real GEMMs act on the (re, im) pairs of the complex
+// quantities, the "real representation"):
+//   intra-chunk  Y  = X · Kᵀ          Kᵀ[s, t] = k_{t−s} (t ≥ s), k_j = Re Σ_n p η q^j, j < c
+//   chunk state  S_m = Σ_s p q^{c−1−s} x_{m,s}          (what chunk m adds to the state at its end)
+//   carried      H_0 = 0, H_m = q^c H_{m−1} + S_{m−1}    (the state entering chunk m; fp64 scan)
+//   inter-chunk  Y += Re Σ_n H_m η q^{t+1}
+// so the work is three GEMMs of sizes D × L × (c | 2N) and an O(D·N·L/c) scan: linear in L, and
+// no FFT. The backward is the adjoint of each step (the scan runs backwards with conj(q^c)), and the
+// coefficient gradients follow from the gradients of K, V = p q^{c−1−s}, W = η q^{t+1} and q^c.
+#include <ATen/Parallel.h>
+
+#include "core/ops/cema.h"
+
+namespace mgl::ops {
+namespace {
+
+using torch::Tensor;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+using cdouble = c10::complex<double>;
+
+// q^j for j = 0..n: D×N×(n+1); the exponent products j·log q in fp64, the result rounded.
+Tensor power_table(const Tensor& log_q, int64_t n) {
+  Tensor e = torch::arange(n + 1, torch::TensorOptions().dtype(torch::kFloat64).device(log_q.device()));
+  return torch::exp(log_q.to(torch::kComplexDouble).unsqueeze(-1) * e).to(log_q.scalar_type());
+}
+
+// Complex D×N×K → real D×K×2N, (re, im) of each n side by side.
+Tensor as_columns(const Tensor& z) { return torch::view_as_real(z.transpose(1, 2).contiguous()).flatten(2); }
+// Real D×K×2N → complex D×K×N (the inverse of as_columns, transposed back to D×N×K).
+Tensor from_columns(const Tensor& r) {
+  return torch::view_as_complex(r.reshape({r.size(0), r.size(1), r.size(2) / 2, 2}).contiguous()).transpose(1, 2);
+}
+
+struct Shape {
+  int64_t B, D, N, L, c, M;
+};
+
+// B×D×L → D×(B·M)×c, zero padded at the end, contiguous (one transposing copy when x is stored
+// B×L×D: the GEMMs need unit-stride rows, else LibTorch copies every batch matrix itself).
+Tensor to_chunks(const Tensor& x, const Shape& s) {
+  Tensor xp = s.M * s.c > s.L ? torch::constant_pad_nd(x, {0, s.M * s.c - s.L}) : x;
+  return xp.reshape({s.B, s.D, s.M, s.c}).transpose(0, 1).reshape({s.D, s.B * s.M, s.c}).contiguous();
+}
+// D×(B·M)×c → B×D×L, stored like `like`: when `like` is the transposed view of a B×L×D tensor
+// (the MEGA layer's layout), the result is too, so that the ops after the EMA read rows of D.
+Tensor from_chunks(const Tensor& y, const Shape& s, const Tensor& like) {
+  Tensor t = y.reshape({s.D, s.B, s.M * s.c});
+  if (s.M * s.c > s.L) t = t.narrow(2, 0, s.L);
+  if (like.stride(1) == 1 && s.D > 1) return t.permute({1, 2, 0}).contiguous().transpose(1, 2);  // B×L×D memory
+  return t.transpose(0, 1).contiguous();
+}
+
+// Index of k for each (s, t) of the c×c Toeplitz block (t − s, or 0 below the diagonal) and the mask t ≥ s.
+std::pair<Tensor, Tensor> toeplitz_index(int64_t c, const torch::Device& dev) {
+  auto opts = torch::TensorOptions().dtype(torch::kInt64).device(dev);
+  Tensor s = torch::arange(c, opts).view({c, 1}), t = torch::arange(c, opts).view({1, c});
+  Tensor diff = t - s;
+  return {diff.clamp_min(0).flatten(), (diff >= 0).flatten()};
+}
+
+// The coefficient tables of one call (all recomputed by the backward).
+struct Tables {
+  Tensor P;       // D×N×(c+1): q^j
+  Tensor k;       // D×c: k_j
+  Tensor Kt;      // D×c×c: Kᵀ[s, t] = k_{t−s}, t ≥ s
+  Tensor V;       // D×N×c complex: p q^{c−1−s}
+  Tensor Vr;      // D×c×2N
+  Tensor W;       // D×N×c complex: η q^{t+1}
+  Tensor Wr;      // D×2N×c: rows Re W and −Im W, so that Re(H W) = [Re H, Im H] · Wr
+  Tensor index, mask;
+};
+
+Tables tables(const Tensor& p, const Tensor& log_q, const Tensor& eta, int64_t c) {
+  Tables t;
+  const int64_t D = p.size(0), N = p.size(1);
+  t.P = power_table(log_q, c);
+  Tensor head = t.P.narrow(2, 0, c);
+  t.k = torch::real((p * eta).unsqueeze(-1) * head).sum(1);  // D×c
+  std::tie(t.index, t.mask) = toeplitz_index(c, p.device());
+  t.Kt = (t.k.index_select(1, t.index) * t.mask.to(t.k.scalar_type())).view({D, c, c});
+  t.V = p.unsqueeze(-1) * head.flip(2);
+  t.Vr = as_columns(t.V);
+  t.W = eta.unsqueeze(-1) * t.P.narrow(2, 1, c);
+  t.Wr = torch::stack({torch::real(t.W), -torch::imag(t.W)}, 2).reshape({D, 2 * N, c});
+  return t;
+}
+
+// H_0 = 0, H_m = qc H_{m−1} + S_{m−1}, per (d, b, n), in fp64. S: D×(B·M)×2N real; qc: D×N complex.
+// Returns H in S's layout and dtype.
+Tensor carried_states(const Tensor& S, const Tensor& qc, const Shape& s) {
+  Tensor Sd = torch::view_as_complex(S.to(torch::kFloat64).reshape({s.D, s.B, s.M, s.N, 2}).contiguous());
+  Tensor qd = qc.to(torch::kComplexDouble).contiguous();
+  Tensor H = torch::empty_like(Sd);
+  const cdouble* sp = Sd.data_ptr<cdouble>();
+  const cdouble* qp = qd.data_ptr<cdouble>();
+  cdouble* hp = H.data_ptr<cdouble>();
+  const int64_t M = s.M, N = s.N, B = s.B;
+  at::parallel_for(0, s.D * B, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t db = lo; db < hi; ++db) {
+      const cdouble* q = qp + (db / B) * N;
+      const cdouble* in = sp + db * M * N;
+      cdouble* h = hp + db * M * N;
+      for (int64_t n = 0; n < N; ++n) h[n] = cdouble(0, 0);
+      for (int64_t m = 1; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) h[m * N + n] = q[n] * h[(m - 1) * N + n] + in[(m - 1) * N + n];
+    }
+  });
+  return torch::view_as_real(H).reshape({s.D, s.B * s.M, 2 * s.N}).to(S.scalar_type());
+}
+
+// The adjoint of carried_states: G_m = gH_m + conj(qc) G_{m+1}, gS_{m−1} = G_m (gS_{M−1} = 0),
+// g_qc = Σ_{b, m≥1} conj(H_{m−1}) G_m. gH, H: D×(B·M)×2N real. Returns {gS (gH's layout), g_qc D×N}.
+std::pair<Tensor, Tensor> carried_states_adjoint(const Tensor& gH, const Tensor& H, const Tensor& qc, const Shape& s) {
+  auto as_c = [&](const Tensor& r) {
+    return torch::view_as_complex(r.to(torch::kFloat64).reshape({s.D, s.B, s.M, s.N, 2}).contiguous());
+  };
+  Tensor gHd = as_c(gH), Hd = as_c(H);
+  Tensor qd = qc.to(torch::kComplexDouble).contiguous();
+  Tensor gS = torch::empty_like(gHd);
+  Tensor gq = torch::zeros({s.D, s.B, s.N}, gHd.options());
+  const cdouble* g = gHd.data_ptr<cdouble>();
+  const cdouble* hp = Hd.data_ptr<cdouble>();
+  const cdouble* qp = qd.data_ptr<cdouble>();
+  cdouble* out = gS.data_ptr<cdouble>();
+  cdouble* gqp = gq.data_ptr<cdouble>();
+  const int64_t M = s.M, N = s.N, B = s.B;
+  at::parallel_for(0, s.D * B, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<cdouble> G(N);
+    for (int64_t db = lo; db < hi; ++db) {
+      const cdouble* q = qp + (db / B) * N;
+      const cdouble* gh = g + db * M * N;
+      const cdouble* h = hp + db * M * N;
+      cdouble* o = out + db * M * N;
+      cdouble* acc = gqp + db * N;
+      for (int64_t n = 0; n < N; ++n) {
+        G[n] = cdouble(0, 0);
+        o[(M - 1) * N + n] = cdouble(0, 0);
+      }
+      for (int64_t m = M - 1; m >= 1; --m)
+        for (int64_t n = 0; n < N; ++n) {
+          G[n] = gh[m * N + n] + std::conj(q[n]) * G[n];
+          o[(m - 1) * N + n] = G[n];
+          acc[n] += std::conj(h[(m - 1) * N + n]) * G[n];
+        }
+    }
+  });
+  return {torch::view_as_real(gS).reshape({s.D, s.B * s.M, 2 * s.N}).to(gH.scalar_type()),
+          gq.sum(1).to(qc.scalar_type())};
+}
+
+struct EmaChunked : public torch::autograd::Function<EmaChunked> {
+  // x: B×D×L real; p: D×N real; log_q, eta: D×N complex (of x's precision).
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& p, const Tensor& log_q, const Tensor& eta,
+                        int64_t chunk) {
+    const int64_t L = x.size(2), c = std::min(chunk, L);
+    const Shape s{x.size(0), x.size(1), p.size(1), L, c, (L + c - 1) / c};
+    Tables t = tables(p, log_q, eta, c);
+    Tensor X = to_chunks(x, s);
+    Tensor H = carried_states(torch::bmm(X, t.Vr), t.P.select(2, c), s);
+    Tensor Y = torch::bmm(X, t.Kt).baddbmm_(H, t.Wr);
+    ctx->save_for_backward({x, p, log_q, eta});
+    ctx->saved_data["c"] = c;
+    return from_chunks(Y, s, x);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto sv = ctx->get_saved_variables();
+    const Tensor &x = sv[0], &p = sv[1], &log_q = sv[2], &eta = sv[3];
+    const int64_t c = ctx->saved_data["c"].toInt(), L = x.size(2);
+    const Shape s{x.size(0), x.size(1), p.size(1), L, c, (L + c - 1) / c};
+    const int64_t D = s.D, N = s.N;
+    Tables t = tables(p, log_q, eta, c);
+    Tensor X = to_chunks(x, s);
+    Tensor qc = t.P.select(2, c);
+    Tensor H = carried_states(torch::bmm(X, t.Vr), qc, s);
+    Tensor gY = to_chunks(grads[0], s);
+
+    Tensor gH = torch::bmm(gY, t.Wr.transpose(1, 2));  // D×BM×2N
+    auto [gS, g_qc] = carried_states_adjoint(gH, H, qc, s);
+    Tensor gx;
+    if (ctx->needs_input_grad(0))
+      gx = from_chunks(torch::bmm(gY, t.Kt.transpose(1, 2)).baddbmm_(gS, t.Vr.transpose(1, 2)), s, x);
+    if (!(ctx->needs_input_grad(1) || ctx->needs_input_grad(2) || ctx->needs_input_grad(3))) return {gx, {}, {}, {}, {}};
+
+    // Gradients of the tables.
+    Tensor Xt = X.transpose(1, 2);                                                  // D×c×BM
+    Tensor gKt = torch::bmm(Xt, gY).view({D, c * c}) * t.mask.to(gY.scalar_type());  // D×c×c flattened
+    Tensor gk = torch::zeros({D, c}, gY.options()).index_add_(1, t.index, gKt);     // Σ along diagonals
+    Tensor gV = from_columns(torch::bmm(Xt, gS));                                   // D×N×c complex
+    Tensor gWr = torch::bmm(H.transpose(1, 2), gY).view({D, N, 2, c});              // ∂/∂Re W, ∂/∂(−Im W)
+    Tensor gW = torch::complex(gWr.select(2, 0), -gWr.select(2, 1));                // D×N×c
+
+    const auto cd = log_q.scalar_type();
+    auto j_of = [&](int64_t first, int64_t n) {  // exponents first..first+n−1 as a complex row
+      return torch::arange(first, first + n, p.options()).to(cd);
+    };
+    Tensor head = t.P.narrow(2, 0, c), gkc = gk.to(cd).unsqueeze(1);                   // D×1×c
+    // k_j = Re Σ_n pe q^j:  ∂/∂pe = Σ_j gk_j conj(q^j),  ∂/∂log q += conj(pe) Σ_j j gk_j conj(q^j)
+    Tensor g_pe = (gkc * head.conj()).sum(2);
+    Tensor pe = p * eta;
+    Tensor g_lq = pe.conj() * (gkc * j_of(0, c) * head.conj()).sum(2);
+    // V_s = p q^{c−1−s}: ∂/∂p = Re Σ_s conj(q^{c−1−s}) gV_s, ∂/∂log q += Σ_s conj((c−1−s) V_s) gV_s
+    Tensor g_p = torch::real((head.flip(2).conj() * gV).sum(2));
+    g_lq = g_lq + ((t.V * j_of(0, c).flip(0)).conj() * gV).sum(2);
+    // W_t = η q^{t+1}: ∂/∂η = Σ_t conj(q^{t+1}) gW_t, ∂/∂log q += Σ_t conj((t+1) W_t) gW_t
+    Tensor g_eta = (t.P.narrow(2, 1, c).conj() * gW).sum(2);
+    g_lq = g_lq + ((t.W * j_of(1, c)).conj() * gW).sum(2);
+    // q^c = exp(c log q)
+    g_lq = g_lq + (qc * static_cast<double>(c)).conj() * g_qc;
+    // pe = p η (p real)
+    g_p = g_p + torch::real(eta.conj() * g_pe);
+    g_eta = g_eta + p * g_pe;
+    return {gx, g_p, g_lq, g_eta, {}};
+  }
+};
+
+}  // namespace
+
+Tensor ema_chunked(const Tensor& x, const EmaCoeffs& c, int64_t chunk) {
+  TORCH_CHECK(c.p.dim() == 2 && c.log_q.sizes() == c.p.sizes() && c.eta.sizes() == c.p.sizes(),
+              "ema_chunked: EMA coefficients must all be D×N");
+  TORCH_CHECK(x.dim() == 3 && x.size(1) == c.dim(), "ema_chunked: x must be B×", c.dim(), "×L, got ", x.sizes());
+  TORCH_CHECK(chunk >= 1, "ema_chunked: chunk must be >= 1");
+  // The real EMA runs as a CEMA whose log q and η have zero imaginary parts (autograd maps the
+  // gradients back to the real coefficients).
+  Tensor log_q = c.log_q, eta = c.eta;
+  if (!c.is_complex()) {
+    log_q = torch::complex(log_q, torch::zeros_like(log_q));
+    eta = torch::complex(eta, torch::zeros_like(eta));
+  }
+  const auto rd = c.p.scalar_type();
+  return EmaChunked::apply(x.to(rd), c.p, log_q, eta, chunk).to(x.scalar_type());
+}
+
+}  // namespace mgl::ops
