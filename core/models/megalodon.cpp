@@ -1,6 +1,7 @@
 #include "core/models/megalodon.h"
 
 #include <cmath>
+#include <optional>
 
 #include "core/init.h"
 #include "core/models/sequence_parallel.h"
@@ -29,8 +30,9 @@ MegaBlockImpl::MegaBlockImpl(const MegalodonConfig& c, int64_t layer_id) : cfg(c
   nffn->drop_path_rate = rate;
 }
 
-Tensor MegaBlockImpl::forward(const Tensor& x, MegaLayerState* state, const Tensor& padding_mask) {
-  Tensor y = mega(x, state, padding_mask);
+Tensor MegaBlockImpl::forward(const Tensor& x, MegaLayerState* state, const Tensor& padding_mask,
+                              const ops::DocumentPlan* documents) {
+  Tensor y = mega(x, state, padding_mask, documents);
   // Two-hop (§4.2): the FFN's residual is the block input x, so h reaches the stream only
   // through the FFN. Standard pre-norm adds the FFN to y instead.
   return nffn(y, cfg.residual == ResidualKind::two_hop ? x : y);
@@ -97,8 +99,9 @@ std::unique_ptr<StreamState> MegalodonLMImpl::make_state(int64_t) const {
   return s;
 }
 
-Tensor MegalodonLMImpl::forward(const Tensor& tokens, StreamState* state, std::vector<Tensor>* layer_outputs) {
-  Tensor h = features(tokens, state, layer_outputs);
+Tensor MegalodonLMImpl::forward(const Tensor& tokens, StreamState* state, std::vector<Tensor>* layer_outputs,
+                                const Documents& documents) {
+  Tensor h = features(tokens, state, layer_outputs, documents);
   return adaptive_softmax ? adaptive_softmax->log_prob(h) : output->project(h);
 }
 
@@ -107,12 +110,13 @@ Tensor MegalodonLMImpl::last_logits(const Tensor& tokens, StreamState* state) {
   return (adaptive_softmax ? adaptive_softmax->log_prob(h) : output->project(h)).squeeze(1);
 }
 
-Tensor MegalodonLMImpl::nll(const Tensor& tokens, const Tensor& targets, StreamState* state) {
-  if (!adaptive_softmax) return CausalLMImpl::nll(tokens, targets, state);
-  return adaptive_softmax->nll(features(tokens, state, nullptr), targets);
+Tensor MegalodonLMImpl::nll(const Tensor& tokens, const Tensor& targets, StreamState* state, const Documents& documents) {
+  if (!adaptive_softmax) return CausalLMImpl::nll(tokens, targets, state, documents);
+  return adaptive_softmax->nll(features(tokens, state, nullptr, documents), targets);
 }
 
-Tensor MegalodonLMImpl::features(const Tensor& tokens, StreamState* state, std::vector<Tensor>* layer_outputs) {
+Tensor MegalodonLMImpl::features(const Tensor& tokens, StreamState* state, std::vector<Tensor>* layer_outputs,
+                                 const Documents& documents) {
   TORCH_CHECK(tokens.dim() == 2, "MegalodonLM: tokens must be B×L, got ", tokens.sizes());
   MegalodonState* st = nullptr;
   if (state) {
@@ -120,11 +124,30 @@ Tensor MegalodonLMImpl::features(const Tensor& tokens, StreamState* state, std::
     TORCH_CHECK(st && static_cast<int64_t>(st->layers.size()) == cfg.num_layers,
                 "MegalodonLM: the state was not made by this model");
   }
+  // Document resets: one plan for every layer (they share the cache length and the positions). A
+  // stream whose cache was left in the document form keeps using it even without new boundaries.
+  std::optional<ops::DocumentPlan> plan;
+  if (documents.defined() || (st && !st->layers.empty() && st->layers[0].kv_valid.defined())) {
+    TORCH_CHECK(!documents.defined() || documents.starts.sizes() == tokens.sizes(),
+                "MegalodonLM: document starts must be B×L like the tokens, got ", documents.starts.sizes());
+    ops::DocumentPlanOptions o;
+    o.chunk = cfg.chunk_size;
+    o.restart_positions = documents.restart_positions;
+    if (st && !st->layers.empty()) {
+      o.cached = st->layers[0].cache_length();
+      o.cached_valid = st->layers[0].kv_valid;
+      o.stream_position = st->position;
+    }
+    plan = ops::plan_documents(documents.defined() ? documents.starts
+                                                   : torch::zeros(tokens.sizes(), tokens.options().dtype(torch::kBool)),
+                               o);
+  }
+  const ops::DocumentPlan* docs = plan ? &*plan : nullptr;
   Tensor x = adaptive_input ? adaptive_input(tokens) : embed(tokens);
   if (cfg.scale_emb) x = x * std::sqrt(static_cast<double>(cfg.model_dim));
   if (cfg.dropout > 0 && is_training()) x = F::dropout(x, F::DropoutFuncOptions().p(cfg.dropout).training(true));
   for (size_t i = 0; i < blocks.size(); ++i) {
-    x = blocks[i](x, st ? &st->layers[i] : nullptr, Tensor());
+    x = blocks[i](x, st ? &st->layers[i] : nullptr, Tensor(), docs);
     if (layer_outputs) layer_outputs->push_back(x);
   }
   ops::NormState* final_state = st ? &st->final_norm : nullptr;
@@ -135,7 +158,7 @@ Tensor MegalodonLMImpl::features(const Tensor& tokens, StreamState* state, std::
                                                 output->final_norm->initial_state(x.size(0), x.device()));
     final_state = &incoming;
   }
-  Tensor h = output->final_norm(x, final_state);
+  Tensor h = output->final_norm(x, final_state, Tensor(), docs);
   if (st) st->position += tokens.size(1);
   return h;
 }
