@@ -23,7 +23,7 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 
 namespace {
 
-constexpr char kMagic[8] = {'M', 'G', 'L', 'T', 'O', 'K', '0', '1'};
+constexpr char kMagic[8] = {'M', 'G', 'L', 'T', 'O', 'K', '0', '2'};
 
 uint64_t load_u64(const unsigned char* p) {
   uint64_t v;
@@ -48,6 +48,7 @@ struct PackedTokens::Impl {
   const unsigned char* offsets = nullptr;
   const unsigned char* words = nullptr;
   const unsigned char* ids = nullptr;
+  std::vector<int64_t> sections;
 
   int32_t id(int64_t i) const {
     const unsigned char* p = ids + static_cast<size_t>(i) * width;
@@ -80,7 +81,7 @@ PackedTokens PackedTokens::open(const std::filesystem::path& file) {
                       what, n, pos));
   };
   if (size < 8 || std::memcmp(d, kMagic, 8) != 0)
-    throw std::runtime_error(fmt::format("{}: not a token cache (bad magic; expected \"MGLTOK01\")", name));
+    throw std::runtime_error(fmt::format("{}: not a token cache of this version (bad magic; expected \"MGLTOK02\")", name));
   pos = 8;
   need(16, "header");
   impl->width = load_u32(d + 8);
@@ -110,9 +111,24 @@ PackedTokens PackedTokens::open(const std::filesystem::path& file) {
                     "left)",
                     name, tokens, impl->width, size - pos));
   impl->ids = d + pos;
-  if (size - pos != tokens * impl->width)
-    throw std::runtime_error(fmt::format("{}: corrupt token cache ({} bytes after the last id)", name,
-                                         size - pos - tokens * impl->width));
+  pos += tokens * impl->width;
+  need(8, "section count");
+  const uint64_t sections = load_u64(d + pos);
+  pos += 8;
+  if (sections > (size - pos) / 8)
+    throw std::runtime_error(fmt::format("{}: truncated token cache ({} section starts cannot fit in {} bytes)", name,
+                                         sections, size - pos));
+  for (uint64_t i = 0; i < sections; ++i) {
+    const uint64_t s = load_u64(d + pos + 8 * i);
+    if (s == 0 || s >= tokens || (i > 0 && s <= static_cast<uint64_t>(impl->sections.back())))
+      throw std::runtime_error(fmt::format("{}: corrupt token cache (section start {} = {}: starts must rise inside "
+                                           "(0, {}))",
+                                           name, i, s, tokens));
+    impl->sections.push_back(static_cast<int64_t>(s));
+  }
+  pos += sections * 8;
+  if (size != pos)
+    throw std::runtime_error(fmt::format("{}: corrupt token cache ({} bytes after the section table)", name, size - pos));
   impl->tokens = static_cast<int64_t>(tokens);
   impl->documents = static_cast<int64_t>(documents);
   uint64_t prev = 0;
@@ -158,6 +174,11 @@ int64_t PackedTokens::document_words(int64_t d) const {
   if (d < 0 || d >= num_documents())
     throw std::out_of_range(fmt::format("token cache: document {} outside [0, {})", d, num_documents()));
   return static_cast<int64_t>(load_u64(impl_->words + 8 * d));
+}
+
+const std::vector<int64_t>& PackedTokens::section_starts() const {
+  static const std::vector<int64_t> kNone;
+  return impl_ ? impl_->sections : kNone;
 }
 
 int32_t PackedTokens::at(int64_t i) const {
@@ -250,6 +271,13 @@ class PackedWriter {
       }
     }
     put(buf_.data(), buf_.size());
+    for (const int64_t s : doc.sections) {
+      if (s <= 0 || s >= static_cast<int64_t>(doc.ids.size()) ||
+          (!sections_.empty() && tokens_ + static_cast<uint64_t>(s) <= sections_.back()))
+        throw std::logic_error(fmt::format("{}: document {} has a section start {} outside (0, {}) or out of order",
+                                           file_.string(), words_.size(), s, doc.ids.size()));
+      sections_.push_back(tokens_ + static_cast<uint64_t>(s));
+    }
     tokens_ += doc.ids.size();
     offsets_.push_back(tokens_);
     words_.push_back(doc.words);
@@ -259,6 +287,9 @@ class PackedWriter {
     if (static_cast<int64_t>(words_.size()) != documents_)
       throw std::logic_error(
           fmt::format("{}: {} documents written, {} announced", file_.string(), words_.size(), documents_));
+    // The section table follows the ids; then back to the header's placeholders.
+    put_u64(sections_.size());
+    for (uint64_t s : sections_) put_u64(s);
     if (std::fseek(f_, static_cast<long>(counts_at_), SEEK_SET) != 0) fail();
     put_u64(tokens_);
     put_u64(static_cast<uint64_t>(documents_));
@@ -291,7 +322,7 @@ class PackedWriter {
   int64_t vocab_size_, documents_;
   uint32_t width_ = 2;
   uint64_t counts_at_ = 0, tokens_ = 0;
-  std::vector<uint64_t> offsets_;
+  std::vector<uint64_t> offsets_, sections_;
   std::vector<int64_t> words_;
   std::vector<unsigned char> buf_;
   bool committed_ = false;
