@@ -171,7 +171,7 @@ TokenizedDocument tokenize_paragraphs(const Document& doc, const Tokenizer& tok)
     TokenizedDocument out;
     out.words = detail::count_words(text);
     size_t piece = 0, pos = 0;
-    bool after_blank = false;
+    bool after_blank = false, seen_text = false;  // leading blank lines belong to the first paragraph
     auto flush = [&](size_t end) {
       const size_t before = out.ids.size();
       tok.encode_append(text.substr(piece, end - piece), out.ids);
@@ -186,8 +186,9 @@ TokenizedDocument tokenize_paragraphs(const Document& doc, const Tokenizer& tok)
       std::string_view line = text.substr(pos, end - pos);
       while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
       const bool blank = blank_line(line);
-      if (!blank && after_blank && pos > piece) flush(pos);
+      if (!blank && after_blank && seen_text && pos > piece) flush(pos);
       after_blank = blank;
+      seen_text = seen_text || !blank;
       pos = end;
     }
     if (piece < text.size()) flush(text.size());

@@ -410,7 +410,8 @@ TEST_CASE("suite sweeps: a model × task table beside the paper's rows", "[repor
 namespace {
 
 // A plain sweep of `variants` × seeds 1..n; values[v][s] is both the val and the test accuracy of
-// variant v's seed s+1, and the train loss curve is offset by 0.3·s per seed.
+// variant v's seed s+1, and the train loss curve is offset by 0.3·s per seed and 2·v per variant
+// (the curves and their ± std bands do not overlap).
 fs::path make_seed_sweep(const fs::path& root, const std::vector<std::string>& variants,
                          const std::vector<std::vector<double>>& values, const std::string& table_extra = "") {
   std::string vs, runs, seeds;
@@ -423,7 +424,7 @@ fs::path make_seed_sweep(const fs::path& root, const std::vector<std::string>& v
                           "\"error\": \"\", \"seconds\": 1.0}}",
                           runs.empty() ? "" : ", ", variants[v], s + 1, variants[v], s + 1);
       write_run(root / variants[v] / fmt::format("seed{}", s + 1), static_cast<int>(s + 1), values[v][s], values[v][s],
-                10.0, 0.3 * static_cast<double>(s));
+                10.0, 0.3 * static_cast<double>(s) + 2.0 * static_cast<double>(v));
     }
   }
   write(root / "sweep.json",
@@ -496,12 +497,12 @@ TEST_CASE("significance: table.reference, Welch on request, one seed, suite colu
   SECTION("Welch's interval when asked: the same data no longer resolve the difference") {
     TempDir tmp;
     // a = {75, 78, 80}: s² = 19/3; b = {80, 82, 84}: s² = 4; se² = 19/9 + 4/3 = 31/9;
-    // ν = (31/9)² / ((19/9)²/2 + (4/3)²/2) = 961/268.
+    // ν = (31/9)² / ((19/9)²/2 + (4/3)²/2) = (961/81) / (505/162) = 1922/505.
     const auto s = load_sweep(make_seed_sweep(tmp.path, {"base", "worse"}, values, R"(, "interval": "welch")"));
     const auto cmp = compare_to_reference(s, aggregate(s));
     REQUIRE(cmp[1].reference == 0);
     REQUIRE(cmp[1].metrics[0].kind == stats::IntervalKind::welch);
-    REQUIRE(cmp[1].metrics[0].df == Approx(961.0 / 268.0));
+    REQUIRE(cmp[1].metrics[0].df == Approx(1922.0 / 505.0));
     REQUIRE(cmp[1].metrics[0].se == Approx(std::sqrt(31.0 / 9.0) / 100.0));
     REQUIRE(!cmp[1].metrics[0].excludes_zero());
     const std::string md = render_markdown(s, aggregate(s));

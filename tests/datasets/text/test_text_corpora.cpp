@@ -238,6 +238,7 @@ TEST_CASE("document sections: plain-text paragraphs, the same token stream as wh
   CHECK(w.sections == std::vector<int64_t>{4, 5});  // "first para still first" | "second" | "third one"
   CHECK(corpus->tokenize(corpus->documents(TextSplit::valid)[0], *byte).sections.empty());
   const auto t = corpus->tokenize(corpus->documents(TextSplit::test)[0], *byte);
+  // Leading blank lines belong to the first paragraph.
   CHECK(t.sections == std::vector<int64_t>{static_cast<int64_t>(std::string("\n\nleading blank lines\n\n").size())});
 }
 
