@@ -544,9 +544,12 @@ std::string comparison_notes(const SweepResults& s, const std::vector<VariantSum
     if (row.empty() && !references.empty()) row = s.cells.at(*references.begin()).first;
     md += fmt::format("Δ: the row minus the reference row `{}` of the same column", row);
   }
-  md += fmt::format(", in the units of its column; in brackets its 95 % confidence interval; {} marks an interval that "
-                    "excludes 0. ",
-                    kMarker);
+  if (formed > 0)
+    md += fmt::format(", in the units of its column; in brackets its 95 % confidence interval; {} marks an interval that "
+                      "excludes 0. ",
+                      kMarker);
+  else
+    md += ", in the units of its column. ";
   auto list = [&](const std::string& kind) {
     const auto& rows = by_kind[kind];
     if (rows.size() == static_cast<size_t>(std::count_if(cmp.begin(), cmp.end(), [](const Comparison& c) { return c.reference >= 0; })))
@@ -578,6 +581,7 @@ std::string comparison_notes(const SweepResults& s, const std::vector<VariantSum
                       "comparisons in this table: with no real difference anywhere, about one in twenty would still be "
                       "marked.",
                       marked, total, total);
+  while (!md.empty() && md.back() == ' ') md.pop_back();
   return md + "\n";
 }
 

@@ -76,7 +76,7 @@ TEST_CASE("token cache: write/open round trip with u16 and u32 ids", "[text]") {
     CHECK_THROWS_AS(t.slice(5, 3), std::out_of_range);
     CHECK_THROWS_AS(t.at(7), std::out_of_range);
     // Sections as absolute offsets: document 0's at 2, document 2's at 3 + 1 and 3 + 3.
-    CHECK(t.section_starts() == std::vector<int64_t>{2, 4, 6});
+    CHECK((t.section_starts() == std::vector<int64_t>{2, 4, 6}));
     // Layout: 8 magic + 4 + 4 + 8 + fingerprint + 16 + 4×8 offsets + 3×8 words + ids + 8 + 3×8 sections.
     const size_t width = vocab <= 65536 ? 2 : 4;
     CHECK(std::filesystem::file_size(file) == 24 + t.fingerprint().size() + 16 + 32 + 24 + 7 * width + 8 + 24);
