@@ -191,8 +191,11 @@ void write_line_plot(const LinePlot& plot, const std::filesystem::path& png) {
   cv::rectangle(img, area, kInk, 1);
 
   // Title, axis labels (the y label drawn horizontally on its own canvas, then rotated).
+  // A long title shrinks to the image width rather than running off its edge.
   const std::string title = ascii(plot.title);
-  text(img, title, {std::max(4, (W - text_size(title, 0.65, 2).width) / 2), 30}, 0.65, kInk, 2);
+  double title_scale = 0.65;
+  if (const int tw = text_size(title, title_scale, 2).width; tw > W - 8) title_scale *= double(W - 8) / tw;
+  text(img, title, {std::max(4, (W - text_size(title, title_scale, 2).width) / 2), 30}, title_scale, kInk, 2);
   const std::string xl = ascii(plot.x_label);
   text(img, xl, {area.x + (area.width - text_size(xl, 0.5).width) / 2, H - 12}, 0.5, kInk);
   const std::string yl = ascii(plot.y_label);
