@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -21,6 +22,19 @@ namespace text = datasets::text;
 namespace {
 
 void log_line(const std::string& s) { std::fprintf(stderr, "[lm] %s\n", s.c_str()); }
+
+// The token offsets where documents start in a split: the cache's documents (PG-19 books, plain-text
+// files; WikiText's one file per split) and, for WikiText articles or plain-text paragraphs, its
+// sections. Sorted, unique.
+std::vector<int64_t> document_starts(const text::PackedTokens& t, bool sections) {
+  std::vector<int64_t> out;
+  for (int64_t d = 0; d < t.num_documents(); ++d)
+    if (t.document_end(d) > t.document_begin(d)) out.push_back(t.document_begin(d));
+  if (sections) out.insert(out.end(), t.section_starts().begin(), t.section_starts().end());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
 
 }  // namespace
 
@@ -75,6 +89,28 @@ LanguageModelTask::LanguageModelTask(const Config& cfg) {
   train_docs_ = corpus_->documents(text::TextSplit::train);
   val_docs_ = corpus_->documents(text::TextSplit::valid);
   test_docs_ = corpus_->documents(text::TextSplit::test);
+
+  // Document boundaries.
+  reset_documents_ = cfg.get_string("task.document_boundaries") == "reset";
+  restart_positions_ = cfg.get_string("task.document_positions") == "restart";
+  if (format_ != "text" && cfg.get_string("task.text_boundaries") != "file")
+    throw ConfigError(cfg.origin("task.text_boundaries"), "task.text_boundaries",
+                      fmt::format("applies to plain text (task.format = \"text\"), not to {}", format_));
+  if (reset_documents_) {
+    if (cfg.get_int("dist.chunk_parallel") > 1)
+      throw ConfigError(cfg.origin("task.document_boundaries"), "task.document_boundaries",
+                        "\"reset\" does not support chunk parallelism (dist.chunk_parallel > 1): use data parallelism");
+    // WikiText: the articles; PG-19: the books; plain text: the files, or the paragraphs on request.
+    const bool sections = format_ == "wikitext" || (format_ == "text" && cfg.get_string("task.text_boundaries") == "blank_line");
+    train_starts_ = document_starts(train_, sections);
+    val_starts_ = document_starts(val_, sections);
+    test_starts_ = document_starts(test_, sections);
+    log_line(fmt::format("document resets: {}/{}/{} documents in train/valid/test ({})", train_starts_.size(),
+                         val_starts_.size(), test_starts_.size(),
+                         format_ == "wikitext" ? "articles" : format_ == "pg19" ? "books"
+                         : sections             ? "paragraphs"
+                                                : "files"));
+  }
 
   // Model.
   transformer_ = cfg.get_string("model.name") == "transformer";
@@ -140,6 +176,22 @@ int64_t LanguageModelTask::eval_tokens(Split s) const {
   return eval_limit_ > 0 ? std::min(n, eval_limit_) : n;
 }
 
+int64_t LanguageModelTask::mark_documents(Split split, int64_t at, int64_t length, torch::Tensor& starts,
+                                          torch::Tensor& targets, int64_t b) const {
+  const auto& all = split == Split::train ? train_starts_ : split == Split::val ? val_starts_ : test_starts_;
+  auto* flag = starts[b].data_ptr<bool>();
+  auto* target = targets[b].data_ptr<int64_t>();
+  int64_t unscored = 0;
+  // Inputs [at, at + length) and targets [at + 1, at + length]: a start at s flags input s − at and
+  // unscores target s − at − 1 (the last token of the previous document predicting this one's first).
+  for (auto it = std::lower_bound(all.begin(), all.end(), at); it != all.end() && *it <= at + length; ++it) {
+    const int64_t i = *it - at;
+    if (i < length) flag[i] = true;
+    if (i >= 1 && target[i - 1] >= 0) target[i - 1] = -100, ++unscored;
+  }
+  return unscored;
+}
+
 int64_t LanguageModelTask::size(Split s) const {
   if (s == Split::train) {
     // One epoch ≈ one pass over the train tokens in samples of the mean length.
@@ -164,18 +216,25 @@ Batch LanguageModelTask::train_batch(size_t batch_size, uint64_t seed, int shard
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<int64_t> start(0, train_.size() - L - 1);
   std::vector<torch::Tensor> xs, ys;
+  std::vector<int64_t> ats;
   for (int64_t b = 0; b < B; ++b) {
     const int64_t at = start(rng);
     if (b < B * shard / num_shards || b >= B * (shard + 1) / num_shards) continue;
     const torch::Tensor w = train_.slice(at, L + 1);
     xs.push_back(w.narrow(0, 0, L));
     ys.push_back(w.narrow(0, 1, L));
+    ats.push_back(at);
   }
   Batch out;
   out.inputs = torch::stack(xs);
   out.targets = torch::stack(ys);
   out.examples = static_cast<int64_t>(xs.size());
   out.tokens = out.examples * L;
+  if (reset_documents_) {
+    torch::Tensor starts = torch::zeros({out.examples, L}, torch::kBool);
+    for (int64_t b = 0; b < out.examples; ++b) mark_documents(Split::train, ats[b], L, starts, out.targets, b);
+    out.extra = {torch::tensor(double(out.tokens), torch::kFloat64), starts};
+  }
   return out;
 }
 
@@ -194,6 +253,7 @@ Batch LanguageModelTask::make_batch(Split split, const std::vector<int64_t>& ind
   const int64_t B = static_cast<int64_t>(indices.size());
   out.inputs = torch::zeros({B, S}, torch::kInt64);
   out.targets = torch::full({B, S}, -100, torch::kInt64);
+  torch::Tensor starts = reset_documents_ ? torch::zeros({B, S}, torch::kBool) : torch::Tensor();
   int64_t predicted = 0;
   for (int64_t b = 0; b < B; ++b) {
     const int64_t begin = indices[b] * S;
@@ -203,11 +263,13 @@ Batch LanguageModelTask::make_batch(Split split, const std::vector<int64_t>& ind
     out.inputs[b].narrow(0, 0, len).copy_(w.narrow(0, 0, len));
     out.targets[b].narrow(0, 0, len).copy_(w.narrow(0, 1, len));
     predicted += len;
+    if (reset_documents_) predicted -= mark_documents(split, begin, len, starts, out.targets, b);
   }
   // The words these predictions stand for: the split's words in proportion, so that the sums over
   // every block give exactly the split's word count (minus the share of the unpredicted first token).
   const double words_per_token = double(toks.total_words()) / double(std::max<int64_t>(1, toks.size()));
   out.extra = {torch::tensor(double(predicted) * words_per_token, torch::kFloat64)};
+  if (reset_documents_) out.extra.push_back(starts);
   out.examples = B;
   out.tokens = predicted;
   return out;
@@ -225,7 +287,12 @@ CausalLMImpl& LanguageModelTask::lm() const {
 
 harness::StepOutput LanguageModelTask::step(const Batch& batch, bool training) {
   (void)training;
-  const torch::Tensor nll = lm().nll(batch.inputs, batch.targets).to(torch::kFloat64);
+  Documents docs;
+  if (batch.extra.size() > 1) {
+    docs.starts = batch.extra[1];
+    docs.restart_positions = restart_positions_;
+  }
+  const torch::Tensor nll = lm().nll(batch.inputs, batch.targets, nullptr, docs).to(torch::kFloat64);
   const torch::Tensor valid = batch.targets >= 0;
   const double count = valid.sum().item<double>();
   harness::StepOutput out;
@@ -256,9 +323,13 @@ double LanguageModelTask::train_flops_per_example() const {
 }
 
 std::string LanguageModelTask::describe() const {
-  return fmt::format("{} at {}: {}; tokens train/valid/test {}/{}/{} ({} docs in test); samples {}–{}×{} tokens",
+  std::string resets;
+  if (reset_documents_)
+    resets = fmt::format("; state reset at {} document starts in train (positions {})", train_starts_.size(),
+                         restart_positions_ ? "restart" : "continue");
+  return fmt::format("{} at {}: {}; tokens train/valid/test {}/{}/{} ({} docs in test); samples {}–{}×{} tokens{}",
                      format_, root_, tokenizer_->describe(), train_.size(), val_.size(), test_.size(),
-                     test_.num_documents(), min_chunks_, max_chunks_, chunk_);
+                     test_.num_documents(), min_chunks_, max_chunks_, chunk_, resets);
 }
 
 std::optional<harness::ModelSpec> LanguageModelTask::model_spec() const {
@@ -289,6 +360,18 @@ void schema(harness::Schema& s) {
   s.add_int("task.tokens_per_batch", 0, "> 0: ⌊tokens_per_batch/(m·C)⌋ samples per batch instead of trainer.batch_size", harness::Range::at_least(0));
   s.add_int("task.eval_length", -1, "trainer evaluation block length; -1 = max_chunks·C", harness::Range::at_least(1).or_value(-1));
   s.add_int("task.eval_tokens_limit", -1, "evaluate only the first N tokens of val/test in the trainer; -1 = all", harness::Range::at_least(0).or_value(-1));
+  s.add_string("task.document_boundaries", "off",
+               "reset: every document in a packed window starts afresh (CEMA state, timestep-norm statistics, "
+               "attention) and a document's first token is not predicted from the previous one; off: the window is "
+               "one sequence",
+               {"off", "reset"});
+  s.add_string("task.document_positions", "restart",
+               "with reset: RoPE positions (and Megalodon's attention chunks) restart at each document, or continue "
+               "the window's",
+               {"restart", "continue"});
+  s.add_string("task.text_boundaries", "file", "plain text with reset: documents are the files or the paragraphs "
+                                               "(blank-line separated)",
+               {"file", "blank_line"});
 }
 
 MGL_REGISTER_TASK("lm", "causal language modelling (WikiText-103, PG-19 or plain text)", schema,

@@ -14,6 +14,13 @@
 // and word_ppl = exp(total NLL / words) (PG-19's word-level perplexity; for WikiText words are the
 // tokens, </s> included, and word_ppl = ppl). The long-context numbers come from streaming
 // evaluation (`megalodon lm-eval`, tasks/lm_eval.h), which carries the state across segments.
+//
+// Document boundaries (task.document_boundaries = "reset"; default "off", today's behaviour): the
+// windows still cut the packed stream anywhere, but every document inside a window starts afresh
+// (CEMA state, timestep-norm statistics, attention: core/ops/documents.h), and the prediction of a
+// document's first token from the previous document is not scored, in training and in the
+// trainer's evaluation. Documents: WikiText's articles (their "= Title =" lines), PG-19's books,
+// plain text's files or, with task.text_boundaries = "blank_line", its paragraphs.
 #pragma once
 #include <memory>
 #include <string>
@@ -54,12 +61,18 @@ class LanguageModelTask final : public harness::Task {
   harness::Batch train_batch(size_t batch_size, uint64_t seed, int shard, int num_shards) const;
   int64_t sample_length(uint64_t seed) const;
   int64_t eval_tokens(harness::Split split) const;  // tokens the trainer evaluates (limit applied)
+  // Document resets: sets row `b` of `starts` (B×L bool) for the window of the split starting at
+  // `at`, and unscores the targets that begin another document; returns how many it unscored.
+  int64_t mark_documents(harness::Split split, int64_t at, int64_t length, torch::Tensor& starts,
+                         torch::Tensor& targets, int64_t b) const;
 
   std::string format_, root_;
   std::unique_ptr<datasets::text::Corpus> corpus_;
   std::unique_ptr<datasets::text::Tokenizer> tokenizer_;
   datasets::text::PackedTokens train_, val_, test_;
   std::vector<datasets::text::Document> train_docs_, val_docs_, test_docs_;
+  bool reset_documents_ = false, restart_positions_ = true;
+  std::vector<int64_t> train_starts_, val_starts_, test_starts_;  // document starts (sorted), with reset
   bool transformer_ = false;
   MegalodonConfig mcfg_;
   TransformerConfig tcfg_;

@@ -1,6 +1,7 @@
 #include "core/models/megalodon.h"
 
 #include <cmath>
+#include <optional>
 
 #include "core/init.h"
 #include "core/models/sequence_parallel.h"
@@ -31,8 +32,9 @@ MegaBlockImpl::MegaBlockImpl(const MegalodonConfig& c, int64_t layer_id) : cfg(c
   nffn->drop_path_rate = rate;
 }
 
-Tensor MegaBlockImpl::forward(const Tensor& x, MegaLayerState* state, const Tensor& padding_mask) {
-  Tensor y = mega(x, state, padding_mask);
+Tensor MegaBlockImpl::forward(const Tensor& x, MegaLayerState* state, const Tensor& padding_mask,
+                              const ops::DocumentPlan* documents) {
+  Tensor y = mega(x, state, padding_mask, documents);
   // Two-hop (§4.2): the FFN's residual is the block input x, so h reaches the stream only
   // through the FFN. Standard pre-norm adds the FFN to y instead.
   return nffn(y, cfg.residual == ResidualKind::two_hop ? x : y);
@@ -104,8 +106,9 @@ std::unique_ptr<StreamState> MegalodonLMImpl::make_state(int64_t) const {
   return s;
 }
 
-Tensor MegalodonLMImpl::forward(const Tensor& tokens, StreamState* state, std::vector<Tensor>* layer_outputs) {
-  Tensor h = features(tokens, state, layer_outputs);
+Tensor MegalodonLMImpl::forward(const Tensor& tokens, StreamState* state, std::vector<Tensor>* layer_outputs,
+                                const Documents& documents) {
+  Tensor h = features(tokens, state, layer_outputs, documents);
   return adaptive_softmax ? adaptive_softmax->log_prob(h) : output->project(h);
 }
 
@@ -114,12 +117,13 @@ Tensor MegalodonLMImpl::last_logits(const Tensor& tokens, StreamState* state) {
   return (adaptive_softmax ? adaptive_softmax->log_prob(h) : output->project(h)).squeeze(1);
 }
 
-Tensor MegalodonLMImpl::nll(const Tensor& tokens, const Tensor& targets, StreamState* state) {
-  Tensor h = features(tokens, state, nullptr);
+Tensor MegalodonLMImpl::nll(const Tensor& tokens, const Tensor& targets, StreamState* state, const Documents& documents) {
+  Tensor h = features(tokens, state, nullptr, documents);
   return adaptive_softmax ? adaptive_softmax->nll(h, targets) : output->nll(h, targets);
 }
 
-Tensor MegalodonLMImpl::features(const Tensor& tokens, StreamState* state, std::vector<Tensor>* layer_outputs) {
+Tensor MegalodonLMImpl::features(const Tensor& tokens, StreamState* state, std::vector<Tensor>* layer_outputs,
+                                 const Documents& documents) {
   TORCH_CHECK(tokens.dim() == 2, "MegalodonLM: tokens must be B×L, got ", tokens.sizes());
   MegalodonState* st = nullptr;
   if (state) {
@@ -127,6 +131,25 @@ Tensor MegalodonLMImpl::features(const Tensor& tokens, StreamState* state, std::
     TORCH_CHECK(st && static_cast<int64_t>(st->layers.size()) == cfg.num_layers,
                 "MegalodonLM: the state was not made by this model");
   }
+  // Document resets: one plan for every layer (they share the cache length and the positions). A
+  // stream whose cache was left in the document form keeps using it even without new boundaries.
+  std::optional<ops::DocumentPlan> plan;
+  if (documents.defined() || (st && !st->layers.empty() && st->layers[0].kv_valid.defined())) {
+    TORCH_CHECK(!documents.defined() || documents.starts.sizes() == tokens.sizes(),
+                "MegalodonLM: document starts must be B×L like the tokens, got ", documents.starts.sizes());
+    ops::DocumentPlanOptions o;
+    o.chunk = cfg.chunk_size;
+    o.restart_positions = documents.restart_positions;
+    if (st && !st->layers.empty()) {
+      o.cached = st->layers[0].cache_length();
+      o.cached_valid = st->layers[0].kv_valid;
+      o.stream_position = st->position;
+    }
+    plan = ops::plan_documents(documents.defined() ? documents.starts
+                                                   : torch::zeros(tokens.sizes(), tokens.options().dtype(torch::kBool)),
+                               o);
+  }
+  const ops::DocumentPlan* docs = plan ? &*plan : nullptr;
   Tensor x = adaptive_input ? adaptive_input(tokens) : embed(tokens);
   if (cfg.scale_emb) x = x * std::sqrt(static_cast<double>(cfg.model_dim));
   if (cfg.dropout > 0 && is_training()) x = F::dropout(x, F::DropoutFuncOptions().p(cfg.dropout).training(true));
@@ -136,9 +159,9 @@ Tensor MegalodonLMImpl::features(const Tensor& tokens, StreamState* state, std::
   for (size_t i = 0; i < blocks.size(); ++i) {
     if (ckpt) {
       MegaBlock& b = blocks[i];
-      x = checkpoint([&b](const Tensor& t) { return b(t, nullptr, Tensor()); }, x, b->parameters());
+      x = checkpoint([&b, docs](const Tensor& t) { return b(t, nullptr, Tensor(), docs); }, x, b->parameters());
     } else {
-      x = blocks[i](x, st ? &st->layers[i] : nullptr, Tensor());
+      x = blocks[i](x, st ? &st->layers[i] : nullptr, Tensor(), docs);
     }
     if (layer_outputs) layer_outputs->push_back(x);
   }
@@ -150,7 +173,7 @@ Tensor MegalodonLMImpl::features(const Tensor& tokens, StreamState* state, std::
                                                 output->final_norm->initial_state(x.size(0), x.device()));
     final_state = &incoming;
   }
-  Tensor h = output->final_norm(x, final_state);
+  Tensor h = output->final_norm(x, final_state, Tensor(), docs);
   if (st) st->position += tokens.size(1);
   return h;
 }

@@ -16,7 +16,7 @@ class MegaBlockImpl : public torch::nn::Module {
  public:
   MegaBlockImpl(const MegalodonConfig& cfg, int64_t layer_id);
   torch::Tensor forward(const torch::Tensor& x, MegaLayerState* state = nullptr,
-                        const torch::Tensor& padding_mask = {});
+                        const torch::Tensor& padding_mask = {}, const ops::DocumentPlan* documents = nullptr);
   MegalodonConfig cfg;
   MovingAverageGatedAttention mega{nullptr};
   NormalizedFeedForwardNetwork nffn{nullptr};
@@ -46,12 +46,13 @@ class MegalodonLMImpl : public CausalLMImpl {
  public:
   explicit MegalodonLMImpl(const MegalodonConfig& cfg);
   torch::Tensor forward(const torch::Tensor& tokens, StreamState* state = nullptr,
-                        std::vector<torch::Tensor>* layer_outputs = nullptr) override;
-  torch::Tensor nll(const torch::Tensor& tokens, const torch::Tensor& targets, StreamState* state = nullptr) override;
+                        std::vector<torch::Tensor>* layer_outputs = nullptr, const Documents& documents = {}) override;
+  torch::Tensor nll(const torch::Tensor& tokens, const torch::Tensor& targets, StreamState* state = nullptr,
+                    const Documents& documents = {}) override;
   torch::Tensor last_logits(const torch::Tensor& tokens, StreamState* state = nullptr) override;
   // The final-normed features B×L×D (what the head reads); advances the state like forward.
   torch::Tensor features(const torch::Tensor& tokens, StreamState* state = nullptr,
-                         std::vector<torch::Tensor>* layer_outputs = nullptr);
+                         std::vector<torch::Tensor>* layer_outputs = nullptr, const Documents& documents = {});
   std::unique_ptr<StreamState> make_state(int64_t batch) const override;
   std::string name() const override { return "megalodon"; }
   double flops_per_token(int64_t context) const override;

@@ -21,6 +21,9 @@ struct MegaLayerState {
   ops::NormState norm;  // undefined until the first call (then the prior is used)
   torch::Tensor hx;     // B×D×N (complex for CEMA, real for EMA); undefined = zero state
   torch::Tensor k, v;   // B×n×H×d_z and B×n×H×d_v with n < C (post-RoPE keys); undefined = empty
+  // With document resets (core/ops/documents.h) rows may attend different numbers of the cached
+  // keys: row b the right-most kv_valid[b] (B int64). Undefined: all n.
+  torch::Tensor kv_valid;
   int64_t cache_length() const { return k.defined() ? k.size(1) : 0; }
 };
 
@@ -34,6 +37,7 @@ struct MegalodonState : StreamState {
 // The Transformer baseline keeps its full KV cache (it is the non-constant-memory comparison).
 struct TransformerState : StreamState {
   std::vector<torch::Tensor> k, v;  // per layer, B×n×H×d
+  torch::Tensor kv_valid;           // document resets: keys row b may attend (right-most), B int64; undefined = all
 };
 
 }  // namespace mgl

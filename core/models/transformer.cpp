@@ -3,6 +3,7 @@
 #include <torch/version.h>
 
 #include <cmath>
+#include <optional>
 
 #include "core/init.h"
 #include "core/modules/checkpoint.h"
@@ -42,8 +43,29 @@ TransformerAttentionImpl::TransformerAttentionImpl(const TransformerConfig& c) :
   wo = register_module("wo", linear(D, D));
 }
 
-Tensor TransformerAttentionImpl::forward(const Tensor& x, int64_t start_pos, Tensor* k_cache, Tensor* v_cache) {
+Tensor TransformerAttentionImpl::forward(const Tensor& x, int64_t start_pos, Tensor* k_cache, Tensor* v_cache,
+                                         const ops::DocumentPlan* documents) {
   const int64_t B = x.size(0), L = x.size(1), H = cfg.num_heads, hd = cfg.head_dim();
+  if (documents) {
+    // Document resets: the same-document causal mask over [cache, this call] (reference path).
+    Tensor q = ops::apply_rope_rows(wq(x).view({B, L, H, hd}), documents->positions, cfg.rope_base);
+    Tensor k = ops::apply_rope_rows(wk(x).view({B, L, H, hd}), documents->positions, cfg.rope_base);
+    Tensor v = wv(x).view({B, L, H, hd});
+    if (documents->cached > 0) {
+      TORCH_CHECK(k_cache && k_cache->defined() && k_cache->size(1) == documents->cached,
+                  "TransformerLM: the document plan expects ", documents->cached, " cached keys");
+      k = torch::cat({*k_cache, k}, 1);
+      v = torch::cat({*v_cache, v}, 1);
+    }
+    Tensor o = ops::segment_attention(q, k, v, *documents, 1.0 / std::sqrt(static_cast<double>(hd)), cfg.dropout,
+                                      is_training());
+    if (k_cache) {
+      const int64_t S = k.size(1), keep = documents->keep;
+      *k_cache = keep ? k.narrow(1, S - keep, keep) : Tensor();
+      *v_cache = keep ? v.narrow(1, S - keep, keep) : Tensor();
+    }
+    return wo(o.reshape({B, L, H * hd}));
+  }
   Tensor pos = torch::arange(start_pos, start_pos + L, torch::TensorOptions().dtype(torch::kInt64).device(x.device()));
   const Tensor rot = ops::rope_rotation(pos, hd, cfg.rope_base,
                                        x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32);
@@ -95,9 +117,10 @@ TransformerBlockImpl::TransformerBlockImpl(const TransformerConfig& c, int64_t) 
   w3 = register_module("w3", linear(c.model_dim, c.ffn_hidden_dim));
 }
 
-Tensor TransformerBlockImpl::forward(const Tensor& x, int64_t start_pos, Tensor* k_cache, Tensor* v_cache) {
+Tensor TransformerBlockImpl::forward(const Tensor& x, int64_t start_pos, Tensor* k_cache, Tensor* v_cache,
+                                     const ops::DocumentPlan* documents) {
   const bool train = is_training();
-  Tensor h = x + drop(attention(attention_norm(x), start_pos, k_cache, v_cache), cfg.dropout, train);
+  Tensor h = x + drop(attention(attention_norm(x), start_pos, k_cache, v_cache, documents), cfg.dropout, train);
   Tensor u = ffn_norm(h);
   return h + drop(w2(torch::silu(w1(u)) * w3(u)), cfg.dropout, train);
 }
@@ -136,7 +159,8 @@ std::unique_ptr<StreamState> TransformerLMImpl::make_state(int64_t) const {
   return s;
 }
 
-Tensor TransformerLMImpl::features(const Tensor& tokens, StreamState* state, std::vector<Tensor>* layer_outputs) {
+Tensor TransformerLMImpl::features(const Tensor& tokens, StreamState* state, std::vector<Tensor>* layer_outputs,
+                                   const Documents& documents) {
   TORCH_CHECK(tokens.dim() == 2, "TransformerLM: tokens must be B×L, got ", tokens.sizes());
   TransformerState* st = nullptr;
   if (state) {
@@ -145,22 +169,42 @@ Tensor TransformerLMImpl::features(const Tensor& tokens, StreamState* state, std
                 "TransformerLM: the state was not made by this model");
   }
   const int64_t start = st ? st->position : 0;
+  // Document resets: one plan for every layer; a stream whose cache is in the document form keeps it.
+  std::optional<ops::DocumentPlan> plan;
+  if (documents.defined() || (st && st->kv_valid.defined())) {
+    TORCH_CHECK(!documents.defined() || documents.starts.sizes() == tokens.sizes(),
+                "TransformerLM: document starts must be B×L like the tokens, got ", documents.starts.sizes());
+    ops::DocumentPlanOptions o;
+    o.restart_positions = documents.restart_positions;
+    if (st) {
+      o.cached = st->k.empty() || !st->k[0].defined() ? 0 : st->k[0].size(1);
+      o.cached_valid = st->kv_valid;
+      o.stream_position = st->position;
+    }
+    plan = ops::plan_documents(documents.defined() ? documents.starts
+                                                   : torch::zeros(tokens.sizes(), tokens.options().dtype(torch::kBool)),
+                               o);
+  }
   Tensor x = drop(adaptive_input ? adaptive_input(tokens) : tok_embeddings(tokens), cfg.dropout, is_training());
   for (size_t i = 0; i < blocks.size(); ++i) {
     if (cfg.checkpoint_activations && !st) {  // stand-alone sequences only (a cache is state)
       TransformerBlock& b = blocks[i];
-      x = checkpoint([&b, start](const Tensor& t) { return b(t, start, nullptr, nullptr); }, x, b->parameters());
+      const ops::DocumentPlan* docs = plan ? &*plan : nullptr;
+      x = checkpoint([&b, start, docs](const Tensor& t) { return b(t, start, nullptr, nullptr, docs); }, x,
+                     b->parameters());
     } else {
-      x = blocks[i](x, start, st ? &st->k[i] : nullptr, st ? &st->v[i] : nullptr);
+      x = blocks[i](x, start, st ? &st->k[i] : nullptr, st ? &st->v[i] : nullptr, plan ? &*plan : nullptr);
     }
     if (layer_outputs) layer_outputs->push_back(x);
   }
   if (st) st->position += tokens.size(1);
+  if (st && plan) st->kv_valid = plan->keep_valid;
   return norm(x);
 }
 
-Tensor TransformerLMImpl::forward(const Tensor& tokens, StreamState* state, std::vector<Tensor>* layer_outputs) {
-  Tensor h = features(tokens, state, layer_outputs);
+Tensor TransformerLMImpl::forward(const Tensor& tokens, StreamState* state, std::vector<Tensor>* layer_outputs,
+                                  const Documents& documents) {
+  Tensor h = features(tokens, state, layer_outputs, documents);
   if (adaptive_softmax) return adaptive_softmax->log_prob(h);
   Tensor logits = output ? output(h) : F::linear(h, tok_embeddings->weight);
   return logits.scalar_type() == torch::kFloat64 ? logits : logits.to(torch::kFloat32);
@@ -173,8 +217,9 @@ Tensor TransformerLMImpl::last_logits(const Tensor& tokens, StreamState* state) 
   return logits.scalar_type() == torch::kFloat64 ? logits : logits.to(torch::kFloat32);
 }
 
-Tensor TransformerLMImpl::nll(const Tensor& tokens, const Tensor& targets, StreamState* state) {
-  Tensor h = features(tokens, state, nullptr);
+Tensor TransformerLMImpl::nll(const Tensor& tokens, const Tensor& targets, StreamState* state,
+                              const Documents& documents) {
+  Tensor h = features(tokens, state, nullptr, documents);
   if (adaptive_softmax) return adaptive_softmax->nll(h, targets);
   // The loss over slices of the rows: no B×L×V logits (issue 22).
   return ops::sliced_linear_nll(h, output ? output->weight : tok_embeddings->weight, targets);

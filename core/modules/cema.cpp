@@ -142,7 +142,8 @@ ops::EmaCoeffs ComplexEMAImpl::coeffs(int direction) const {
   return c;
 }
 
-std::pair<Tensor, Tensor> ComplexEMAImpl::forward(const Tensor& x, const Tensor& h0, bool want_state) {
+std::pair<Tensor, Tensor> ComplexEMAImpl::forward(const Tensor& x, const Tensor& h0, bool want_state,
+                                                  const ops::DocumentPlan* documents) {
   TORCH_CHECK(x.dim() == 3 && x.size(1) == options.dim(), "ComplexEMA: x must be B×", options.dim(),
               "×L, got ", x.sizes());
   const int64_t L = x.size(2);
@@ -150,6 +151,7 @@ std::pair<Tensor, Tensor> ComplexEMAImpl::forward(const Tensor& x, const Tensor&
   // complex powers q^j lose all accuracy in 8 mantissa bits. Autocast is switched off here and
   // the result is cast back to the input's dtype.
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+  if (documents) return forward_documents(x, h0, want_state, *documents);
   // The fused scan's limits (N ≤ 256, L ≥ 1, fp32/fp64 coefficients): `auto` falls back to the
   // reference path below where it cannot run, `fused` refuses with the reason.
   const auto cd_param = alpha.scalar_type();
@@ -180,6 +182,33 @@ std::pair<Tensor, Tensor> ComplexEMAImpl::forward(const Tensor& x, const Tensor&
   y = y + xa * omega.to(cd).view({1, -1, 1});
   if (options.mega_exact()) y = torch::silu(y);
   Tensor h = want_state ? ops::ema_hidden(xa, c, h0) : Tensor();
+  return {y.to(x.scalar_type()), h};
+}
+
+std::pair<Tensor, Tensor> ComplexEMAImpl::forward_documents(const Tensor& x, const Tensor& h0, bool want_state,
+                                                            const ops::DocumentPlan& plan) {
+  TORCH_CHECK(!options.bidirectional(), "document resets are for the causal EMA (a language model)");
+  TORCH_CHECK(options.kernel() != KernelImpl::fused,
+              "model.kernel_cema = \"fused\": the fused scan has no document resets (task.document_boundaries = "
+              "\"reset\"); use \"auto\" or \"reference\"");
+  const int64_t L = x.size(2);
+  ops::EmaCoeffs c = coeffs(0);
+  const auto cd = c.p.scalar_type();
+  Tensor xa = x.to(cd);
+  // Every segment its own convolution (from a zero state); the carried state adds its closed-form
+  // response (§1.7) to the first segment only, when that segment continues it.
+  Tensor y = ops::segmented_causal_fftconv(xa, ops::ema_kernel(c, L), plan);
+  if (h0.defined()) y = y + ops::ema_bias(c, h0, L) * plan.continues.to(cd).unsqueeze(1);
+  y = y + xa * omega.to(cd).view({1, -1, 1});
+  if (options.mega_exact()) y = torch::silu(y);
+  Tensor h;
+  if (want_state) {
+    // The state after the call is that of the last segment alone: its inputs (the earlier ones
+    // zeroed) and h0 only where that segment continues the carried state.
+    Tensor last = plan.last_segment.to(cd).unsqueeze(1);
+    Tensor h0_last = h0.defined() ? h0 * plan.last_continues.to(cd).view({-1, 1, 1}) : Tensor();
+    h = ops::ema_hidden(xa * last, c, h0_last);
+  }
   return {y.to(x.scalar_type()), h};
 }
 

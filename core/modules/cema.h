@@ -13,6 +13,7 @@
 
 #include "core/config.h"
 #include "core/ops/cema.h"
+#include "core/ops/documents.h"
 
 namespace mgl {
 
@@ -42,8 +43,15 @@ class ComplexEMAImpl : public torch::nn::Module {
   // With options.kernel() selecting the fused kernels (mgl::kernels::use_fused) the EMA runs as
   // one fused scan per direction on CUDA (complex CEMA; the real EMA as a CEMA with zero phases);
   // what the scan does not cover (N > 256) takes the reference path.
+  // documents: packed documents (core/ops/documents.h): the state restarts from zero at every
+  // document start (the convolution is split there), h0 enters only the segment that continues it,
+  // and the state returned is that of the last segment. Reference path only; causal only.
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x, const torch::Tensor& h0 = {},
-                                                  bool want_state = false);
+                                                  bool want_state = false,
+                                                  const ops::DocumentPlan* documents = nullptr);
+
+  std::pair<torch::Tensor, torch::Tensor> forward_documents(const torch::Tensor& x, const torch::Tensor& h0,
+                                                            bool want_state, const ops::DocumentPlan& plan);
 
   ComplexEMAOptions options;
   double scale;  // √(1/N)

@@ -154,7 +154,34 @@ Tensor MovingAverageGatedAttentionImpl::attend(const Tensor& q, const Tensor& k,
   return out;
 }
 
-Tensor MovingAverageGatedAttentionImpl::forward(const Tensor& x, MegaLayerState* state, const Tensor& padding_mask) {
+Tensor MovingAverageGatedAttentionImpl::attend_documents(const Tensor& q, const Tensor& k, const Tensor& v,
+                                                         MegaLayerState* state, const ops::DocumentPlan& plan) {
+  TORCH_CHECK(cfg.kernel_attention != KernelImpl::fused,
+              "model.kernel_attention = \"fused\": the attention kernels have no document masks "
+              "(task.document_boundaries = \"reset\"); use \"auto\" or \"reference\"");
+  const double scale = cfg.attention == AttentionKind::normalized ? 1.0 : 1.0 / std::sqrt(double(cfg.z_head_dim()));
+  Tensor kr = ops::apply_rope_rows(k, plan.positions, cfg.rope_base);
+  Tensor qr = ops::apply_rope_rows(q, plan.positions, cfg.rope_base);
+  Tensor keys = kr, values = v;
+  if (plan.cached > 0) {
+    TORCH_CHECK(state && state->cache_length() == plan.cached, "MEGA layer: the document plan expects ", plan.cached,
+                " cached keys, the state has ", state ? state->cache_length() : 0);
+    keys = torch::cat({state->k, kr}, 1);
+    values = torch::cat({state->v, v}, 1);
+  }
+  Tensor out = ops::segment_attention(qr, keys, values, plan, scale, cfg.attention_dropout, is_training());
+  if (state) {
+    // The keys of each row's unfinished segment (rows with fewer valid ones are masked by keep_valid).
+    const int64_t S = keys.size(1);
+    state->k = plan.keep ? keys.narrow(1, S - plan.keep, plan.keep) : Tensor();
+    state->v = plan.keep ? values.narrow(1, S - plan.keep, plan.keep) : Tensor();
+    state->kv_valid = plan.keep_valid;
+  }
+  return out;
+}
+
+Tensor MovingAverageGatedAttentionImpl::forward(const Tensor& x, MegaLayerState* state, const Tensor& padding_mask,
+                                                const ops::DocumentPlan* documents) {
   TORCH_CHECK(x.dim() == 3 && x.size(2) == cfg.model_dim, "MEGA layer: x must be B×L×", cfg.model_dim,
               ", got ", x.sizes());
   const int64_t B = x.size(0), L = x.size(1), H = cfg.num_heads, dz = cfg.z_head_dim(), dv = cfg.v_head_dim();
@@ -163,6 +190,10 @@ Tensor MovingAverageGatedAttentionImpl::forward(const Tensor& x, MegaLayerState*
   // Chunk parallelism (core/models/sequence_parallel.h): this rank's segment starts from the
   // norm statistics and EMA state of the segments before it, like a streaming call.
   SequenceExchange* ex = state ? nullptr : current_sequence_exchange();
+  if (documents) {
+    TORCH_CHECK(cfg.causal && !padding_mask.defined(), "document resets are for the causal form on unpadded rows");
+    TORCH_CHECK(!ex, "chunk parallelism (dist.chunk_parallel > 1) does not support document resets");
+  }
   ops::NormState incoming;
   ops::NormState* norm_state = state ? &state->norm : nullptr;
   if (ex) {
@@ -175,11 +206,11 @@ Tensor MovingAverageGatedAttentionImpl::forward(const Tensor& x, MegaLayerState*
       norm_state = &incoming;
     }
   }
-  Tensor xt = timenorm(x, norm_state, padding_mask);
+  Tensor xt = timenorm(x, norm_state, padding_mask, documents);
   Tensor xe = padding_mask.defined() ? xt.masked_fill(padding_mask.unsqueeze(-1), 0.0) : xt;
   Tensor h0 = state ? state->hx : Tensor();
   if (ex) h0 = sequence_parallel::ema_incoming(*ex, xe.transpose(1, 2), cema->coeffs());
-  auto [xc, hx] = cema(xe.transpose(1, 2), h0, state != nullptr);
+  auto [xc, hx] = cema(xe.transpose(1, 2), h0, state != nullptr, documents);
   if (state) state->hx = hx;
   Tensor mx = apply_dropout(rmsnorm(xc.transpose(1, 2)), cfg.hidden_dropout, train);
 
@@ -199,7 +230,9 @@ Tensor MovingAverageGatedAttentionImpl::forward(const Tensor& x, MegaLayerState*
   }
   Tensor v = torch::silu(wv(xt));  // from the norm output, not the EMA output (§3.5)
   Tensor ra = wr(mx);  // r = silu(ra)
-  Tensor o = attend(q.view({B, L, H, dz}), k.view({B, L, H, dz}), v.view({B, L, H, dv}), state, padding_mask)
+  Tensor o = (documents ? attend_documents(q.view({B, L, H, dz}), k.view({B, L, H, dz}), v.view({B, L, H, dv}), state,
+                                           *documents)
+                        : attend(q.view({B, L, H, dz}), k.view({B, L, H, dz}), v.view({B, L, H, dv}), state, padding_mask))
                  .reshape({B, L, H * dv});
 
   // wh2(O ⊙ r) as one op that keeps O and ra only (issue 22); the plain form where dropout sits

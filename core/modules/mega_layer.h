@@ -17,14 +17,20 @@ class MovingAverageGatedAttentionImpl : public torch::nn::Module {
 
   // x: B×L×D (any L). state: carried streaming state of this layer (updated in place) or null for
   // a stand-alone segment. padding_mask: B×L bool (true = padded), encoder use.
+  // documents: packed documents (core/ops/documents.h, made once per forward by the model): the
+  // timestep norm, the CEMA state, the attention and the cache restart at every document start.
   // Returns y = x + h (or the Mega update-gate form), B×L×D.
   torch::Tensor forward(const torch::Tensor& x, MegaLayerState* state = nullptr,
-                        const torch::Tensor& padding_mask = {});
+                        const torch::Tensor& padding_mask = {}, const ops::DocumentPlan* documents = nullptr);
 
   // The attention part alone on already projected inputs, exposed for tests: q, k B×L×H×d_z
   // (before RoPE), v B×L×H×d_v; handles RoPE positions, the cache and chunking.
   torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                        MegaLayerState* state, const torch::Tensor& padding_mask);
+  // The same with document resets: attention within the plan's segments, RoPE at its positions,
+  // the cache kept per its keep / keep_valid.
+  torch::Tensor attend_documents(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                 MegaLayerState* state, const ops::DocumentPlan& plan);
 
   MegalodonConfig cfg;
   double drop_path_rate = 0.0;  // stochastic depth of this block's branch (set by MegaBlock)

@@ -92,10 +92,26 @@ ops::NormState SequenceNormImpl::initial_state(int64_t B, const torch::Device& d
   return s;
 }
 
-Tensor SequenceNormImpl::forward(const Tensor& x_in, ops::NormState* state, const Tensor& padding_mask) {
+Tensor SequenceNormImpl::forward(const Tensor& x_in, ops::NormState* state, const Tensor& padding_mask,
+                                 const ops::DocumentPlan* documents) {
   // Norm statistics are computed in fp32 even under bf16 autocast (the carried timestep-norm
   // state is fp32 by construction); the output returns in the input's dtype.
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+  if (documents && kind == NormKind::timestep) {
+    TORCH_CHECK(!padding_mask.defined(), "document resets take unpadded (packed) rows");
+    TORCH_CHECK(kernel != KernelImpl::fused,
+                "model.kernel_timestep_norm = \"fused\": the kernel has no document resets (task.document_boundaries = "
+                "\"reset\"); use \"auto\" or \"reference\"");
+    const bool low = x_in.scalar_type() == torch::kBFloat16 || x_in.scalar_type() == torch::kHalf;
+    Tensor x = low ? x_in.to(torch::kFloat32) : x_in;
+    Tensor w = weight + 1.0;
+    const ops::NormState prior = initial_state(x.size(0), x.device());
+    const ops::NormState prev = (state && state->defined()) ? *state : prior;
+    auto out = ops::timestep_norm_segmented(x, num_groups, w, bias, prev, prior, *documents, eps);
+    if (state) *state = out.state;
+    return low ? out.y.to(x_in.scalar_type()) : out.y;
+  }
+  TORCH_CHECK(!(documents && kind == NormKind::sequence), "document resets are for causal norms, not model.norm = 'sequence'");
   if (kind == NormKind::timestep && x_in.dim() == 3 &&
       kernels::use_fused(kernel, x_in, "model.kernel_timestep_norm",
                          kernels::timestep_norm_unsupported(x_in.size(0), x_in.size(1), x_in.size(2), num_groups,

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "core/config.h"
+#include "core/ops/documents.h"
 #include "core/ops/timestep_norm.h"
 
 namespace mgl {
@@ -44,8 +45,10 @@ class SequenceNormImpl : public torch::nn::Module {
   SequenceNormImpl(NormKind kind, int64_t dim, int64_t num_groups, double eps, int64_t prior_count = 0,
                    bool affine = true, KernelImpl kernel = KernelImpl::reference);
   // state: the carried TimestepNorm state, updated in place (ignored by layer/group; may be null).
+  // documents: packed documents (core/ops/documents.h): a timestep norm restarts its statistics
+  // from the prior at every document start (reference path); layer and group norms are per token.
   torch::Tensor forward(const torch::Tensor& x, ops::NormState* state = nullptr,
-                        const torch::Tensor& padding_mask = {});
+                        const torch::Tensor& padding_mask = {}, const ops::DocumentPlan* documents = nullptr);
   // The state before any token: (prior_count, prior_mean, exp(prior_logv)) expanded over B.
   ops::NormState initial_state(int64_t batch, const torch::Device& device) const;
   NormKind kind;

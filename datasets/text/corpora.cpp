@@ -163,7 +163,55 @@ TokenizedDocument tokenize_whole(const Document& doc, const Tokenizer& tok) {
   });
 }
 
+// Whether a line holds nothing but white space (a paragraph separator of plain text).
+bool blank_line(std::string_view line) {
+  return std::all_of(line.begin(), line.end(), [](char c) { return c == ' ' || c == '\t' || c == '\f' || c == '\v'; });
+}
+
+// A plain-text file encoded one paragraph at a time: pieces run from the first line of a paragraph
+// to the first line of the next (the blank lines between stay with the earlier one), and each
+// piece's first token is a section start.
+TokenizedDocument tokenize_paragraphs(const Document& doc, const Tokenizer& tok) {
+  return naming_file(doc.path, [&] {
+    const detail::MappedFile map(doc.path);
+    const std::string_view text = map.view();
+    TokenizedDocument out;
+    out.words = detail::count_words(text);
+    size_t piece = 0, pos = 0;
+    bool after_blank = false, seen_text = false;  // leading blank lines belong to the first paragraph
+    auto flush = [&](size_t end) {
+      const size_t before = out.ids.size();
+      tok.encode_append(text.substr(piece, end - piece), out.ids);
+      if (before > 0 && out.ids.size() > before &&
+          (out.sections.empty() || out.sections.back() < static_cast<int64_t>(before)))
+        out.sections.push_back(static_cast<int64_t>(before));
+      piece = end;
+    };
+    while (pos < text.size()) {
+      size_t end = text.find('\n', pos);
+      end = end == std::string_view::npos ? text.size() : end + 1;
+      std::string_view line = text.substr(pos, end - pos);
+      while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+      const bool blank = blank_line(line);
+      if (!blank && after_blank && seen_text && pos > piece) flush(pos);
+      after_blank = blank;
+      seen_text = seen_text || !blank;
+      pos = end;
+    }
+    if (piece < text.size()) flush(text.size());
+    return out;
+  });
+}
+
 // ---- WikiText-103 ---------------------------------------------------------------------------
+
+// An article's title line: " = Title = " (headings inside an article have two or more '=').
+bool article_title(std::string_view line) {
+  while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+  while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
+  return line.size() >= 5 && line.substr(0, 2) == "= " && line.substr(line.size() - 2) == " =" && line[2] != '=' &&
+         line[line.size() - 3] != '=';
+}
 
 class WikiText final : public Corpus {
  public:
@@ -191,6 +239,7 @@ class WikiText final : public Corpus {
     detail::for_each_line(map.view(), [&](std::string_view line) {
       ++line_no;
       const size_t before = out.ids.size();
+      if (before > 0 && article_title(line)) out.sections.push_back(static_cast<int64_t>(before));
       try {
         tok.encode_append(line, out.ids);
       } catch (const std::exception& e) {
@@ -207,7 +256,7 @@ class WikiText final : public Corpus {
     detail::Fnv1a f;
     const auto file = split_file(split);
     stamp(f, file, file.filename().string());
-    return "wikitext-v1:" + f.hex();
+    return "wikitext-v2:" + f.hex();
   }
 
  private:
@@ -327,14 +376,14 @@ class PlainText final : public Corpus {
   }
 
   TokenizedDocument tokenize(const Document& doc, const Tokenizer& tok) const override {
-    return tokenize_whole(doc, tok);
+    return tokenize_paragraphs(doc, tok);
   }
 
   std::string fingerprint(TextSplit split) const override {
     detail::Fnv1a f;
     for (const auto& file : split_files(split))
       stamp(f, file, path_string(std::filesystem::relative(file, root_)));
-    return "text-v1:" + f.hex();
+    return "text-v2:" + f.hex();
   }
 
  private:

@@ -23,8 +23,8 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 
 namespace {
 
-constexpr char kMagic[8] = {'M', 'G', 'L', 'T', 'O', 'K', '0', '2'};
-constexpr char kMagicV1[8] = {'M', 'G', 'L', 'T', 'O', 'K', '0', '1'};
+constexpr char kMagic[8] = {'M', 'G', 'L', 'T', 'O', 'K', '0', '3'};
+constexpr char kOlder[2][9] = {"MGLTOK01", "MGLTOK02"};  // 01: no id bound; 02: no section table
 
 uint64_t load_u64(const unsigned char* p) {
   uint64_t v;
@@ -51,6 +51,7 @@ struct PackedTokens::Impl {
   const unsigned char* offsets = nullptr;
   const unsigned char* words = nullptr;
   const unsigned char* ids = nullptr;
+  std::vector<int64_t> sections;
 
   int32_t id(int64_t i) const {
     const unsigned char* p = ids + static_cast<size_t>(i) * width;
@@ -92,11 +93,12 @@ PackedTokens PackedTokens::open(const std::filesystem::path& file) {
           fmt::format("{}: truncated token cache ({} bytes; the {} needs {} more at offset {})", name, size,
                       what, n, pos));
   };
-  if (size >= 8 && std::memcmp(d, kMagicV1, 8) == 0)
-    throw std::runtime_error(
-        fmt::format("{}: token cache of an older version (MGLTOK01, no id bound in its header)", name));
+  for (const char* older : kOlder)
+    if (size >= 8 && std::memcmp(d, older, 8) == 0)
+      throw std::runtime_error(fmt::format("{}: token cache of an older version ({}: {})", name, older,
+                                           older[7] == '1' ? "no id bound in its header" : "no section table"));
   if (size < 8 || std::memcmp(d, kMagic, 8) != 0)
-    throw std::runtime_error(fmt::format("{}: not a token cache (bad magic; expected \"MGLTOK02\")", name));
+    throw std::runtime_error(fmt::format("{}: not a token cache (bad magic; expected \"MGLTOK03\")", name));
   pos = 8;
   need(16, "header");
   impl->width = load_u32(d + 8);
@@ -130,9 +132,24 @@ PackedTokens PackedTokens::open(const std::filesystem::path& file) {
                     "left)",
                     name, tokens, impl->width, size - pos));
   impl->ids = d + pos;
-  if (size - pos != tokens * impl->width)
-    throw std::runtime_error(fmt::format("{}: corrupt token cache ({} bytes after the last id)", name,
-                                         size - pos - tokens * impl->width));
+  pos += tokens * impl->width;
+  need(8, "section count");
+  const uint64_t sections = load_u64(d + pos);
+  pos += 8;
+  if (sections > (size - pos) / 8)
+    throw std::runtime_error(fmt::format("{}: truncated token cache ({} section starts cannot fit in {} bytes)", name,
+                                         sections, size - pos));
+  for (uint64_t i = 0; i < sections; ++i) {
+    const uint64_t s = load_u64(d + pos + 8 * i);
+    if (s == 0 || s >= tokens || (i > 0 && s <= static_cast<uint64_t>(impl->sections.back())))
+      throw std::runtime_error(fmt::format("{}: corrupt token cache (section start {} = {}: starts must rise inside "
+                                           "(0, {}))",
+                                           name, i, s, tokens));
+    impl->sections.push_back(static_cast<int64_t>(s));
+  }
+  pos += sections * 8;
+  if (size != pos)
+    throw std::runtime_error(fmt::format("{}: corrupt token cache ({} bytes after the section table)", name, size - pos));
   if ((tokens == 0) != (impl->id_bound == 0))
     throw std::runtime_error(
         fmt::format("{}: corrupt token cache (id bound {} for {} tokens)", name, impl->id_bound, tokens));
@@ -186,6 +203,11 @@ int64_t PackedTokens::document_words(int64_t d) const {
   if (d < 0 || d >= num_documents())
     throw std::out_of_range(fmt::format("token cache: document {} outside [0, {})", d, num_documents()));
   return static_cast<int64_t>(load_u64(impl_->words + 8 * d));
+}
+
+const std::vector<int64_t>& PackedTokens::section_starts() const {
+  static const std::vector<int64_t> kNone;
+  return impl_ ? impl_->sections : kNone;
 }
 
 int32_t PackedTokens::at(int64_t i) const {
@@ -289,6 +311,13 @@ class PackedWriter {
       }
     }
     put(buf_.data(), buf_.size());
+    for (const int64_t s : doc.sections) {
+      if (s <= 0 || s >= static_cast<int64_t>(doc.ids.size()) ||
+          (!sections_.empty() && tokens_ + static_cast<uint64_t>(s) <= sections_.back()))
+        throw std::logic_error(fmt::format("{}: document {} has a section start {} outside (0, {}) or out of order",
+                                           file_.string(), words_.size(), s, doc.ids.size()));
+      sections_.push_back(tokens_ + static_cast<uint64_t>(s));
+    }
     tokens_ += doc.ids.size();
     offsets_.push_back(tokens_);
     words_.push_back(doc.words);
@@ -298,6 +327,9 @@ class PackedWriter {
     if (static_cast<int64_t>(words_.size()) != documents_)
       throw std::logic_error(
           fmt::format("{}: {} documents written, {} announced", file_.string(), words_.size(), documents_));
+    // The section table follows the ids; then back to the header's placeholders (id bound, counts).
+    put_u64(sections_.size());
+    for (uint64_t s : sections_) put_u64(s);
     if (std::fseek(f_, 12, SEEK_SET) != 0) fail();
     put_u32(static_cast<uint32_t>(id_bound_));
     if (std::fseek(f_, static_cast<long>(counts_at_), SEEK_SET) != 0) fail();
@@ -332,7 +364,7 @@ class PackedWriter {
   int64_t vocab_size_, documents_;
   uint32_t width_ = 2;
   uint64_t counts_at_ = 0, tokens_ = 0, id_bound_ = 0;
-  std::vector<uint64_t> offsets_;
+  std::vector<uint64_t> offsets_, sections_;
   std::vector<int64_t> words_;
   std::vector<unsigned char> buf_;
   bool committed_ = false;

@@ -106,6 +106,10 @@ struct Document {
 struct TokenizedDocument {
   std::vector<int32_t> ids;
   int64_t words = 0;
+  // Token offsets inside the document (increasing, > 0) where a section begins: WikiText's
+  // articles (their "= Title =" line), the paragraphs of plain text (the first line after blank
+  // ones). The language model can restart its state there (task.document_boundaries = "reset").
+  std::vector<int64_t> sections;
 };
 
 class Corpus {
@@ -122,6 +126,8 @@ class Corpus {
 // WikiText-103 (`wiki.{train,valid,test}.tokens` in `root`): one document per split (the whole file);
 // every line, blank lines included, is its whitespace-split words then </s> (the tokenizer's
 // eos). words = the number of tokens including the </s> of each line (the WikiText convention).
+// Sections: the articles, each starting at its title line " = Title = " (one '=' on each side;
+// "= = Heading = =" lines are headings inside an article).
 // The word tokenizer needs no text normalisation; the byte and sentencepiece tokenizers encode each
 // line's text (without its newline) and append eos.
 std::unique_ptr<Corpus> open_wikitext(const std::filesystem::path& root);
@@ -132,7 +138,10 @@ std::unique_ptr<Corpus> open_wikitext(const std::filesystem::path& root);
 // words = the number of whitespace-separated words of the book text (the PG-19 word count).
 std::unique_ptr<Corpus> open_pg19(const std::filesystem::path& root);
 // Plain text: `root/{train,valid,test}/*.txt` (or `root/{train,valid,test}.txt`), each file one
-// document encoded whole; words = whitespace-separated words.
+// document; words = whitespace-separated words. Sections: the paragraphs (a paragraph starts at a
+// non-blank line that follows one or more blank or whitespace-only lines). The text is encoded one
+// paragraph (with the blank lines after it) at a time, so that every section starts on a token;
+// for the byte and word tokenizers that is the same stream as encoding the file whole.
 std::unique_ptr<Corpus> open_plain_text(const std::filesystem::path& root);
 // By format name ("wikitext", "pg19", "text"); an unknown name is an error listing the names.
 std::unique_ptr<Corpus> open_corpus(const std::string& format, const std::filesystem::path& root);
@@ -146,10 +155,12 @@ std::vector<std::vector<std::string>> parse_csv(std::string_view text, const std
 // ---- packed token cache ---------------------------------------------------------------------
 
 // A split's token ids, concatenated in document order, memory-mapped read-only. File layout
-// (little-endian): magic "MGLTOK02", u32 bytes per id (2 or 4), u32 id bound (the largest id + 1; 0
+// (little-endian): magic "MGLTOK03", u32 bytes per id (2 or 4), u32 id bound (the largest id + 1; 0
 // without tokens), u64 fingerprint length, fingerprint bytes, u64 tokens, u64 documents,
-// u64 doc_offsets[documents+1], i64 doc_words[documents], then the ids. (MGLTOK01 files, without the
-// bound, are refused as an older version, and load_or_build_tokens rebuilds them.)
+// u64 doc_offsets[documents+1], i64 doc_words[documents], the ids, then u64 sections,
+// u64 section_starts[sections] (absolute token offsets, increasing, each inside (0, tokens)).
+// Files of the older layouts (MGLTOK01: no id bound; MGLTOK02: no section table) are refused as an
+// older version, and load_or_build_tokens rebuilds them.
 class PackedTokens {
  public:
   PackedTokens();
@@ -170,6 +181,8 @@ class PackedTokens {
   int64_t document_words(int64_t d) const;
   int64_t total_words() const;
   int32_t at(int64_t i) const;
+  // Where the documents' sections begin (TokenizedDocument::sections), as absolute offsets.
+  const std::vector<int64_t>& section_starts() const;
   // ids [begin, begin+length) as an int64 tensor (a copy); the range must lie inside the stream.
   torch::Tensor slice(int64_t begin, int64_t length) const;
 

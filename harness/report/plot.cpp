@@ -132,11 +132,19 @@ void write_line_plot(const LinePlot& plot, const std::filesystem::path& png) {
 
   // Data range over every finite point.
   double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
-  for (const auto& s : plot.series)
-    for (const auto& [x, y] : s.points)
-      if (std::isfinite(x) && std::isfinite(y)) {
-        x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
-      }
+  for (const auto& s : plot.series) {
+    if (!s.band.empty() && s.band.size() != s.points.size())
+      throw std::runtime_error(fmt::format("{}: series '{}' has {} band entries for {} points", png.string(), s.label,
+                                           s.band.size(), s.points.size()));
+    for (size_t k = 0; k < s.points.size(); ++k) {
+      const auto [x, y] = s.points[k];
+      if (!std::isfinite(x) || !std::isfinite(y)) continue;
+      x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
+      if (s.band.empty()) continue;
+      for (double b : {s.band[k].first, s.band[k].second})
+        if (std::isfinite(b)) y0 = std::min(y0, b), y1 = std::max(y1, b);
+    }
+  }
   const bool empty = !(x0 <= x1);
   if (empty) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
   if (x1 == x0) x0 -= 1, x1 += 1;
@@ -183,8 +191,11 @@ void write_line_plot(const LinePlot& plot, const std::filesystem::path& png) {
   cv::rectangle(img, area, kInk, 1);
 
   // Title, axis labels (the y label drawn horizontally on its own canvas, then rotated).
+  // A long title shrinks to the image width rather than running off its edge.
   const std::string title = ascii(plot.title);
-  text(img, title, {std::max(4, (W - text_size(title, 0.65, 2).width) / 2), 30}, 0.65, kInk, 2);
+  double title_scale = 0.65;
+  if (const int tw = text_size(title, title_scale, 2).width; tw > W - 8) title_scale *= double(W - 8) / tw;
+  text(img, title, {std::max(4, (W - text_size(title, title_scale, 2).width) / 2), 30}, title_scale, kInk, 2);
   const std::string xl = ascii(plot.x_label);
   text(img, xl, {area.x + (area.width - text_size(xl, 0.5).width) / 2, H - 12}, 0.5, kInk);
   const std::string yl = ascii(plot.y_label);
@@ -198,6 +209,35 @@ void write_line_plot(const LinePlot& plot, const std::filesystem::path& png) {
     rotated.copyTo(img(cv::Rect(6, y, rotated.cols, rotated.rows)));
   }
   if (empty) text(img, "no data", {area.x + area.width / 2 - 30, area.y + area.height / 2}, 0.6, kInk);
+
+  // The bands first, each blended into the picture at 20 % so that lines and other bands stay
+  // visible through it; a band is broken where a value is missing, as the line is.
+  for (size_t i = 0; i < plot.series.size(); ++i) {
+    const PlotSeries& s = plot.series[i];
+    if (s.band.empty()) continue;
+    cv::Mat overlay = img.clone();
+    std::vector<cv::Point> upper, lower;
+    auto flush = [&] {
+      if (upper.size() > 1) {
+        std::vector<cv::Point> poly(upper);
+        poly.insert(poly.end(), lower.rbegin(), lower.rend());
+        cv::fillPoly(overlay, std::vector<std::vector<cv::Point>>{poly}, bgr(i), cv::LINE_AA);
+      }
+      upper.clear();
+      lower.clear();
+    };
+    for (size_t k = 0; k < s.points.size(); ++k) {
+      const double x = s.points[k].first, lo = s.band[k].first, hi = s.band[k].second;
+      if (!std::isfinite(x) || !std::isfinite(lo) || !std::isfinite(hi)) {
+        flush();
+        continue;
+      }
+      upper.emplace_back(px(x), py(hi));
+      lower.emplace_back(px(x), py(lo));
+    }
+    flush();
+    cv::addWeighted(overlay, 0.2, img, 0.8, 0.0, img);
+  }
 
   // The series.
   for (size_t i = 0; i < plot.series.size(); ++i) {

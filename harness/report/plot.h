@@ -14,6 +14,9 @@ namespace mgl::harness {
 struct PlotSeries {
   std::string label;
   std::vector<std::pair<double, double>> points;  // (x, y); non-finite points are skipped
+  // Optional (low, high) per point (same length as points): drawn as a translucent band in the
+  // series' colour behind the line, e.g. ± one standard deviation over seeds. Empty: no band.
+  std::vector<std::pair<double, double>> band;
 };
 
 struct LinePlot {

@@ -151,6 +151,10 @@ SweepResults load_sweep(const fs::path& sweep_dir) {
   t.paper_columns = field<std::vector<std::string>>(spec, "paper_columns", file, "table.paper_columns", {});
   t.curves = field<std::vector<std::string>>(spec, "curves", file, "table.curves", {});
   t.notes = field<std::string>(spec, "notes", file, "table.notes", "");
+  t.reference = field<std::string>(spec, "reference", file, "table.reference", "");
+  t.interval = field<std::string>(spec, "interval", file, "table.interval", "auto");
+  if (t.interval != "auto" && t.interval != "paired" && t.interval != "welch")
+    throw ConfigError(file.string(), "table.interval", fmt::format("'{}' is not one of auto, paired, welch", t.interval));
   if (!t.scales.empty() && t.scales.size() != t.metrics.size())
     throw ConfigError(file.string(), "table.scales",
                       fmt::format("has {} entries for {} metrics (empty means: table.scale for all)", t.scales.size(),
@@ -218,6 +222,13 @@ SweepResults load_sweep(const fs::path& sweep_dir) {
     if (fs::exists(run_dir / "metrics.jsonl")) run.log = read_metrics_log(run_dir / "metrics.jsonl");
     s.runs.push_back(std::move(run));
   }
+  if (!t.reference.empty()) {
+    const bool variant = std::find(s.variants.begin(), s.variants.end(), t.reference) != s.variants.end();
+    const bool row = std::any_of(s.cells.begin(), s.cells.end(), [&](const auto& c) { return c.second.first == t.reference; });
+    if (s.cells.empty() ? !variant : !row)
+      throw ConfigError(file.string(), "table.reference",
+                        fmt::format("'{}' is not {} of this sweep", t.reference, s.cells.empty() ? "a variant" : "a row"));
+  }
   return s;
 }
 
@@ -244,6 +255,7 @@ std::vector<VariantSummary> aggregate(const SweepResults& sweep) {
     VariantSummary v;
     v.name = name;
     std::vector<std::vector<double>> values(sweep.table.metrics.size());
+    v.values.resize(values.size());
     std::vector<double> seconds;
     for (const auto& r : sweep.runs) {
       if (r.variant != name) continue;
@@ -252,7 +264,10 @@ std::vector<VariantSummary> aggregate(const SweepResults& sweep) {
       ++v.finished;
       for (size_t m = 0; m < values.size(); ++m) {
         auto it = r.metrics.find(sweep.table.metrics[m]);
-        if (it != r.metrics.end() && std::isfinite(it->second)) values[m].push_back(it->second);
+        if (it != r.metrics.end() && std::isfinite(it->second)) {
+          values[m].push_back(it->second);
+          v.values[m][r.seed] = it->second;
+        }
       }
       seconds.push_back(r.train_seconds.value_or(r.seconds));
       if (r.parameters) {
@@ -267,7 +282,7 @@ std::vector<VariantSummary> aggregate(const SweepResults& sweep) {
   return out;
 }
 
-Curve mean_curve(const std::vector<const Curve*>& runs) {
+std::vector<CurvePoint> curve_stats(const std::vector<const Curve*>& runs) {
   if (runs.empty()) return {};
   std::vector<std::map<int64_t, double>> by_step;
   for (const Curve* c : runs) {
@@ -275,16 +290,76 @@ Curve mean_curve(const std::vector<const Curve*>& runs) {
     for (const auto& [step, value] : *c) m[step] = value;  // later entries win (resumed runs)
     by_step.push_back(std::move(m));
   }
-  Curve out;
+  std::vector<CurvePoint> out;
   for (const auto& [step, first] : by_step[0]) {
-    double sum = first;
-    bool shared = true;
-    for (size_t i = 1; i < by_step.size() && shared; ++i) {
+    std::vector<double> xs{first};
+    for (size_t i = 1; i < by_step.size(); ++i) {
       auto it = by_step[i].find(step);
-      if (it == by_step[i].end()) shared = false;
-      else sum += it->second;
+      if (it == by_step[i].end()) break;
+      xs.push_back(it->second);
     }
-    if (shared) out.emplace_back(step, sum / static_cast<double>(by_step.size()));
+    if (xs.size() != by_step.size()) continue;
+    const Stat st = summarize(xs);
+    out.push_back({step, st.mean, st.std});
+  }
+  return out;
+}
+
+Curve mean_curve(const std::vector<const Curve*>& runs) {
+  Curve out;
+  for (const auto& p : curve_stats(runs)) out.emplace_back(p.step, p.mean);
+  return out;
+}
+
+std::vector<Comparison> compare_to_reference(const SweepResults& sweep, const std::vector<VariantSummary>& summary) {
+  const TableSpec& t = sweep.table;
+  std::vector<Comparison> out(summary.size());
+  if (summary.empty()) return out;
+  auto index_of = [&](const std::string& name) -> int {
+    for (size_t i = 0; i < summary.size(); ++i)
+      if (summary[i].name == name) return static_cast<int>(i);
+    return -1;
+  };
+  // Plain sweeps: one reference variant for every row. Suite sweeps: within each column, the
+  // variant in the reference row (default: the first row in order of appearance).
+  std::string reference_row = t.reference;
+  if (!sweep.cells.empty() && reference_row.empty())
+    for (const auto& name : sweep.variants)
+      if (auto it = sweep.cells.find(name); it != sweep.cells.end()) {
+        reference_row = it->second.first;
+        break;
+      }
+  for (size_t i = 0; i < summary.size(); ++i) {
+    int ref = -1;
+    if (sweep.cells.empty()) {
+      ref = t.reference.empty() ? 0 : index_of(t.reference);
+    } else if (auto it = sweep.cells.find(summary[i].name); it != sweep.cells.end()) {
+      for (const auto& [name, cell] : sweep.cells)
+        if (cell.first == reference_row && cell.second == it->second.second) ref = index_of(name);
+    }
+    if (ref < 0 || ref == static_cast<int>(i)) continue;
+    Comparison& c = out[i];
+    c.reference = ref;
+    const VariantSummary &a = summary[i], &b = summary[static_cast<size_t>(ref)];
+    for (size_t m = 0; m < t.metrics.size(); ++m) {
+      std::vector<double> va, vb, pa, pb;  // all values; values of the seeds both rows have
+      for (const auto& [seed, x] : a.values[m]) {
+        va.push_back(x);
+        if (auto it = b.values[m].find(seed); it != b.values[m].end()) pa.push_back(x), pb.push_back(it->second);
+      }
+      for (const auto& kv : b.values[m]) vb.push_back(kv.second);
+      const bool same_seeds = pa.size() == va.size() && pb.size() == vb.size();
+      stats::Interval iv;
+      if (t.interval == "paired" || (t.interval == "auto" && same_seeds && va.size() >= 2)) {
+        iv = stats::paired_interval(pa, pb);
+        // The difference shown is always the difference of the row means, as in the table.
+        if (iv.kind == stats::IntervalKind::none && !va.empty() && !vb.empty())
+          iv.diff = iv.low = iv.high = summary[i].metrics[m].mean - b.metrics[m].mean;
+      } else {
+        iv = stats::welch_interval(va, vb);
+      }
+      c.metrics.push_back(iv);
+    }
   }
   return out;
 }
@@ -411,6 +486,105 @@ std::string csv_field(const std::string& s) {
 // Shortest text that reads back as the same double; empty for no value.
 std::string csv_number(double v) { return std::isfinite(v) ? fmt::format("{}", v) : ""; }
 
+// The marker of a difference whose interval excludes zero (a lone '*' stays literal in Markdown).
+constexpr const char* kMarker = "*";
+
+// An interval in display units (a negative scale flips the bounds).
+struct Scaled {
+  double diff, low, high;
+};
+Scaled scaled(const stats::Interval& iv, double scale) {
+  const double a = iv.low * scale, b = iv.high * scale;
+  return {iv.diff * scale, std::min(a, b), std::max(a, b)};
+}
+
+// "-0.65 [-1.90, 0.60]", with the marker when the interval excludes 0; the bare difference when no
+// interval could be formed.
+std::string format_delta(const stats::Interval& iv, double scale, int decimals) {
+  if (!std::isfinite(iv.diff)) return "–";
+  const Scaled v = scaled(iv, scale);
+  if (iv.kind == stats::IntervalKind::none) return fmt::format("{:+.{}f}", v.diff, decimals);
+  std::string out = fmt::format("{:+.{}f} [{:+.{}f}, {:+.{}f}]", v.diff, decimals, v.low, decimals, v.high, decimals);
+  if (iv.excludes_zero()) out += std::string(" ") + kMarker;
+  return out;
+}
+
+bool any_comparison(const std::vector<Comparison>& cmp) {
+  return std::any_of(cmp.begin(), cmp.end(), [](const Comparison& c) { return c.reference >= 0; });
+}
+
+// What the Δ columns mean and which intervals were used: one paragraph under the table, so a
+// reader never has to guess whether a marker came from paired seeds, Welch or nothing at all.
+std::string comparison_notes(const SweepResults& s, const std::vector<VariantSummary>& summary,
+                             const std::vector<Comparison>& cmp) {
+  std::map<std::string, std::vector<std::string>> by_kind;  // kind → "row (metric)" or "row"
+  std::set<std::string> reasons;
+  int formed = 0, marked = 0, total = 0;
+  std::string reference_desc;
+  std::set<std::string> references;
+  for (size_t i = 0; i < cmp.size(); ++i) {
+    if (cmp[i].reference < 0) continue;
+    references.insert(summary[static_cast<size_t>(cmp[i].reference)].name);
+    std::set<std::string> kinds;
+    for (const auto& iv : cmp[i].metrics) {
+      ++total;
+      kinds.insert(stats::to_string(iv.kind));
+      if (iv.kind != stats::IntervalKind::none) ++formed;
+      if (iv.excludes_zero()) ++marked;
+      if (iv.kind == stats::IntervalKind::none) reasons.insert(iv.why_none);
+    }
+    for (const auto& k : kinds) by_kind[k].push_back(summary[i].name);
+  }
+  const TableSpec& t = s.table;
+  std::string md;
+  if (s.cells.empty()) {
+    md += fmt::format("Δ: the row minus the reference row `{}`", *references.begin());
+  } else {
+    std::string row = t.reference;
+    if (row.empty() && !references.empty()) row = s.cells.at(*references.begin()).first;
+    md += fmt::format("Δ: the row minus the reference row `{}` of the same column", row);
+  }
+  if (formed > 0)
+    md += fmt::format(", in the units of its column; in brackets its 95 % confidence interval; {} marks an interval that "
+                      "excludes 0. ",
+                      kMarker);
+  else
+    md += ", in the units of its column. ";
+  auto list = [&](const std::string& kind) {
+    const auto& rows = by_kind[kind];
+    if (rows.size() == static_cast<size_t>(std::count_if(cmp.begin(), cmp.end(), [](const Comparison& c) { return c.reference >= 0; })))
+      return std::string("every row");
+    std::string out;
+    for (size_t i = 0; i < rows.size(); ++i) out += (i ? ", " : "") + fmt::format("`{}`", rows[i]);
+    return out;
+  };
+  if (by_kind.count("paired"))
+    md += fmt::format("Paired t interval ({}): over the seeds the row shares with the reference — the same seed gives "
+                      "both runs the same data order, so each per-seed difference cancels what the seed contributes. ",
+                      list("paired"));
+  if (by_kind.count("welch"))
+    md += fmt::format("Welch's t interval ({}): the rows do not share all their seeds{}, so they are treated as "
+                      "independent samples with unequal variances. ",
+                      list("welch"), t.interval == "welch" ? " or table.interval = \"welch\"" : "");
+  if (by_kind.count("none")) {
+    std::string why;
+    for (const auto& r : reasons) why += (why.empty() ? "" : "; ") + r;
+    if (formed == 0 && std::all_of(summary.begin(), summary.end(), [](const VariantSummary& v) { return v.finished <= 1; }))
+      md += "**One seed per row: no interval and no marker.** One run per row measures nothing about how much the "
+            "same configuration varies from seed to seed, so the Δ shown is between single runs and cannot say which "
+            "differences are real; run the sweep with several seeds (`sweep.seeds`) to find out. ";
+    else
+      md += fmt::format("No interval ({}): {}. ", list("none"), why);
+  }
+  if (formed > 0)
+    md += fmt::format("{} of {} differences are marked. The intervals are per comparison, not corrected for the {} "
+                      "comparisons in this table: with no real difference anywhere, about one in twenty would still be "
+                      "marked.",
+                      marked, total, total);
+  while (!md.empty() && md.back() == ' ') md.pop_back();
+  return md + "\n";
+}
+
 }  // namespace
 
 std::string render_markdown(const SweepResults& s, const std::vector<VariantSummary>& summary) {
@@ -441,8 +615,13 @@ std::string render_markdown(const SweepResults& s, const std::vector<VariantSumm
   else md += "- ± is the sample standard deviation over seeds.\n";
   md += "\n";
 
+  const std::vector<Comparison> cmp = compare_to_reference(s, summary);
+  const bool deltas = any_comparison(cmp);
   std::vector<std::string> header{"variant"};
-  for (size_t m = 0; m < t.metrics.size(); ++m) header.push_back(t.label(m));
+  for (size_t m = 0; m < t.metrics.size(); ++m) {
+    header.push_back(t.label(m));
+    if (deltas) header.push_back(fmt::format("Δ {} (95% CI)", t.label(m)));
+  }
   header.insert(header.end(), {"finished/runs", "train time / run", "parameters"});
   md += md_row(header);
   md += "|---|";
@@ -455,9 +634,16 @@ std::string render_markdown(const SweepResults& s, const std::vector<VariantSumm
     for (const auto& v : summary) column.push_back(v.metrics[m].mean * t.scale_of(m));
     decimals.push_back(column_decimals(column));
   }
-  for (const auto& v : summary) {
+  for (size_t i = 0; i < summary.size(); ++i) {
+    const auto& v = summary[i];
     std::vector<std::string> row{v.name};
-    for (size_t m = 0; m < t.metrics.size(); ++m) row.push_back(format_stat(v.metrics[m], t.scale_of(m), decimals[m], v.finished));
+    for (size_t m = 0; m < t.metrics.size(); ++m) {
+      row.push_back(format_stat(v.metrics[m], t.scale_of(m), decimals[m], v.finished));
+      if (!deltas) continue;
+      const bool is_reference = std::any_of(cmp.begin(), cmp.end(), [&](const Comparison& c) { return c.reference == int(i); });
+      row.push_back(cmp[i].reference >= 0 ? format_delta(cmp[i].metrics[m], t.scale_of(m), decimals[m])
+                                          : is_reference ? "(reference)" : "");
+    }
     row.push_back(fmt::format("{}/{}", v.finished, v.runs));
     row.push_back(v.finished ? format_seconds(v.train_seconds.mean) : "–");
     row.push_back(format_parameters(v));
@@ -475,6 +661,7 @@ std::string render_markdown(const SweepResults& s, const std::vector<VariantSumm
         const int c = paper.column[m];
         if (c < 0) row.push_back("");
         else row.push_back(pr.values[c] ? fmt::format("{:.{}f}", *pr.values[c], paper_decimals(*paper.table, c)) : "✗");
+        if (deltas) row.push_back("");
       }
       row.insert(row.end(), {"", ""});
       row.push_back(paper.params_column >= 0 && pr.values[paper.params_column] ? format_count(*pr.values[paper.params_column])
@@ -484,6 +671,7 @@ std::string render_markdown(const SweepResults& s, const std::vector<VariantSumm
     md += fmt::format("\nPaper rows: {} — {} (✗: failed or out of memory in the paper).\n", paper.table->title,
                       paper.table->source);
   }
+  if (deltas) md += "\n" + comparison_notes(s, summary, cmp);
 
   md += render_pivot_markdown(s, summary);
 
@@ -539,6 +727,8 @@ std::string render_pivot_markdown(const SweepResults& s, const std::vector<Varia
   std::vector<double> all_means;
   for (const auto& v : summary) all_means.push_back(v.metrics[0].mean * scale);
   const int dec = std::min(2, column_decimals(all_means));
+  const std::vector<Comparison> cmp = compare_to_reference(s, summary);
+  bool any_marked = false;
   for (const auto& r : rows) {
     std::vector<std::string> line{r};
     double sum = 0;
@@ -553,7 +743,13 @@ std::string render_pivot_markdown(const SweepResults& s, const std::vector<Varia
         line.push_back(hit ? "–" : "");
         continue;
       }
-      line.push_back(format_stat(hit->metrics[0], scale, dec, hit->finished));
+      std::string cell = format_stat(hit->metrics[0], scale, dec, hit->finished);
+      const Comparison& cc = cmp[static_cast<size_t>(hit - summary.data())];
+      if (cc.reference >= 0 && cc.metrics[0].excludes_zero()) {
+        cell += std::string(" ") + kMarker;
+        any_marked = true;
+      }
+      line.push_back(cell);
       sum += hit->metrics[0].mean * scale;
       ++have;
     }
@@ -581,15 +777,24 @@ std::string render_pivot_markdown(const SweepResults& s, const std::vector<Varia
                         std::count_if(cols.begin(), cols.end(), [&](const std::string& c) { return paper->column_index(c) >= 0; }));
     md += "\n";
   }
+  if (any_marked)
+    md += fmt::format("\n{} differs from the reference row of its column: the 95 % interval of the difference excludes 0 "
+                      "(the Δ columns above give the intervals).\n",
+                      kMarker);
   return md;
 }
 
 std::string render_csv(const SweepResults& s, const std::vector<VariantSummary>& summary) {
   const TableSpec& t = s.table;
+  const std::vector<Comparison> cmp = compare_to_reference(s, summary);
+  const bool deltas = any_comparison(cmp);
   std::vector<std::string> header{"variant", "source", "n"};
+  if (deltas) header.push_back("reference");
   for (const auto& m : t.metrics) {
     header.push_back(m + " mean");
     header.push_back(m + " std");
+    if (!deltas) continue;
+    for (const char* col : {" diff", " ci95 low", " ci95 high", " marked", " interval", " df"}) header.push_back(m + col);
   }
   std::string csv;
   auto emit = [&csv](const std::vector<std::string>& fields) {
@@ -597,11 +802,28 @@ std::string render_csv(const SweepResults& s, const std::vector<VariantSummary>&
     csv += "\n";
   };
   emit(header);
-  for (const auto& v : summary) {
+  for (size_t i = 0; i < summary.size(); ++i) {
+    const auto& v = summary[i];
+    const Comparison& c = cmp[i];
     std::vector<std::string> row{v.name, "ours", std::to_string(v.finished)};
+    if (deltas) row.push_back(c.reference >= 0 ? summary[static_cast<size_t>(c.reference)].name : "");
     for (size_t m = 0; m < v.metrics.size(); ++m) {
       row.push_back(csv_number(v.metrics[m].mean * t.scale_of(m)));
       row.push_back(csv_number(v.metrics[m].std * std::abs(t.scale_of(m))));
+      if (!deltas) continue;
+      if (c.reference < 0) {
+        row.insert(row.end(), 6, "");
+        continue;
+      }
+      const stats::Interval& iv = c.metrics[m];
+      const Scaled sv = scaled(iv, t.scale_of(m));
+      const bool formed = iv.kind != stats::IntervalKind::none;
+      row.push_back(csv_number(sv.diff));
+      row.push_back(formed ? csv_number(sv.low) : "");
+      row.push_back(formed ? csv_number(sv.high) : "");
+      row.push_back(formed ? (iv.excludes_zero() ? "true" : "false") : "");
+      row.push_back(stats::to_string(iv.kind));
+      row.push_back(formed ? csv_number(iv.df) : "");
     }
     emit(row);
   }
@@ -609,10 +831,12 @@ std::string render_csv(const SweepResults& s, const std::vector<VariantSummary>&
   if (paper.table) {
     for (const auto& pr : paper.table->rows) {
       std::vector<std::string> row{pr.model, "paper", ""};
+      if (deltas) row.push_back("");
       for (size_t m = 0; m < t.metrics.size(); ++m) {
         const int c = paper.column[m];
         row.push_back(c >= 0 && pr.values[c] ? csv_number(*pr.values[c]) : "");
         row.push_back("");
+        if (deltas) row.insert(row.end(), 6, "");
       }
       emit(row);
     }
@@ -668,9 +892,14 @@ ReportFiles write_sweep_report(const fs::path& sweep_dir, const fs::path& out_di
       const auto& runs = use_finished ? finished : logged;
       PlotSeries series;
       series.label = runs.empty() ? variant + " (no data)"
-                                  : fmt::format("{} ({} {}{})", variant, runs.size(), runs.size() == 1 ? "seed" : "seeds",
+                                  : fmt::format("{} ({} {}{})", variant, runs.size(),
+                                                runs.size() == 1 ? "seed" : "seeds, mean ± std",
                                                 use_finished ? "" : ", unfinished");
-      for (const auto& [step, value] : mean_curve(runs)) series.points.emplace_back(static_cast<double>(step), value);
+      // Several seeds: a shaded band of ± one sample standard deviation around the mean.
+      for (const auto& p : curve_stats(runs)) {
+        series.points.emplace_back(static_cast<double>(p.step), p.mean);
+        if (runs.size() > 1) series.band.emplace_back(p.mean - p.std, p.mean + p.std);
+      }
       any = any || !series.points.empty();
       plot.series.push_back(std::move(series));
     }

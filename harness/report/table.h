@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "harness/report/stats.h"
+
 namespace mgl::harness {
 
 // (step, value) points of one "split/key" series, in file order.
@@ -40,6 +42,12 @@ struct TableSpec {
   std::vector<std::string> paper_columns;  // per metric: the paper column it compares to, "" none
   std::vector<std::string> curves;         // "split/key" series to plot
   std::string notes;
+  // The row every other row is compared with: a variant name or, in a suite sweep (variants with a
+  // row and column), a row name, compared within each column. Empty: the first variant (row).
+  std::string reference;
+  // How the difference from the reference is given an interval: "auto" (paired when both rows have
+  // the same ≥ 2 seeds, else Welch when both have ≥ 2), "paired" or "welch".
+  std::string interval = "auto";
 
   std::string label(size_t metric) const;
 };
@@ -87,14 +95,31 @@ struct VariantSummary {
   std::string name;
   int runs = 0, finished = 0;
   std::vector<Stat> metrics;  // one per TableSpec::metrics, unscaled, over finished runs
+  std::vector<std::map<int64_t, double>> values;  // per metric: seed → value of the finished runs
   Stat train_seconds;         // final.json train_seconds (sweep.json seconds when absent)
   std::optional<int64_t> parameters_min, parameters_max;
 };
 std::vector<VariantSummary> aggregate(const SweepResults& sweep);
 
+// The difference of every row from its reference row, per metric, with a 95 % interval.
+struct Comparison {
+  int reference = -1;                    // index into the summary; -1: this row is a reference or has none
+  std::vector<stats::Interval> metrics;  // one per TableSpec::metrics, unscaled (empty when reference < 0)
+};
+// Pairs each variant with its reference (TableSpec::reference; in suite sweeps the reference row's
+// variant in the same column) and forms the interval TableSpec::interval asks for: paired over the
+// seeds both rows finished, or Welch's. Throws ConfigError when table.reference names nothing.
+std::vector<Comparison> compare_to_reference(const SweepResults& sweep, const std::vector<VariantSummary>& summary);
+
 // Mean over runs at the steps all of them logged (a step logged twice in one run, as after a
 // resume, keeps its last value). Sorted by step.
 Curve mean_curve(const std::vector<const Curve*>& runs);
+// Mean and sample standard deviation (NaN for one run) over runs at the steps all of them logged.
+struct CurvePoint {
+  int64_t step = 0;
+  double mean = 0, std = 0;
+};
+std::vector<CurvePoint> curve_stats(const std::vector<const Curve*>& runs);
 
 std::string render_markdown(const SweepResults& sweep, const std::vector<VariantSummary>& summary);
 // The two-way table of the first metric (rows × columns from the variants' row/column, in order of

@@ -254,8 +254,8 @@ void seeds_token_cache(const fs::path& dir) {
   text::write_packed_tokens(dir / "u16.tokens", "byte-fp|corpus-fp", {{{1, 2, 3}, 2}, {{}, 0}, {{256, 0, 255, 7}, 5}}, 257);
   text::write_packed_tokens(dir / "u32.tokens", "w|c", {{{70000, 1}, 1}, {{5}, 1}}, 70001);
 }
-MGL_FUZZ_READER("token_cache", "the packed token cache (MGLTOK02)", run_token_cache, seeds_token_cache,
-                {"MGLTOK02", "MGLTOK01", "|"});
+MGL_FUZZ_READER("token_cache", "the packed token cache (MGLTOK03)", run_token_cache, seeds_token_cache,
+                {"MGLTOK03", "MGLTOK02", "MGLTOK01", "|"});
 
 #ifdef MEGALODON_HAS_AUDIO
 // ---- WAV ----------------------------------------------------------------------------------------

@@ -233,12 +233,14 @@ TEST_CASE("the sweep report: Markdown, CSV and curve plots", "[report]") {
   CHECK_THAT(md, Contains("Seeds: 1, 2"));
   CHECK_THAT(md, Contains("cpu (2 threads)"));
   CHECK_THAT(md, Contains("abc1234"));
-  CHECK_THAT(md, Contains("| variant | val acc % | test acc % | finished/runs |"));
-  CHECK_THAT(md, Contains("| megalodon | 82.00 ± 2.83 | 79.00 ± 1.41 | 2/2 | 90 s | 51.2K |"));
-  CHECK_THAT(md, Contains("| ema | 70.00 | 69.00 | 1/2 | 60 s | 51.2K |"));
+  CHECK_THAT(md, Contains("| variant | val acc % | Δ val acc % (95% CI) | test acc % | Δ test acc % (95% CI) | finished/runs |"));
+  CHECK_THAT(md, Contains("| megalodon | 82.00 ± 2.83 | (reference) | 79.00 ± 1.41 | (reference) | 2/2 | 90 s | 51.2K |"));
+  // One finished seed of ema: the difference, but no interval and no marker, and the notes say why.
+  CHECK_THAT(md, Contains("| ema | 70.00 | -12.00 | 69.00 | -10.00 | 1/2 | 60 s | 51.2K |"));
+  CHECK_THAT(md, Contains("No interval (every row): an interval needs at least 2 seeds on each side (have 1 and 2)."));
   CHECK_THAT(md, Contains("paper (reference)"));
-  CHECK_THAT(md, Contains("| Megalodon |  | 89.42 |"));
-  CHECK_THAT(md, Contains("| Mega |  | 90.44 |"));
+  CHECK_THAT(md, Contains("| Megalodon |  |  | 89.42 |  |"));
+  CHECK_THAT(md, Contains("| Mega |  |  | 90.44 |  |"));
   CHECK_THAT(md, Contains("Table 6"));
   CHECK_THAT(md, Contains("ema seed 2 (loss became NaN at step 20)"));
   // Sweep order: megalodon before ema, ours before the paper's.
@@ -247,25 +249,36 @@ TEST_CASE("the sweep report: Markdown, CSV and curve plots", "[report]") {
 
   const auto csv = parse_csv(slurp(out / "table.csv"));
   REQUIRE(csv.size() == 1 + 2 + paper_table("lra").rows.size());
-  REQUIRE(csv[0] == std::vector<std::string>{"variant", "source", "n", "val/accuracy mean", "val/accuracy std",
-                                             "test/accuracy mean", "test/accuracy std"});
+  const std::vector<std::string> per_metric{" mean", " std", " diff", " ci95 low", " ci95 high", " marked", " interval", " df"};
+  std::vector<std::string> header{"variant", "source", "n", "reference"};
+  for (const char* m : {"val/accuracy", "test/accuracy"})
+    for (const auto& c : per_metric) header.push_back(m + c);
+  REQUIRE(csv[0] == header);
+  for (const auto& row : csv) REQUIRE(row.size() == header.size());
   REQUIRE(csv[1][0] == "megalodon");
   REQUIRE(csv[1][1] == "ours");
   REQUIRE(csv[1][2] == "2");
-  REQUIRE(std::stod(csv[1][3]) == Approx(82.0));
-  REQUIRE(std::stod(csv[1][4]) == Approx(4.0 / std::sqrt(2.0)));
-  REQUIRE(std::stod(csv[1][5]) == Approx(79.0));
-  REQUIRE(std::stod(csv[1][6]) == Approx(2.0 / std::sqrt(2.0)));
+  REQUIRE(csv[1][3].empty());  // the reference has none
+  REQUIRE(std::stod(csv[1][4]) == Approx(82.0));
+  REQUIRE(std::stod(csv[1][5]) == Approx(4.0 / std::sqrt(2.0)));
+  REQUIRE(csv[1][6].empty());
+  REQUIRE(std::stod(csv[1][12]) == Approx(79.0));
+  REQUIRE(std::stod(csv[1][13]) == Approx(2.0 / std::sqrt(2.0)));
   REQUIRE(csv[2][0] == "ema");
   REQUIRE(csv[2][2] == "1");
-  REQUIRE(std::stod(csv[2][3]) == Approx(70.0));
-  REQUIRE(csv[2][4].empty());  // no std from one seed
+  REQUIRE(csv[2][3] == "megalodon");
+  REQUIRE(std::stod(csv[2][4]) == Approx(70.0));
+  REQUIRE(csv[2][5].empty());  // no std from one seed
+  REQUIRE(std::stod(csv[2][6]) == Approx(-12.0));
+  REQUIRE(csv[2][7].empty());  // no interval, no marker
+  REQUIRE(csv[2][9].empty());
+  REQUIRE(csv[2][10] == "none");
   REQUIRE(csv[3][0] == "Transformer (Mega's rerun)");
   REQUIRE(csv[3][1] == "paper");
-  REQUIRE(csv[3][3].empty());  // val accuracy maps to no paper column
-  REQUIRE(std::stod(csv[3][5]) == Approx(42.94));
+  REQUIRE(csv[3][4].empty());  // val accuracy maps to no paper column
+  REQUIRE(std::stod(csv[3][12]) == Approx(42.94));
   REQUIRE(csv.back()[0] == "Megalodon");
-  REQUIRE(std::stod(csv.back()[5]) == Approx(89.42));
+  REQUIRE(std::stod(csv.back()[12]) == Approx(89.42));
 
 #ifdef MEGALODON_HAS_VISION
   REQUIRE(plots_available());
@@ -392,4 +405,166 @@ TEST_CASE("suite sweeps: a model × task table beside the paper's rows", "[repor
   // Half a cell is an error naming the file.
   write(d.path / "sweep.json", R"({"experiment": "x", "variants": [{"name": "a", "row": "r"}], "runs": []})");
   CHECK_THROWS_WITH(load_sweep(d.path), Contains("sweep.json") && Contains("variants[0]"));
+}
+
+namespace {
+
+// A plain sweep of `variants` × seeds 1..n; values[v][s] is both the val and the test accuracy of
+// variant v's seed s+1, and the train loss curve is offset by 0.3·s per seed and 2·v per variant
+// (the curves and their ± std bands do not overlap).
+fs::path make_seed_sweep(const fs::path& root, const std::vector<std::string>& variants,
+                         const std::vector<std::vector<double>>& values, const std::string& table_extra = "") {
+  std::string vs, runs, seeds;
+  const size_t n = values[0].size();
+  for (size_t s = 0; s < n; ++s) seeds += fmt::format("{}{}", s ? ", " : "", s + 1);
+  for (size_t v = 0; v < variants.size(); ++v) {
+    vs += fmt::format("{}{{\"name\": \"{}\", \"overrides\": []}}", v ? ", " : "", variants[v]);
+    for (size_t s = 0; s < n; ++s) {
+      runs += fmt::format("{}{{\"variant\": \"{}\", \"seed\": {}, \"dir\": \"{}/seed{}\", \"status\": \"finished\", "
+                          "\"error\": \"\", \"seconds\": 1.0}}",
+                          runs.empty() ? "" : ", ", variants[v], s + 1, variants[v], s + 1);
+      write_run(root / variants[v] / fmt::format("seed{}", s + 1), static_cast<int>(s + 1), values[v][s], values[v][s],
+                10.0, 0.3 * static_cast<double>(s) + 2.0 * static_cast<double>(v));
+    }
+  }
+  write(root / "sweep.json",
+        fmt::format(R"j({{"experiment": "seeds", "variants": [{}], "seeds": [{}], "runs": [{}],
+  "table": {{"title": "Seeds", "metrics": ["val/accuracy", "test/accuracy"], "labels": ["val %", "test %"],
+             "scale": 100.0, "curves": ["train/loss"]{}}}}})j",
+                    vs, seeds, runs, table_extra));
+  return root;
+}
+
+}  // namespace
+
+TEST_CASE("significance: paired intervals against the reference row, markers, notes and CSV", "[report]") {
+  TempDir tmp;
+  // d(worse − base) = {−5, −4, −4} points: mean −4.33, se = 1/3, ν = 2 → [−5.77, −2.90], marked.
+  // d(same − base) = {+1, −1, +1}: mean +0.33, se = 2/3 → [−2.54, +3.20], not marked.
+  const fs::path sweep = make_seed_sweep(tmp.path, {"base", "worse", "same"},
+                                         {{0.80, 0.82, 0.84}, {0.75, 0.78, 0.80}, {0.81, 0.81, 0.85}});
+  const ReportFiles r = write_sweep_report(sweep, tmp.path / "out");
+  const std::string& md = r.markdown;
+  INFO(md);
+  CHECK_THAT(md, Contains("| variant | val % | Δ val % (95% CI) | test % | Δ test % (95% CI) |"));
+  CHECK_THAT(md, Contains("| base | 82.00 ± 2.00 | (reference) | 82.00 ± 2.00 | (reference) |"));
+  CHECK_THAT(md, Contains("| worse | 77.67 ± 2.52 | -4.33 [-5.77, -2.90] * | 77.67 ± 2.52 | -4.33 [-5.77, -2.90] * |"));
+  CHECK_THAT(md, Contains("| same | 82.33 ± 2.31 | +0.33 [-2.54, +3.20] | 82.33 ± 2.31 | +0.33 [-2.54, +3.20] |"));
+  CHECK_THAT(md, Contains("Δ: the row minus the reference row `base`"));
+  CHECK_THAT(md, Contains("Paired t interval (every row)"));
+  CHECK_THAT(md, Contains("2 of 4 differences are marked"));
+  CHECK_THAT(md, Contains("not corrected for the 4 comparisons"));
+
+  const auto csv = parse_csv(slurp(tmp.path / "out" / "table.csv"));
+  REQUIRE(csv[2][0] == "worse");
+  REQUIRE(csv[2][3] == "base");
+  REQUIRE(std::stod(csv[2][6]) == Approx(-13.0 / 3.0));
+  REQUIRE(std::stod(csv[2][7]) == Approx(-13.0 / 3.0 - 4.3026527297494639 / 3.0));
+  REQUIRE(std::stod(csv[2][8]) == Approx(-13.0 / 3.0 + 4.3026527297494639 / 3.0));
+  REQUIRE(csv[2][9] == "true");
+  REQUIRE(csv[2][10] == "paired");
+  REQUIRE(std::stod(csv[2][11]) == 2.0);
+  REQUIRE(csv[3][9] == "false");
+
+#ifdef MEGALODON_HAS_VISION
+  // The ± std band: pixels of series 0's colour blended at 20 % into the white background.
+  const cv::Mat img = cv::imread((tmp.path / "out" / "curves_train_loss.png").string(), cv::IMREAD_COLOR);
+  REQUIRE(!img.empty());
+  const auto rgb = plot_colour(0);
+  int band = 0;
+  for (int y = 0; y < img.rows; ++y)
+    for (int x = 0; x < img.cols; ++x) {
+      const auto& p = img.at<cv::Vec3b>(y, x);
+      bool near = true;
+      for (int c = 0; c < 3; ++c) near = near && std::abs(p[2 - c] - (0.2 * rgb[c] + 0.8 * 255)) <= 6;
+      band += near;
+    }
+  INFO("band pixels: " << band);
+  REQUIRE(band > 2000);
+#endif
+}
+
+TEST_CASE("significance: table.reference, Welch on request, one seed, suite columns", "[report]") {
+  const std::vector<std::vector<double>> values{{0.80, 0.82, 0.84}, {0.75, 0.78, 0.80}};
+  SECTION("another reference row") {
+    TempDir tmp;
+    const auto s = load_sweep(make_seed_sweep(tmp.path, {"base", "worse"}, values, R"(, "reference": "worse")"));
+    const std::string md = render_markdown(s, aggregate(s));
+    INFO(md);
+    CHECK_THAT(md, Contains("| base | 82.00 ± 2.00 | +4.33 [+2.90, +5.77] * |"));
+    CHECK_THAT(md, Contains("| worse | 77.67 ± 2.52 | (reference) |"));
+  }
+  SECTION("Welch's interval when asked: the same data no longer resolve the difference") {
+    TempDir tmp;
+    // a = {75, 78, 80}: s² = 19/3; b = {80, 82, 84}: s² = 4; se² = 19/9 + 4/3 = 31/9;
+    // ν = (31/9)² / ((19/9)²/2 + (4/3)²/2) = (961/81) / (505/162) = 1922/505.
+    const auto s = load_sweep(make_seed_sweep(tmp.path, {"base", "worse"}, values, R"(, "interval": "welch")"));
+    const auto cmp = compare_to_reference(s, aggregate(s));
+    REQUIRE(cmp[1].reference == 0);
+    REQUIRE(cmp[1].metrics[0].kind == stats::IntervalKind::welch);
+    REQUIRE(cmp[1].metrics[0].df == Approx(1922.0 / 505.0));
+    REQUIRE(cmp[1].metrics[0].se == Approx(std::sqrt(31.0 / 9.0) / 100.0));
+    REQUIRE(!cmp[1].metrics[0].excludes_zero());
+    const std::string md = render_markdown(s, aggregate(s));
+    CHECK_THAT(md, Contains("Welch's t interval (every row)"));
+    CHECK_THAT(md, Contains("0 of 2 differences are marked"));
+  }
+  SECTION("one seed per row: differences without intervals, and the table says why") {
+    TempDir tmp;
+    const auto s = load_sweep(make_seed_sweep(tmp.path, {"base", "worse"}, {{0.80}, {0.75}}));
+    const std::string md = render_markdown(s, aggregate(s));
+    INFO(md);
+    CHECK_THAT(md, Contains("| worse | 75.00 | -5.00 | 75.00 | -5.00 |"));
+    CHECK_THAT(md, Contains("One seed per row: no interval and no marker."));
+    CHECK_THAT(md, !Contains(" * |"));
+  }
+  SECTION("bad table.reference and table.interval name the key") {
+    TempDir tmp;
+    make_seed_sweep(tmp.path, {"base", "worse"}, values, R"(, "reference": "nope")");
+    REQUIRE_THROWS_WITH(load_sweep(tmp.path), Contains("table.reference") && Contains("nope") && Contains("variant"));
+    make_seed_sweep(tmp.path, {"base", "worse"}, values, R"(, "interval": "bootstrap")");
+    REQUIRE_THROWS_WITH(load_sweep(tmp.path), Contains("table.interval") && Contains("auto, paired, welch"));
+  }
+  SECTION("suite sweeps compare within each column, against the reference row") {
+    TempDir d;
+    write(d.path / "sweep.json", R"j({
+  "experiment": "lra/table",
+  "variants": [{"name": "listops", "row": "full", "column": "ListOps"},
+               {"name": "text", "row": "full", "column": "Text"},
+               {"name": "listops-chunk", "row": "chunk", "column": "ListOps"},
+               {"name": "text-chunk", "row": "chunk", "column": "Text"}],
+  "seeds": [1, 2, 3],
+  "runs": [)j" + [] {
+      std::string runs;
+      for (const char* v : {"listops", "text", "listops-chunk", "text-chunk"})
+        for (int s = 1; s <= 3; ++s)
+          runs += fmt::format("{}{{\"variant\": \"{}\", \"seed\": {}, \"dir\": \"{}/seed{}\", \"status\": \"finished\"}}",
+                              runs.empty() ? "" : ", ", v, s, v, s);
+      return runs;
+    }() + R"j(],
+  "table": {"title": "LRA", "metrics": ["test/accuracy"], "scale": 100.0}
+})j");
+    const double listops[] = {0.60, 0.62, 0.64}, chunk[] = {0.50, 0.53, 0.54}, text[] = {0.80, 0.81, 0.85};
+    for (int s = 0; s < 3; ++s) {
+      write_run(d.path / fmt::format("listops/seed{}", s + 1), s + 1, listops[s], listops[s], 10, 0);
+      write_run(d.path / fmt::format("listops-chunk/seed{}", s + 1), s + 1, chunk[s], chunk[s], 10, 0);
+      write_run(d.path / fmt::format("text/seed{}", s + 1), s + 1, text[s], text[s], 10, 0);
+      write_run(d.path / fmt::format("text-chunk/seed{}", s + 1), s + 1, text[2 - s], text[2 - s], 10, 0);
+    }
+    const auto s = load_sweep(d.path);
+    const auto summary = aggregate(s);
+    const auto cmp = compare_to_reference(s, summary);
+    REQUIRE(cmp[0].reference == -1);
+    REQUIRE(cmp[1].reference == -1);
+    REQUIRE(cmp[2].reference == 0);  // listops-chunk against listops
+    REQUIRE(cmp[3].reference == 1);  // text-chunk against text
+    // listops: d = {−10, −9, −10}: marked; text: the same values in another seed order: d = {5, 0, −5}.
+    REQUIRE(cmp[2].metrics[0].excludes_zero());
+    REQUIRE(!cmp[3].metrics[0].excludes_zero());
+    const std::string pivot = render_pivot_markdown(s, summary);
+    INFO(pivot);
+    CHECK_THAT(pivot, Contains("| chunk | 52.33 ± 2.08 * | 82.00 ± 2.65 |"));
+    CHECK_THAT(pivot, Contains("differs from the reference row of its column"));
+    CHECK_THAT(render_markdown(s, summary), Contains("the reference row `full` of the same column"));
+  }
 }

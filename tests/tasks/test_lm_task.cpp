@@ -6,10 +6,13 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <numeric>
 #include <random>
+#include <set>
 
 #include "core/models/factory.h"
 #include "datasets/text/text.h"
@@ -391,4 +394,117 @@ TEST_CASE("lm-eval and generate commands on a trained run", "[tasks][lm][cli]") 
   CHECK(g1 == mgl::harness::read_file(run / "g2.txt"));
   const std::string bad = fmt::format("{} generate {} > /dev/null 2>&1", cli, r.run_dir.string());
   CHECK(WEXITSTATUS(std::system(bad.c_str())) == 2);
+}
+
+namespace {
+
+Config format_config(const fs::path& run_dir, const std::string& format, std::vector<std::string> extra) {
+  auto& d = data();
+  auto o = tiny(run_dir);
+  const fs::path root = format == "wikitext" ? d.wikitext : format == "pg19" ? d.pg19 : d.plain;
+  o.push_back("task.root=" + root.string());
+  o.push_back("task.format=\"" + format + "\"");
+  o.push_back("task.tokenizer=\"byte\"");
+  o.insert(o.end(), extra.begin(), extra.end());
+  return load_experiment(kExperiments / "lm/small/kjv_megalodon.toml", o);
+}
+
+// The document starts the task should use, from the split's cache: the documents' first tokens and,
+// where asked, the sections.
+std::set<int64_t> expected_starts(const text::PackedTokens& t, bool sections) {
+  std::set<int64_t> s;
+  for (int64_t d = 0; d < t.num_documents(); ++d) s.insert(t.document_begin(d));
+  if (sections) s.insert(t.section_starts().begin(), t.section_starts().end());
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("LM task with document resets: flags at every document start, its first token not scored",
+          "[tasks][lm][documents]") {
+  TempDir run("lm-docs");
+  struct Case {
+    std::string format, boundaries;
+    bool sections;
+    std::string first;  // how a document's text begins (byte tokenizer)
+  };
+  for (const Case& c : {Case{"wikitext", "file", true, " = Article"}, Case{"pg19", "file", false, ""},
+                        Case{"text", "file", false, ""}, Case{"text", "blank_line", true, ""}}) {
+    DYNAMIC_SECTION(c.format << " " << c.boundaries) {
+      Config cfg = format_config(run.path(), c.format,
+                                 {"task.document_boundaries=\"reset\"", "task.text_boundaries=\"" + c.boundaries + "\"",
+                                  "task.min_chunks=4", "task.max_chunks=4", "task.eval_tokens_limit=-1"});
+      auto task = make_task(cfg);
+      task->build_model();
+      const auto& train = task->tokens(Split::train);
+      const std::set<int64_t> starts = expected_starts(train, c.sections);
+      REQUIRE(starts.size() >= 2);
+      if (c.sections) REQUIRE(!train.section_starts().empty());
+      int64_t flagged = 0;
+      for (uint64_t seed = 0; seed < 200; ++seed) {
+        auto b = task->make_batch(Split::train, {0, 1, 2, 3}, seed);
+        REQUIRE(b.extra.size() == 2);
+        const Tensor f = b.extra[1];
+        REQUIRE(f.sizes() == b.inputs.sizes());
+        for (int64_t r = 0; r < f.size(0); ++r) {
+          // Find the window: the inputs are a slice of the stream; locate it by its flags' meaning.
+          for (int64_t i = 1; i < f.size(1); ++i) {
+            const bool flag = f[r][i].item<bool>();
+            // A target is unscored exactly when the next input starts a document.
+            REQUIRE((b.targets[r][i - 1].item<int64_t>() < 0) == flag);
+            if (!flag) continue;
+            ++flagged;
+            if (!c.first.empty()) {
+              std::vector<int32_t> ids;
+              for (int64_t k = i; k < std::min<int64_t>(i + 10, f.size(1)); ++k)
+                ids.push_back(static_cast<int32_t>(b.inputs[r][k].item<int64_t>()));
+              const std::string t = task->tokenizer().decode(ids);
+              REQUIRE(t.rfind(c.first.substr(0, t.size()), 0) == 0);
+            }
+          }
+        }
+      }
+      if (c.format != "text" || c.boundaries != "file") CHECK(flagged > 0);  // two files: rarely in a window
+      // Evaluation blocks: every token but the first is predicted once, except the documents' first tokens.
+      int64_t inner_total = 0;
+      for (Split split : {Split::val, Split::test}) {
+        const auto& toks = task->tokens(split);
+        std::vector<int64_t> all(task->size(split));
+        std::iota(all.begin(), all.end(), 0);
+        auto b = task->make_batch(split, all, 0);
+        const std::set<int64_t> vs = expected_starts(toks, c.sections);
+        const int64_t inner = static_cast<int64_t>(std::count_if(vs.begin(), vs.end(), [](int64_t s) { return s > 0; }));
+        inner_total += inner;
+        CHECK((b.targets >= 0).sum().item<int64_t>() == toks.size() - 1 - inner);
+        // Every flagged input is a document start of the split: block k covers [k·S, k·S + S).
+        const Tensor f = b.extra.at(1);
+        for (int64_t r = 0; r < f.size(0); ++r)
+          for (int64_t i = 0; i < f.size(1); ++i)
+            if (f[r][i].item<bool>()) CHECK(vs.count(r * task->eval_length() + i) == 1);
+        auto out = task->step(b, false);
+        CHECK(std::isfinite(task->finalize(out.sums).at("loss")));
+        CHECK(out.sums.sum.at("tokens") == double(toks.size() - 1 - inner));
+      }
+      if (c.format != "pg19") CHECK(inner_total > 0);  // PG-19's val and test hold one book each here
+      CHECK_THAT(task->describe(), Catch::Contains("state reset at"));
+    }
+  }
+}
+
+TEST_CASE("LM task with document resets: training runs for both models, bad settings are named",
+          "[tasks][lm][documents]") {
+  TempDir run("lm-docs-train");
+  for (const char* model : {"megalodon", "transformer"}) {
+    CAPTURE(model);
+    Config cfg = format_config(run / model, "wikitext",
+                               {"task.document_boundaries=\"reset\"", fmt::format("model.name=\"{}\"", model),
+                                "trainer.eval_every=2"});
+    auto r = mgl::harness::train(cfg, {});
+    CHECK(r.steps == 2);
+    CHECK(std::isfinite(r.metrics.at("test/ppl")));
+  }
+  CHECK_THROWS_WITH(make_task(format_config(run / "x", "wikitext", {"task.text_boundaries=\"blank_line\""})),
+                    Catch::Contains("task.text_boundaries"));
+  CHECK_THROWS_WITH(make_task(format_config(run / "y", "pg19", {"task.document_boundaries=\"reset\"", "dist.chunk_parallel=2"})),
+                    Catch::Contains("task.document_boundaries") && Catch::Contains("chunk parallel"));
 }

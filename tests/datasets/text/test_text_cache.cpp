@@ -36,7 +36,7 @@ std::string error_of(const std::function<void()>& fn) {
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 std::vector<TokenizedDocument> sample_docs(int32_t max_id) {
-  return {{{1, 2, 3}, 2}, {{}, 0}, {{max_id, 0, max_id - 1, 7}, 5}};
+  return {{{1, 2, 3}, 2, {2}}, {{}, 0, {}}, {{max_id, 0, max_id - 1, 7}, 5, {1, 3}}};
 }
 
 // The only file in `dir` named *.tokens.
@@ -75,11 +75,16 @@ TEST_CASE("token cache: write/open round trip with u16 and u32 ids", "[text]") {
     CHECK(t.slice(7, 0).numel() == 0);
     CHECK_THROWS_AS(t.slice(5, 3), std::out_of_range);
     CHECK_THROWS_AS(t.at(7), std::out_of_range);
-    // Layout: 8 magic + 4 + 4 + 8 + fingerprint + 16 + 4×8 offsets + 3×8 words + ids.
+    // Sections as absolute offsets: document 0's at 2, document 2's at 3 + 1 and 3 + 3.
+    CHECK((t.section_starts() == std::vector<int64_t>{2, 4, 6}));
+    // Layout: 8 magic + 4 + 4 + 8 + fingerprint + 16 + 4×8 offsets + 3×8 words + ids + 8 + 3×8 sections.
     const size_t width = vocab <= 65536 ? 2 : 4;
-    CHECK(std::filesystem::file_size(file) == 24 + t.fingerprint().size() + 16 + 32 + 24 + 7 * width);
+    CHECK(std::filesystem::file_size(file) == 24 + t.fingerprint().size() + 16 + 32 + 24 + 7 * width + 8 + 24);
   }
-  CHECK_THROWS(write_packed_tokens(d / "bad.tokens", "fp", {{{300}, 1}}, 300));  // id outside the vocabulary
+  CHECK_THROWS(write_packed_tokens(d / "bad.tokens", "fp", {{{300}, 1, {}}}, 300));  // id outside the vocabulary
+  CHECK_FALSE(std::filesystem::exists(d / "bad.tokens"));
+  CHECK_THROWS(write_packed_tokens(d / "bad.tokens", "fp", {{{1, 2}, 1, {2}}}, 300));  // a section at the end
+  CHECK_THROWS(write_packed_tokens(d / "bad.tokens", "fp", {{{1, 2, 3}, 1, {2, 1}}}, 300));  // out of order
   CHECK_FALSE(std::filesystem::exists(d / "bad.tokens"));
 }
 
@@ -97,11 +102,19 @@ TEST_CASE("token cache: corrupt or truncated files are errors naming the file", 
     CHECK(contains(msg, f.string()));
     CHECK(contains(msg, what));
   };
-  expect_error("magic.tokens", "XGLTOK01" + bytes.substr(8), "bad magic");
+  expect_error("magic.tokens", "XGLTOK03" + bytes.substr(8), "bad magic");
+  expect_error("v1.tokens", "MGLTOK01" + bytes.substr(8), "older version (MGLTOK01");  // before the id bound
+  expect_error("v2.tokens", "MGLTOK02" + bytes.substr(8), "older version (MGLTOK02");  // before section tables
   expect_error("empty.tokens", "", "bad magic");
   expect_error("short.tokens", bytes.substr(0, bytes.size() - 1), "truncated");
   expect_error("header.tokens", bytes.substr(0, 20), "truncated");
-  expect_error("long.tokens", bytes + "xy", "after the last id");
+  expect_error("long.tokens", bytes + "xy", "after the section table");
+  std::string section = bytes;
+  section[bytes.size() - 24] = 9;  // the first section start (2) → 9, beyond the 7 tokens
+  expect_error("section.tokens", section, "section start");
+  std::string sections = bytes;
+  sections[bytes.size() - 32 + 6] = 1;  // a huge section count
+  expect_error("sections.tokens", sections, "truncated");
   std::string width = bytes;
   width[8] = 3;
   expect_error("width.tokens", width, "bytes per id");

@@ -213,3 +213,61 @@ TEST_CASE("PG-19 metadata: an unterminated quote is reported at the line where t
   write_text(d / "metadata.csv", "10,Ten,1900,x\n11,\"Eleven\"x,1901,y\n");
   CHECK(contains(error_of([&] { open_pg19(d.path()); }), "metadata.csv:2: unexpected character 'x'"));
 }
+
+TEST_CASE("document sections: WikiText articles start at their '= Title =' line", "[text][documents]") {
+  TempDir d("text-wt-sections");
+  // Article 1 starts at the file's first line (no section: it is the document start); headings
+  // ("= = H = =") and a title-like line inside text are not article starts.
+  write_text(d / "wiki.train.tokens",
+             " = One = \n \n a b \n \n = = Head = = \n \n c \n \n = Two = \n \n d = e \n = Three = \n");
+  write_text(d / "wiki.valid.tokens", "x\n");
+  write_text(d / "wiki.test.tokens", "x\n");
+  const auto corpus = open_wikitext(d.path());
+  const auto doc = corpus->documents(TextSplit::train)[0];
+  const auto words = corpus->tokenize(doc, *make_word_tokenizer(Vocabulary::build({doc.path})));
+  // Lines (tokens incl. eos): "= One =" 4, "" 1, "a b" 3, "" 1, "= = Head = =" 6, "" 1, "c" 2, "" 1 → 19;
+  // "= Two =" 4, "" 1, "d = e" 4 → 28; "= Three =".
+  CHECK(words.sections == std::vector<int64_t>{19, 28});
+  // The byte tokenizer: offsets in bytes (+1 eos per line).
+  const auto bytes = corpus->tokenize(doc, *make_byte_tokenizer());
+  const std::string text = " = One = \n \n a b \n \n = = Head = = \n \n c \n \n";
+  REQUIRE(bytes.sections.size() == 2);
+  CHECK(bytes.sections[0] == static_cast<int64_t>(text.size()));  // each '\n' became one eos
+  CHECK(bytes.ids[static_cast<size_t>(bytes.sections[1]) + 1] == '=');
+}
+
+TEST_CASE("document sections: plain-text paragraphs, the same token stream as whole-file encoding", "[text][documents]") {
+  TempDir d("text-plain-sections");
+  const std::string body = "first para\nstill first\n\n\nsecond\n  \t \nthird one\n\n";
+  write_text(d / "train" / "a.txt", body);
+  write_text(d / "valid.txt", "one paragraph only\n");
+  write_text(d / "test.txt", "\n\nleading blank lines\n\nthen a paragraph");
+  const auto corpus = open_corpus("text", d.path());
+  const auto byte = make_byte_tokenizer();
+  const auto a = corpus->tokenize(corpus->documents(TextSplit::train)[0], *byte);
+  CHECK(a.ids == byte->encode(body));
+  CHECK(a.sections == std::vector<int64_t>{static_cast<int64_t>(body.find("second")),
+                                           static_cast<int64_t>(body.find("third"))});
+  CHECK(a.words == 7);
+  const auto word = make_word_tokenizer(Vocabulary::build({corpus->documents(TextSplit::train)[0].path}));
+  const auto w = corpus->tokenize(corpus->documents(TextSplit::train)[0], *word);
+  CHECK(w.ids == word->encode(body));
+  CHECK(w.sections == std::vector<int64_t>{4, 5});  // "first para still first" | "second" | "third one"
+  CHECK(corpus->tokenize(corpus->documents(TextSplit::valid)[0], *byte).sections.empty());
+  const auto t = corpus->tokenize(corpus->documents(TextSplit::test)[0], *byte);
+  // Leading blank lines belong to the first paragraph.
+  CHECK(t.sections == std::vector<int64_t>{static_cast<int64_t>(std::string("\n\nleading blank lines\n\n").size())});
+}
+
+TEST_CASE("document sections survive the token cache", "[text][documents]") {
+  TempDir d("text-cache-sections");
+  write_text(d / "corpus" / "train" / "a.txt", "alpha\n\nbeta\n\ngamma");
+  write_text(d / "corpus" / "train" / "b.txt", "delta\n\nepsilon");
+  const auto corpus = open_plain_text(d / "corpus");
+  const auto cache = load_or_build_tokens(*corpus, TextSplit::train, *make_byte_tokenizer(), d / "cache", 2);
+  // a.txt: "alpha\n\n" 7, "beta\n\n" 6, "gamma" 5 → 18; b.txt: "delta\n\n" 7, "epsilon".
+  CHECK(cache.section_starts() == std::vector<int64_t>{7, 13, 25});
+  CHECK(cache.document_begin(1) == 18);
+  const auto again = load_or_build_tokens(*corpus, TextSplit::train, *make_byte_tokenizer(), d / "cache", 1);
+  CHECK(again.section_starts() == cache.section_starts());
+}
