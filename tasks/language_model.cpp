@@ -270,7 +270,7 @@ std::optional<harness::ModelSpec> LanguageModelTask::model_spec() const {
 
 namespace {
 
-void schema(harness::Schema& s) {
+void language_model_schema(harness::Schema& s) {
   s.add_string("task.format", "text", "corpus layout", {"wikitext", "pg19", "text"});
   s.add_string("task.root", "data/lm/text", "the corpus folder (wiki.*.tokens; train/ validation/ test/ + metadata.csv; "
                                             "or {train,valid,test}/*.txt)");
@@ -290,7 +290,7 @@ void schema(harness::Schema& s) {
   s.add_int("task.eval_tokens_limit", -1, "evaluate only the first N tokens of val/test in the trainer; -1 = all");
 }
 
-MGL_REGISTER_TASK("lm", "causal language modelling (WikiText-103, PG-19 or plain text)", schema,
+MGL_REGISTER_TASK("lm", "causal language modelling (WikiText-103, PG-19 or plain text)", language_model_schema,
                   [](const Config& cfg) { return std::make_unique<LanguageModelTask>(cfg); });
 
 }  // namespace

@@ -152,7 +152,7 @@ class PixelSequenceTask final : public ClassificationTask {
   std::string source_;
 };
 
-void schema(harness::Schema& s) {
+void pixel_sequence_schema(harness::Schema& s) {
   s.add_string("task.format", "idx", "idx (MNIST / Fashion-MNIST files) or cifar10 (binary batches)", {"idx", "cifar10"});
   s.add_string("task.root", "/usr/share/datasets/fashion-mnist", "directory with the IDX files or cifar-10-batches-bin");
   s.add_string("task.gray", "pil", "CIFAR-10 grey conversion: pil (Mega, torchvision) or tf (LRA)", {"pil", "tf"});
@@ -172,7 +172,7 @@ void schema(harness::Schema& s) {
   s.add_int("task.test_limit", -1, "use only the first N test examples (file order); -1 = all");
 }
 
-MGL_REGISTER_TASK("pixel_sequence", "grey images as pixel sequences (LRA Image: CIFAR-10; or Fashion-MNIST / MNIST IDX files)", schema,
+MGL_REGISTER_TASK("pixel_sequence", "grey images as pixel sequences (LRA Image: CIFAR-10; or Fashion-MNIST / MNIST IDX files)", pixel_sequence_schema,
                   [](const Config& cfg) { return PixelSequenceTask::create(cfg); });
 
 }  // namespace
