@@ -25,7 +25,7 @@ using namespace mgl;
 using namespace mgl::harness;
 using torch::Tensor;
 namespace fs = std::filesystem;
-using Catch::Matchers::Contains;
+using Catch::Contains;
 
 namespace {
 

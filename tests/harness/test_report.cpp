@@ -22,7 +22,7 @@
 
 using namespace mgl::harness;
 namespace fs = std::filesystem;
-using Catch::Matchers::Contains;
+using Catch::Contains;
 
 namespace {
 
