@@ -72,7 +72,7 @@ class PixelSequenceTask final : public ClassificationTask {
         auto set = datasets::read_cifar10_bin(datasets::cifar10_files(root, is_train));
         if (classes != 10)
           throw ConfigError(cfg.origin("task.num_classes"), "task.num_classes", "CIFAR-10 has 10 classes");
-        (is_train ? train : test) = {datasets::cifar10_to_gray(set.images, rule), set.labels};
+        (is_train ? train : test) = ImageSet{datasets::cifar10_to_gray(set.images, rule), set.labels};
       }
     } else {
       train = read_idx_pair(root / cfg.get_string("task.train_images"), root / cfg.get_string("task.train_labels"), classes);
