@@ -37,6 +37,10 @@ LanguageModelTask::LanguageModelTask(const Config& cfg) {
   if (tok == "byte") {
     tokenizer_ = text::make_byte_tokenizer();
   } else if (tok == "sentencepiece") {
+    if (!text::sentencepiece_available())
+      throw ConfigError(cfg.origin("task.tokenizer"), "task.tokenizer",
+                        "this build has no SentencePiece (libsentencepiece-dev was not found when CMake "
+                        "configured it): use byte or word, or install it and re-run CMake");
     const std::string model = cfg.get_string("task.tokenizer_model");
     if (model.empty())
       throw ConfigError(cfg.origin("task.tokenizer_model"), "task.tokenizer_model",
