@@ -12,7 +12,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const char* kHelp =
+const char* kConvertHelp =
     "usage: megalodon convert --official DIR [--params FILE] [--checkpoint FILE] [--vocab-size N]\n"
     "                         [--dtype keep|float32|bfloat16] --out OUTDIR\n"
     "Converts a checkpoint of the official Megalodon code (github XuezheMax/megalodon) into "
@@ -44,7 +44,7 @@ int usage_error(const std::string& what) {
 int convert_main(const std::vector<std::string>& args) {
   for (const auto& a : args)
     if (a == "--help" || a == "-h") {
-      std::fputs(kHelp, stdout);
+      std::fputs(kConvertHelp, stdout);
       return 0;
     }
   harness::ConvertOptions o;

@@ -17,7 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 using torch::Tensor;
 
-const char* kHelp =
+const char* kForwardHelp =
     "usage: megalodon forward --config config.json --weights model.safetensors --input FILE\n"
     "                         --output out.safetensors [--layers] [--dtype float32|float64] [--device cpu|cuda]\n"
     "Runs the model of config.json (as written by export, format megalodon-harness/1) with the weights of\n"
@@ -150,7 +150,7 @@ int forward_main(const std::vector<std::string>& args) {
       return args[++i];
     };
     if (a == "--help" || a == "-h") {
-      std::fputs(kHelp, stdout);
+      std::fputs(kForwardHelp, stdout);
       return 0;
     } else if (a == "--config") o.config = next();
     else if (a == "--weights") o.weights = next();

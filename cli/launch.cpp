@@ -29,7 +29,7 @@
 namespace mgl::cli {
 namespace {
 
-const char* kHelp = R"(usage: megalodon launch -n N [options] -- <subcommand> [args...]
+const char* kLaunchHelp = R"(usage: megalodon launch -n N [options] -- <subcommand> [args...]
 Runs N processes of `megalodon <subcommand> args...` on this machine as one distributed job (c10d:
 Gloo on CPUs, NCCL on GPUs), each with RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR
 and MASTER_PORT set as torchrun sets them. Example:
@@ -157,7 +157,7 @@ int launch_main(const std::vector<std::string>& args) {
         return static_cast<int>(x);
       };
       if (a == "--help" || a == "-h") {
-        std::fputs(kHelp, stdout);
+        std::fputs(kLaunchHelp, stdout);
         return 0;
       } else if (a == "-n" || a == "--nproc") {
         n = number(value());
@@ -180,7 +180,7 @@ int launch_main(const std::vector<std::string>& args) {
     if (cmd.empty()) throw std::invalid_argument("no command: megalodon launch -n N -- <subcommand> [args...]");
     if (cmd[0] == "launch") throw std::invalid_argument("launch cannot launch itself");
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "megalodon launch: %s\n%s", e.what(), kHelp);
+    std::fprintf(stderr, "megalodon launch: %s\n%s", e.what(), kLaunchHelp);
     return 2;
   }
   if (threads == 0) threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / n);

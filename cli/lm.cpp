@@ -24,7 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 using harness::Split;
 
-const char* kEvalHelp = R"(usage: megalodon lm-eval <run_dir> [--split test|val] [--which best|latest|FILE]
+const char* kLmEvalHelp = R"(usage: megalodon lm-eval <run_dir> [--split test|val] [--which best|latest|FILE]
                          [--contexts auto|N,N,...] [--blocks K] [--segment N] [--tsn-window T]
                          [--max-docs N] [--max-tokens N] [--out FILE.json] [--plot FILE.png]
                          [key.path=value ...]
@@ -56,7 +56,7 @@ norm state; the Transformer: its full KV cache). Sampling: --greedy (argmax), or
 mass --top-p; the same --seed gives the same text.
 )";
 
-std::vector<int64_t> parse_list(const std::string& s, const char* what) {
+std::vector<int64_t> parse_int_list(const std::string& s, const char* what) {
   std::vector<int64_t> out;
   std::stringstream ss(s);
   std::string item;
@@ -80,8 +80,8 @@ int lm_eval_main(const std::vector<std::string>& args) {
   auto p = parse_args(args, {"--split", "--which", "--contexts", "--blocks", "--segment", "--tsn-window", "--max-docs",
                              "--max-tokens", "--out", "--plot"},
                       {"--help"});
-  if (p.flag("--help")) return std::fputs(kEvalHelp, stdout), 0;
-  if (p.positional.size() != 1) return std::fputs(kEvalHelp, stderr), 2;
+  if (p.flag("--help")) return std::fputs(kLmEvalHelp, stdout), 0;
+  if (p.positional.size() != 1) return std::fputs(kLmEvalHelp, stderr), 2;
   const fs::path run_dir = p.positional[0];
   const std::string split_name = p.option("--split", "test");
   if (split_name != "test" && split_name != "val") throw std::invalid_argument("--split must be test or val");
@@ -122,7 +122,7 @@ int lm_eval_main(const std::vector<std::string>& args) {
     if (c == "auto") {
       for (int64_t x = 4096; x < longest; x *= 2) contexts.push_back(x);
     } else {
-      contexts = parse_list(c, "--contexts");
+      contexts = parse_int_list(c, "--contexts");
     }
   }
   const bool tty = isatty(fileno(stderr));

@@ -11,7 +11,7 @@
 namespace mgl::cli {
 namespace {
 
-const char* kHelp = R"(usage: megalodon sweep <experiment.toml> [key.path=value ...] [--jobs N] [--dry-run]
+const char* kSweepHelp = R"(usage: megalodon sweep <experiment.toml> [key.path=value ...] [--jobs N] [--dry-run]
 
 Runs every variant of an experiment ([[sweep.variant]] entries, times the [sweep.grid] product)
 for each of sweep.seeds, each as a `megalodon train` child process with its own run directory
@@ -29,11 +29,11 @@ Then `megalodon table <run.root>/<experiment>` writes the table and the curves.
 int sweep_main(const std::vector<std::string>& args) {
   auto p = parse_args(args, {"--jobs"}, {"--help", "--dry-run"});
   if (p.flag("--help")) {
-    std::fputs(kHelp, stdout);
+    std::fputs(kSweepHelp, stdout);
     return 0;
   }
   if (p.positional.size() != 1) {
-    std::fputs(kHelp, stderr);
+    std::fputs(kSweepHelp, stderr);
     return 2;
   }
   harness::SweepPlan plan = harness::plan_sweep(p.positional[0], p.overrides);

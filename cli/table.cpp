@@ -10,7 +10,7 @@
 namespace mgl::cli {
 namespace {
 
-const char* kHelp =
+const char* kTableHelp =
     "usage: megalodon table <sweep_dir> [--out DIR]\n"
     "Aggregates the runs of a sweep (sweep.json and each run's final.json / metrics.jsonl / run.json)\n"
     "over seeds and writes:\n"
@@ -25,7 +25,7 @@ int table_main(const std::vector<std::string>& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--help" || a == "-h") {
-      std::fputs(kHelp, stdout);
+      std::fputs(kTableHelp, stdout);
       return 0;
     }
     if (a == "--out") {
@@ -37,7 +37,7 @@ int table_main(const std::vector<std::string>& args) {
     } else if (a.rfind("--out=", 0) == 0) {
       out = a.substr(6);
     } else if (!a.empty() && a[0] == '-') {
-      std::fprintf(stderr, "megalodon table: unknown option '%s'\n%s", a.c_str(), kHelp);
+      std::fprintf(stderr, "megalodon table: unknown option '%s'\n%s", a.c_str(), kTableHelp);
       return 2;
     } else if (sweep.empty()) {
       sweep = a;
@@ -47,7 +47,7 @@ int table_main(const std::vector<std::string>& args) {
     }
   }
   if (sweep.empty()) {
-    std::fputs(kHelp, stderr);
+    std::fputs(kTableHelp, stderr);
     return 2;
   }
   if (out.empty()) out = sweep;

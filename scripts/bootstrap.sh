@@ -3,18 +3,10 @@
 # Idempotent: a second run installs nothing and takes about a second.
 set -euo pipefail
 
-packages=(
-  build-essential cmake ninja-build pkg-config git
-  libtorch-dev            # LibTorch 1.13 (CPU)
-  libopenblas0-pthread    # fast CPU BLAS: libtorch otherwise uses the reference BLAS (see README)
-  libfmt-dev libtomlplusplus-dev nlohmann-json3-dev catch2 zlib1g-dev libgloo-dev
-  libopencv-dev libsndfile1-dev
-  libjpeg62-turbo-dev     # CMYK JPEGs for the ImageNet-layout data tool and the decoder tests
-  libsoxr-dev             # resampling Speech Commands clips recorded at other rates
-  libsentencepiece-dev    # PG-19 tokenizer and `megalodon data sentencepiece` (model training)
-  espeak-ng flite         # synthetic command words for the small Speech Commands set
-  dataset-fashion-mnist   # real data for the quickstart (IDX files in /usr/share/datasets/fashion-mnist)
-)
+# The project's packages (scripts/packages.txt, shared with the LibTorch 2.x root of
+# scripts/libtorch2.sh) and debootstrap, which makes that root.
+mapfile -t packages < <(sed 's/#.*//; /^[[:space:]]*$/d; s/[[:space:]]//g' "$(dirname "$0")/packages.txt")
+packages+=(debootstrap)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -51,6 +51,10 @@ LanguageModelTask::LanguageModelTask(const Config& cfg) {
   if (tok == "byte") {
     tokenizer_ = text::make_byte_tokenizer();
   } else if (tok == "sentencepiece") {
+    if (!text::sentencepiece_available())
+      throw ConfigError(cfg.origin("task.tokenizer"), "task.tokenizer",
+                        "this build has no SentencePiece (libsentencepiece-dev was not found when CMake "
+                        "configured it): use byte or word, or install it and re-run CMake");
     const std::string model = cfg.get_string("task.tokenizer_model");
     if (model.empty())
       throw ConfigError(cfg.origin("task.tokenizer_model"), "task.tokenizer_model",
@@ -342,7 +346,7 @@ std::optional<harness::ModelSpec> LanguageModelTask::model_spec() const {
 
 namespace {
 
-void schema(harness::Schema& s) {
+void language_model_schema(harness::Schema& s) {
   s.add_string("task.format", "text", "corpus layout", {"wikitext", "pg19", "text"});
   s.add_string("task.root", "data/lm/text", "the corpus folder (wiki.*.tokens; train/ validation/ test/ + metadata.csv; "
                                             "or {train,valid,test}/*.txt)");
@@ -374,7 +378,7 @@ void schema(harness::Schema& s) {
                {"file", "blank_line"});
 }
 
-MGL_REGISTER_TASK("lm", "causal language modelling (WikiText-103, PG-19 or plain text)", schema,
+MGL_REGISTER_TASK("lm", "causal language modelling (WikiText-103, PG-19 or plain text)", language_model_schema,
                   [](const Config& cfg) { return std::make_unique<LanguageModelTask>(cfg); });
 
 }  // namespace

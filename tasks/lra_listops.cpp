@@ -94,7 +94,7 @@ class ListOpsTask final : public ClassificationTask {
   std::string root_;
 };
 
-void schema(harness::Schema& s) {
+void lra_listops_schema(harness::Schema& s) {
   s.add_string("task.root", "data/lra_release/listops-1000", "folder with the ListOps TSV files");
   s.add_string("task.train_file", "basic_train.tsv", "training split (header Source\\tTarget)");
   s.add_string("task.val_file", "basic_val.tsv", "validation split");
@@ -110,7 +110,7 @@ void schema(harness::Schema& s) {
   s.add_int("task.test_limit", -1, "use only the first N test examples; -1 = all", harness::Range::at_least(0).or_value(-1));
 }
 
-MGL_REGISTER_TASK("lra_listops", "LRA ListOps: nested list operations as token sequences (10 classes)", schema,
+MGL_REGISTER_TASK("lra_listops", "LRA ListOps: nested list operations as token sequences (10 classes)", lra_listops_schema,
                   [](const Config& cfg) { return ListOpsTask::create(cfg); });
 
 }  // namespace

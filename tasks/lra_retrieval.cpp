@@ -73,7 +73,7 @@ class RetrievalTask final : public ClassificationTask {
   std::string root_;
 };
 
-void schema(harness::Schema& s) {
+void lra_retrieval_schema(harness::Schema& s) {
   s.add_string("task.root", "data/lra_release/tsv_data", "folder with the AAN pair TSV files");
   s.add_string("task.train_file", "new_aan_pairs.train.tsv", "training pairs");
   s.add_string("task.val_file", "new_aan_pairs.eval.tsv", "validation pairs");
@@ -86,7 +86,7 @@ void schema(harness::Schema& s) {
   s.add_int("task.test_limit", -1, "use only the first N test pairs; -1 = all", harness::Range::at_least(0).or_value(-1));
 }
 
-MGL_REGISTER_TASK("lra_retrieval", "LRA Retrieval: AAN citation pairs from raw bytes, two documents (2 classes)", schema,
+MGL_REGISTER_TASK("lra_retrieval", "LRA Retrieval: AAN citation pairs from raw bytes, two documents (2 classes)", lra_retrieval_schema,
                   [](const Config& cfg) { return RetrievalTask::create(cfg); });
 
 }  // namespace

@@ -103,7 +103,7 @@ class TextTask final : public ClassificationTask {
   std::string root_;
 };
 
-void schema(harness::Schema& s) {
+void lra_text_schema(harness::Schema& s) {
   s.add_string("task.root", "data/aclImdb", "the aclImdb folder of the Stanford release");
   s.add_int("task.max_length", 4096, "bytes kept per review (the papers: 4K)", harness::Range::at_least(1));
   s.add_string("task.pad_to", "max_length", "pad each batch to the longest review or to max_length",
@@ -117,7 +117,7 @@ void schema(harness::Schema& s) {
   s.add_int("task.test_limit", -1, "use only the first N test reviews (also the validation set when val_from = test)", harness::Range::at_least(0).or_value(-1));
 }
 
-MGL_REGISTER_TASK("lra_text", "LRA Text: IMDB sentiment from raw bytes (2 classes)", schema,
+MGL_REGISTER_TASK("lra_text", "LRA Text: IMDB sentiment from raw bytes (2 classes)", lra_text_schema,
                   [](const Config& cfg) { return TextTask::create(cfg); });
 
 }  // namespace

@@ -80,7 +80,7 @@ class PixelSequenceTask final : public ClassificationTask {
         }
         if (classes != 10)
           throw ConfigError(cfg.origin("task.num_classes"), "task.num_classes", "CIFAR-10 has 10 classes");
-        (is_train ? train : test) = {datasets::cifar10_to_gray(set.images, rule), set.labels};
+        (is_train ? train : test) = ImageSet{datasets::cifar10_to_gray(set.images, rule), set.labels};
       }
     } else {
       train = read_idx_pair(root / cfg.get_string("task.train_images"), root / cfg.get_string("task.train_labels"), classes);
@@ -160,7 +160,7 @@ class PixelSequenceTask final : public ClassificationTask {
   std::string source_;
 };
 
-void schema(harness::Schema& s) {
+void pixel_sequence_schema(harness::Schema& s) {
   s.add_string("task.format", "idx", "idx (MNIST / Fashion-MNIST files) or cifar10 (binary batches)", {"idx", "cifar10"});
   s.add_string("task.root", "/usr/share/datasets/fashion-mnist", "directory with the IDX files or cifar-10-batches-bin");
   s.add_bool("task.partial_batches", false,
@@ -182,7 +182,7 @@ void schema(harness::Schema& s) {
   s.add_int("task.test_limit", -1, "use only the first N test examples (file order); -1 = all", harness::Range::at_least(0).or_value(-1));
 }
 
-MGL_REGISTER_TASK("pixel_sequence", "grey images as pixel sequences (LRA Image: CIFAR-10; or Fashion-MNIST / MNIST IDX files)", schema,
+MGL_REGISTER_TASK("pixel_sequence", "grey images as pixel sequences (LRA Image: CIFAR-10; or Fashion-MNIST / MNIST IDX files)", pixel_sequence_schema,
                   [](const Config& cfg) { return PixelSequenceTask::create(cfg); });
 
 }  // namespace

@@ -26,7 +26,7 @@ namespace {
 
 namespace img = datasets::img;
 
-constexpr const char* kUsage =
+constexpr const char* kAugmentBenchUsage =
     "usage: megalodon bench augment [options]\n"
     "\n"
     "Times the DeiT training chain on one image: random_resized_crop(S, bicubic) + hflip (p 0.5) +\n"
@@ -114,11 +114,11 @@ torch::Tensor sample(const cv::Mat& rgb, int size, img::Rng& rng, Stages* t) {
 int bench_augment_main(const std::vector<std::string>& args) {
   const auto p = parse_args(args, {"--image", "--iterations", "--size", "--threads", "--seed"}, {"--help"});
   if (p.flag("--help")) {
-    std::fputs(kUsage, stdout);
+    std::fputs(kAugmentBenchUsage, stdout);
     return 0;
   }
   if (!p.positional.empty()) {
-    std::fputs(kUsage, stderr);
+    std::fputs(kAugmentBenchUsage, stderr);
     return 2;
   }
   const int64_t iterations = p.int_option("--iterations", 300, 0);

@@ -36,7 +36,7 @@ using torch::Tensor;
 
 constexpr double kPeakBytesPerS = 3.35e12;  // H100 SXM HBM3
 
-const char* kHelp =
+const char* kBenchCemaHelp =
     "usage: megalodon bench cema [options]\n"
     "Times the CEMA kernel/fftconv/hidden-state pieces and the whole CEMA layer (reference path vs\n"
     "the fused CUDA scan), forward and forward+backward, at several lengths.\n\n"
@@ -83,7 +83,7 @@ double time_it(const std::function<void()>& fn, const torch::Device& dev, int wa
 int bench_cema_main(const std::vector<std::string>& args) {
   for (const auto& a : args)
     if (a == "--help" || a == "-h") {
-      std::printf("%s", kHelp);
+      std::printf("%s", kBenchCemaHelp);
       return 0;
     }
   std::map<std::string, std::string> opt;

@@ -16,7 +16,7 @@
 namespace mgl::cli {
 namespace {
 
-const char* kHelp = R"(usage: megalodon bench data <experiment.toml> [key.path=value ...] [--split train|val|test]
+const char* kBenchDataHelp = R"(usage: megalodon bench data <experiment.toml> [key.path=value ...] [--split train|val|test]
                             [--batches N] [--workers 0,1,2] [--batch-size B]
 Builds the experiment's task and times its data loader alone: for each worker count, --batches
 batches (after one warm-up batch) of --batch-size examples (default trainer.batch_size) from the
@@ -43,11 +43,11 @@ std::vector<int> parse_list(const std::string& s) {
 int bench_data_main(const std::vector<std::string>& args) {
   auto p = parse_args(args, {"--split", "--batches", "--workers", "--batch-size"}, {"--help"});
   if (p.flag("--help")) {
-    std::fputs(kHelp, stdout);
+    std::fputs(kBenchDataHelp, stdout);
     return 0;
   }
   if (p.positional.size() != 1) {
-    std::fputs(kHelp, stderr);
+    std::fputs(kBenchDataHelp, stderr);
     return 2;
   }
   harness::Config cfg = harness::load_experiment(p.positional[0], p.overrides);

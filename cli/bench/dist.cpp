@@ -23,7 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-const char* kHelp =
+const char* kBenchDistHelp =
     "usage: megalodon bench dist [options]\n"
     "Times training steps of a small Megalodon LM on 1, 2, 4 ... local processes (Gloo on the CPU, or\n"
     "NCCL with --device cuda) for data parallelism (fixed batch per rank) and chunk parallelism (each\n"
@@ -73,7 +73,7 @@ int bench_dist_main(const std::vector<std::string>& args) {
                        "--threads", "--device", "--experiment", "--work", "--json"},
                       {"--help", "--always"});
   if (p.flag("--help")) {
-    std::fputs(kHelp, stdout);
+    std::fputs(kBenchDistHelp, stdout);
     return 0;
   }
   const auto procs = ints(p.option("--procs", "1,2,4"));

@@ -88,7 +88,7 @@ void finish_defaults(BenchOptions& o) {
   for (auto& f : o.fused_attention) ops::parse_fused_attention_backend(f);
 }
 
-const char* kHelp =
+const char* kBenchHelp =
     "usage: megalodon bench model [options]\n"
     "Times forward+backward (tokens/s) and peak memory of Megalodon and a Llama-style Transformer of\n"
     "matched width and depth at several sequence lengths, one child process per cell.\n\n"
@@ -509,7 +509,7 @@ int bench_model_main(const std::vector<std::string>& args) {
       return args[++i];
     };
     if (a == "--help" || a == "-h") {
-      std::fputs(kHelp, stdout);
+      std::fputs(kBenchHelp, stdout);
       return 0;
     } else if (a == "--cell") {
       if (i + 4 >= args.size()) throw std::invalid_argument("--cell needs MODEL LENGTH KERNELS FUSED");

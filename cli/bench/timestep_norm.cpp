@@ -26,7 +26,7 @@ namespace {
 
 using torch::Tensor;
 
-const char* kHelp =
+const char* kBenchTsnHelp =
     "usage: megalodon bench timestep-norm [options]\n"
     "Times timestep normalisation (spec §2) forward and forward+backward: the reference path and,\n"
     "on CUDA in a build with the CUDA glue, the fused kernel; then prints the error growth with L\n"
@@ -44,7 +44,7 @@ const char* kHelp =
     "  backward 5·N·s + 60·S  (x, dy read twice; dx written; the per-step fp32 terms)\n"
     "Bandwidth is reported as a fraction of the H100 SXM's 3.35 TB/s.\n";
 
-std::vector<int64_t> parse_lengths(const std::string& key, const std::string& s) {
+std::vector<int64_t> parse_tsn_lengths(const std::string& key, const std::string& s) {
   std::vector<int64_t> v;
   std::stringstream ss(s);
   for (std::string t; std::getline(ss, t, ',');) {
@@ -67,7 +67,7 @@ struct ErrRow {
   double kernel, naive, reference;
 };
 
-constexpr double kPeakBytesPerS = 3.35e12;
+constexpr double kPeakHbmBytesPerS = 3.35e12;
 
 }  // namespace
 
@@ -77,7 +77,7 @@ static int bench_timestep_norm_main(const std::vector<std::string>& args) {
              "--error-lengths", "--json"},
       {"--help", "-h"});
   if (a.flag("--help")) {
-    std::printf("%s", kHelp);
+    std::printf("%s", kBenchTsnHelp);
     return 0;
   }
   const std::string device = a.option("--device", "cpu");
@@ -91,10 +91,10 @@ static int bench_timestep_norm_main(const std::vector<std::string>& args) {
   const int64_t G = a.int_option("--groups", 16, 1);
   if (D % G != 0) throw std::invalid_argument("--groups " + std::to_string(G) + " must divide --dim " + std::to_string(D));
   const int repeats = static_cast<int>(a.int_option("--repeats", 5, 1)), warmup = static_cast<int>(a.int_option("--warmup", 2, 0));
-  const std::vector<int64_t> lengths = parse_lengths(
+  const std::vector<int64_t> lengths = parse_tsn_lengths(
       "--lengths", a.option("--lengths", cuda ? "1024,4096,16384,65536,262144" : "1024,4096,16384"));
   const std::vector<int64_t> err_lengths =
-      parse_lengths("--error-lengths", a.option("--error-lengths", "1024,4096,16384,65536,262144"));
+      parse_tsn_lengths("--error-lengths", a.option("--error-lengths", "1024,4096,16384,65536,262144"));
   bool kernel = false;
 #ifdef MEGALODON_WITH_CUDA_GLUE
   kernel = cuda;
@@ -157,8 +157,8 @@ static int bench_timestep_norm_main(const std::vector<std::string>& args) {
     if (ker) {
       r.ker_fwd_ms = fwd(ker);
       r.ker_fb_ms = fb(ker);
-      const double bw_f = r.fwd_bytes / (r.ker_fwd_ms * 1e-3) / kPeakBytesPerS;
-      const double bw_b = r.bwd_bytes / ((r.ker_fb_ms - r.ker_fwd_ms) * 1e-3) / kPeakBytesPerS;
+      const double bw_f = r.fwd_bytes / (r.ker_fwd_ms * 1e-3) / kPeakHbmBytesPerS;
+      const double bw_b = r.bwd_bytes / ((r.ker_fb_ms - r.ker_fwd_ms) * 1e-3) / kPeakHbmBytesPerS;
       std::printf("| %lld | %.3f | %.3f | %.3f | %.3f | %.1f%% | %.1f%% | %.2fx | %.2fx |\n", static_cast<long long>(L),
                   r.ref_fwd_ms, r.ref_fb_ms, r.ker_fwd_ms, r.ker_fb_ms, 100 * bw_f, 100 * bw_b,
                   r.ref_fwd_ms / r.ker_fwd_ms, r.ref_fb_ms / r.ker_fb_ms);
@@ -197,7 +197,7 @@ static int bench_timestep_norm_main(const std::vector<std::string>& args) {
         "  \"peak_bytes_per_s\": {:.4g},\n"
         "  \"bytes_model\": \"forward 3*N*s + 32*S, backward 5*N*s + 60*S (N = B*L*D, s = bytes/element, S = B*G*L)\",\n"
         "  \"timing\": [\n",
-        device, dts, B, D, G, kernel ? "true" : "false", kPeakBytesPerS);
+        device, dts, B, D, G, kernel ? "true" : "false", kPeakHbmBytesPerS);
     for (size_t i = 0; i < rows.size(); ++i) {
       const auto& r = rows[i];
       j += fmt::format(

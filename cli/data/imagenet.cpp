@@ -27,7 +27,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kUsage =
+constexpr const char* kImagenetUsage =
     "usage: megalodon data imagenet-folder --out DIR [options]\n"
     "\n"
     "Writes an image-classification set in the ImageNet-1K raw layout from IDX files (Fashion-MNIST):\n"
@@ -61,11 +61,11 @@ int imagenet_folder_main(const std::vector<std::string>& args) {
       args, {"--out", "--idx", "--train-per-class", "--val-per-class", "--val-layout", "--size", "--seed"},
       {"--quirks", "--force", "--help"});
   if (p.flag("--help")) {
-    std::fputs(kUsage, stdout);
+    std::fputs(kImagenetUsage, stdout);
     return 0;
   }
   if (p.option("--out").empty() || !p.positional.empty() || !p.overrides.empty()) {
-    std::fputs(kUsage, stderr);
+    std::fputs(kImagenetUsage, stderr);
     return 2;
   }
   datasets::ImageNetFolderOptions o;

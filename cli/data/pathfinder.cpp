@@ -22,7 +22,7 @@
 namespace mgl::cli {
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kPathfinderUsage =
     "usage: megalodon data pathfinder --out DIR [options]\n"
     "\n"
     "Generates Pathfinder images with the snakes2 algorithm and LRA's parameters, written as\n"
@@ -73,11 +73,11 @@ int pathfinder_main(const std::vector<std::string>& args) {
       {"--out", "--images", "--preset", "--contour-length", "--seed", "--threads", "--per-batch", "--sheet"},
       {"--help"});
   if (p.flag("--help")) {
-    std::fputs(kUsage, stdout);
+    std::fputs(kPathfinderUsage, stdout);
     return 0;
   }
   if (p.option("--out").empty() || !p.positional.empty()) {
-    std::fputs(kUsage, stderr);
+    std::fputs(kPathfinderUsage, stderr);
     return 2;
   }
   const std::string preset = p.option("--preset", "32");

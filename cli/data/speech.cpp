@@ -22,7 +22,7 @@
 namespace mgl::cli {
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kSpeechUsage =
     "usage: megalodon data speech --out DIR [options]\n"
     "\n"
     "Synthesises a small Speech Commands v0.02 look-alike with espeak-ng and flite, in the release layout:\n"
@@ -68,11 +68,11 @@ int speech_main(const std::vector<std::string>& args) {
                   "--flite-share", "--noise-seconds", "--peak-dbfs", "--espeak", "--flite"},
                  {"--help", "--force"});
   if (p.flag("--help")) {
-    std::fputs(kUsage, stdout);
+    std::fputs(kSpeechUsage, stdout);
     return 0;
   }
   if (p.option("--out").empty() || !p.positional.empty() || !p.overrides.empty()) {
-    std::fputs(kUsage, stderr);
+    std::fputs(kSpeechUsage, stderr);
     return 2;
   }
   datasets::SpeechSynthOptions o;

@@ -31,7 +31,7 @@ double fraction_option(const ParsedArgs& p, const std::string& key, double def) 
   return out;
 }
 
-std::vector<std::string> split_commas(const std::string& s) {
+std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
   size_t pos = 0;
   while (pos <= s.size()) {
@@ -151,8 +151,8 @@ int pg19_from_bible_main(const std::vector<std::string>& args) {
     out = p.option("--out");
     if (in.empty() || out.empty() || !p.positional.empty() || !p.overrides.empty())
       throw std::invalid_argument("--text and --out are required, and nothing else");
-    if (!p.option("--validation").empty()) o.validation_books = split_commas(p.option("--validation"));
-    if (!p.option("--test").empty()) o.test_books = split_commas(p.option("--test"));
+    if (!p.option("--validation").empty()) o.validation_books = split_list(p.option("--validation"));
+    if (!p.option("--test").empty()) o.test_books = split_list(p.option("--test"));
     o.wrap_width = p.int_option("--wrap", o.wrap_width, 0);
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "megalodon data pg19-from-bible: %s\n\n%s", e.what(), kBibleHelp);

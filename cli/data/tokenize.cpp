@@ -17,7 +17,7 @@ namespace {
 
 namespace text = datasets::text;
 
-double seconds_since(std::chrono::steady_clock::time_point t) {
+double seconds_from(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
@@ -116,7 +116,7 @@ int sentencepiece_main(const std::vector<std::string>& args) {
     std::fflush(stdout);
     const auto start = std::chrono::steady_clock::now();
     const auto model = text::train_sentencepiece(inputs, p.option("--model-prefix"), o);
-    const double t = seconds_since(start);
+    const double t = seconds_from(start);
     const auto tok = text::load_sentencepiece(model);
     fmt::print("trained in {:.1f} s: {}\n", t, tok->describe());
     auto vocab = std::filesystem::path(p.option("--model-prefix"));
@@ -206,7 +206,7 @@ int tokenize_main(const std::vector<std::string>& args) {
       const auto dict = cache / "dict.txt";
       vocab.save(dict);
       fmt::print("vocabulary: {} entries from the train split ({} files) in {:.1f} s -> {}\n", vocab.size(),
-                 files.size(), seconds_since(start), dict.string());
+                 files.size(), seconds_from(start), dict.string());
       tok = text::make_word_tokenizer(std::move(vocab));
     }
     fmt::print("corpus {} at {}; tokenizer {}\n", corpus->format(), p.option("--root"), tok->describe());
@@ -226,7 +226,7 @@ int tokenize_main(const std::vector<std::string>& args) {
           *corpus, split, *tok, cache, threads,
           [](const std::string& line) { std::fprintf(stderr, "  %s\n", line.c_str()); }, &reused);
       rows.push_back({text::to_string(split), tokens.num_documents(), tokens.size(), tokens.total_words(),
-                      seconds_since(start), reused});
+                      seconds_from(start), reused});
     }
     fmt::print("{:<6} {:>10} {:>14} {:>14} {:>11} {:>9}  {}\n", "split", "documents", "tokens", "words",
                "tokens/word", "time", "cache");

@@ -20,6 +20,14 @@
 
 namespace mgl::datasets::text {
 
+bool sentencepiece_available() {
+#ifdef MEGALODON_HAS_SENTENCEPIECE
+  return true;
+#else
+  return false;
+#endif
+}
+
 namespace {
 
 constexpr const char* kModuleName = "libmegalodon_sentencepiece.so";
@@ -47,6 +55,10 @@ std::vector<std::string> module_candidates() {
 }
 
 Module open_module() {
+  if (!sentencepiece_available())
+    throw std::runtime_error(
+        "this build has no SentencePiece (libsentencepiece-dev was not found when CMake configured it): "
+        "use the byte or word tokenizer, or install libsentencepiece-dev and re-run CMake");
   std::string tried;
   for (const auto& path : module_candidates()) {
     std::error_code ec;

@@ -53,6 +53,9 @@ std::unique_ptr<Tokenizer> make_byte_tokenizer();
 // (datasets/text/sentencepiece_module.cpp). The fingerprint hashes the serialized model, which also
 // records the trainer's options (its model prefix included).
 std::unique_ptr<Tokenizer> load_sentencepiece(const std::filesystem::path& model_file);
+// Whether this build has SentencePiece (libsentencepiece-dev found when CMake ran). Without it,
+// load_sentencepiece and train_sentencepiece throw, saying so.
+bool sentencepiece_available();
 
 // fairseq-style word vocabulary: ids 0..3 = <s>, <pad>, </s>, <unk>, then the words by descending
 // count, ties in byte (= code point) order of the words as fairseq's Dictionary.finalize sorts them,

@@ -9,6 +9,9 @@
 #endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/version.h>
+#if TORCH_VERSION_MAJOR >= 2  // c10d::Backend; otherwise only Gloo's or NCCL's header brings it
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#endif
 #ifdef MEGALODON_WITH_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -73,6 +76,7 @@ c10::intrusive_ptr<PG> make_group(const c10::intrusive_ptr<c10d::Store>& store, 
 #endif
   }
 #ifndef MEGALODON_WITH_GLOO
+  (void)store, (void)rank, (void)size, (void)o;  // a build without Gloo (e.g. the GPU machine's)
   throw std::runtime_error("Gloo process groups need the Gloo headers at build time (Debian: libgloo-dev)");
 #else
   auto opts = c10d::ProcessGroupGloo::Options::create(timeout_ms(o));

@@ -23,14 +23,14 @@ namespace {
 constexpr const char* kLM = "megalodon_lm";
 constexpr const char* kClassifier = "megalodon_classifier";
 
-std::string shape_str(torch::IntArrayRef s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
+std::string weights_shape_str(torch::IntArrayRef s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 
 bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
 // The module's own parameters and buffers, by their (official) LibTorch names, sharing storage.
-std::map<std::string, Tensor> live_tensors(const torch::nn::Module& m) {
+std::map<std::string, Tensor> module_tensors(const torch::nn::Module& m) {
   std::map<std::string, Tensor> out;
   for (const auto& p : m.named_parameters(true)) out.emplace(p.key(), p.value());
   for (const auto& b : m.named_buffers(true)) out.emplace(b.key(), b.value());
@@ -156,7 +156,7 @@ std::shared_ptr<torch::nn::Module> build_model(const ModelSpec& spec) {
 }
 
 std::map<std::string, Tensor> model_state(const torch::nn::Module& m) {
-  auto out = live_tensors(m);
+  auto out = module_tensors(m);
   // Module::to(dtype) converts integer buffers too; the official prior_count is int64 (§2.2).
   for (auto& [name, t] : out)
     if (ends_with(name, "prior_count") && t.scalar_type() != torch::kInt64) t = t.to(torch::kInt64);
@@ -208,7 +208,7 @@ void export_weights(const torch::nn::Module& m, const ModelSpec& spec, const fs:
 
 void import_weights(torch::nn::Module& m, const fs::path& file) {
   const SafetensorsFile st = load_safetensors(file);
-  const auto live = live_tensors(m);
+  const auto live = module_tensors(m);
   std::vector<std::string> problems;
   auto kind = [](torch::ScalarType t) {
     return t == torch::kBool ? 0 : c10::isFloatingType(t) ? 1 : c10::isComplexType(t) ? 2 : 3;
@@ -217,13 +217,13 @@ void import_weights(torch::nn::Module& m, const fs::path& file) {
     auto it = st.tensors.find(name);
     if (it == st.tensors.end()) {
       problems.push_back(fmt::format("missing tensor '{}' (the model expects shape {}, {})", name,
-                                     shape_str(t.sizes()), c10::toString(t.scalar_type())));
+                                     weights_shape_str(t.sizes()), c10::toString(t.scalar_type())));
       continue;
     }
     const Tensor& f = it->second;
     if (f.sizes() != t.sizes()) {
       problems.push_back(fmt::format("tensor '{}': shape {} in the file, the model expects {}", name,
-                                     shape_str(f.sizes()), shape_str(t.sizes())));
+                                     weights_shape_str(f.sizes()), weights_shape_str(t.sizes())));
     } else if (kind(f.scalar_type()) != kind(t.scalar_type()) &&
                !(ends_with(name, "prior_count") && c10::isFloatingType(t.scalar_type()) &&
                  c10::isIntegralType(f.scalar_type(), false))) {
@@ -239,7 +239,7 @@ void import_weights(torch::nn::Module& m, const fs::path& file) {
       const Tensor expect = rope_freqs(*c);
       if (f.sizes() != expect.sizes() || !f.is_floating_point()) {
         problems.push_back(fmt::format("tensor 'rope.freqs': {} {} in the file, expected {} floats (d_z/2)",
-                                       c10::toString(f.scalar_type()), shape_str(f.sizes()), shape_str(expect.sizes())));
+                                       c10::toString(f.scalar_type()), weights_shape_str(f.sizes()), weights_shape_str(expect.sizes())));
       } else {
         const double diff = (f.to(torch::kFloat64) - expect.to(torch::kFloat64)).abs().max().item<double>();
         if (!(diff <= 1e-6 * expect.abs().max().item<double>()))
@@ -259,7 +259,7 @@ void import_weights(torch::nn::Module& m, const fs::path& file) {
       continue;
     }
     problems.push_back(fmt::format("unexpected tensor '{}' ({} {}): the model has no such parameter or buffer", name,
-                                   c10::toString(f.scalar_type()), shape_str(f.sizes())));
+                                   c10::toString(f.scalar_type()), weights_shape_str(f.sizes())));
   }
   if (!problems.empty())
     throw std::runtime_error(fmt::format("cannot import the weights of '{}': {} problem{}:\n  {}", file.string(),

@@ -240,7 +240,7 @@ class SpeechCommandsTask final : public ClassificationTask {
   std::vector<torch::Tensor> noise_;
 };
 
-void schema(harness::Schema& s) {
+void speech_commands_schema(harness::Schema& s) {
   s.add_string("task.root", "data/speech_commands_v0.02", "the release folder: one folder per word, the split lists");
   s.add_string("task.classes", "sc10", "sc10 (yes no up down left right on off stop go), all (the 35 words) or list",
                {"sc10", "all", "list"});
@@ -271,7 +271,7 @@ void schema(harness::Schema& s) {
   s.add_int("task.test_limit", -1, "use only N test clips (evenly spaced); -1 = all", harness::Range::at_least(0).or_value(-1));
 }
 
-MGL_REGISTER_TASK("speech_commands", "Speech Commands from raw 16 kHz waveforms (SC10 or 35 words)", schema,
+MGL_REGISTER_TASK("speech_commands", "Speech Commands from raw 16 kHz waveforms (SC10 or 35 words)", speech_commands_schema,
                   [](const Config& cfg) { return SpeechCommandsTask::create(cfg); });
 
 }  // namespace

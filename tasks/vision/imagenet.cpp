@@ -258,7 +258,7 @@ class ImageNetTask final : public ClassificationTask {
   mutable std::set<std::string> bad_seen_;
 };
 
-void schema(harness::Schema& s) {
+void imagenet_schema(harness::Schema& s) {
   s.add_string("task.root", "data/imagenet", "ImageNet-1K root with train/ and val/ (+ LOC_val_solution.csv)");
   s.add_int("task.num_classes", -1, "expected number of classes (1000 for ImageNet-1K); -1 = as found", harness::Range::at_least(1).or_value(-1));
   s.add_string("task.bad_images", "skip",
@@ -290,7 +290,7 @@ void schema(harness::Schema& s) {
   s.add_int("task.test_limit", -1, "use N evenly spaced test images; -1 = all", harness::Range::at_least(0).or_value(-1));
 }
 
-MGL_REGISTER_TASK("imagenet", "ImageNet-1K image classification from 16×16 patches (image-folder layout)", schema,
+MGL_REGISTER_TASK("imagenet", "ImageNet-1K image classification from 16×16 patches (image-folder layout)", imagenet_schema,
                   [](const Config& cfg) { return ImageNetTask::create(cfg); });
 
 }  // namespace

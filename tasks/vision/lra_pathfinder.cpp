@@ -120,7 +120,7 @@ class PathfinderTask final : public ClassificationTask {
   double mean_ = 0.5, std_ = 0.5;
 };
 
-void schema(harness::Schema& s) {
+void lra_pathfinder_schema(harness::Schema& s) {
   s.add_string("task.root", "data/lra_release/pathfinder32/curv_contour_length_14",
                "difficulty folder with metadata/ and imgs/");
   s.add_int("task.image_size", 32, "image side: 32 (Pathfinder) or 128 (Path-X); other sizes are an error", harness::Range::at_least(1));
@@ -137,7 +137,7 @@ void schema(harness::Schema& s) {
 }
 
 MGL_REGISTER_TASK("lra_pathfinder", "LRA Pathfinder / Path-X: connected-contour detection from pixels (2 classes)",
-                  schema, [](const Config& cfg) { return PathfinderTask::create(cfg); });
+                  lra_pathfinder_schema, [](const Config& cfg) { return PathfinderTask::create(cfg); });
 
 }  // namespace
 }  // namespace mgl::tasks

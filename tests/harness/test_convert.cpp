@@ -25,7 +25,7 @@ using namespace mgl;
 using namespace mgl::harness;
 using torch::Tensor;
 namespace fs = std::filesystem;
-using Catch::Matchers::Contains;
+using Catch::Contains;
 
 namespace {
 
@@ -286,6 +286,10 @@ TEST_CASE("convert: our torch.save-layout writer matches the zip layout of torch
   REQUIRE(bytes.compare(0, 4, std::string("PK\x03\x04", 4)) == 0);
   caffe2::serialize::PyTorchStreamReader zip((dir / "consolidated.pth").string());
   auto names = zip.getAllRecords();
+  // LibTorch 2.x's zip writer adds records of its own (as torch.save 2.x does): not ours to check.
+  names.erase(std::remove_if(names.begin(), names.end(),
+                             [](const std::string& n) { return n == ".data/serialization_id" || n == "byteorder"; }),
+              names.end());
   std::sort(names.begin(), names.end());
   REQUIRE(names == std::vector<std::string>{"data.pkl", "data/0", "version"});
   REQUIRE(bytes.find("consolidated/data.pkl") != std::string::npos);  // entries under the file's stem

@@ -95,7 +95,8 @@ struct LmData {
     write_text(pg19 / "metadata.csv", meta);
     text::SentencePieceOptions so;
     so.vocab_size = 300;
-    sp_model = text::train_sentencepiece({pg19 / "train" / "10.txt", pg19 / "train" / "11.txt"}, dir / "sp", so);
+    if (text::sentencepiece_available())  // a build without SentencePiece tests its refusal instead
+      sp_model = text::train_sentencepiece({pg19 / "train" / "10.txt", pg19 / "train" / "11.txt"}, dir / "sp", so);
   }
 };
 
@@ -160,6 +161,10 @@ TEST_CASE("every LM experiment trains a few steps on small files in the real for
     Config probe = mgl::harness::ConfigLoader::compose(f, {});
     if (!probe.has("task.name")) continue;  // a suite sweep file
     probe = load_experiment(f, {"task.tokenizer_model=" + data().sp_model.string()});
+    if (!text::sentencepiece_available() && probe.get_string("task.tokenizer") == "sentencepiece") {
+      WARN(f.string() << ": not trained (this build has no SentencePiece; its refusal is tested above)");
+      continue;
+    }
     const std::string name = fs::relative(f, kExperiments).replace_extension().string();
     DYNAMIC_SECTION(name) {
       auto o = tiny(runs / mgl::harness::slug(name));
@@ -223,7 +228,8 @@ TEST_CASE("LM task: bad configurations are named", "[tasks][lm]") {
   auto cfg = plain_config(run.path(), {"task.min_chunks=3", "task.max_chunks=2"});
   CHECK_THROWS_WITH(make_task(cfg), Catch::Contains("task.max_chunks"));
   auto sp = plain_config(run.path(), {"task.tokenizer=\"sentencepiece\"", "task.tokenizer_model=\"\""});
-  CHECK_THROWS_WITH(make_task(sp), Catch::Contains("task.tokenizer_model"));
+  CHECK_THROWS_WITH(make_task(sp), Catch::Contains(text::sentencepiece_available() ? "task.tokenizer_model"
+                                                                                     : "this build has no SentencePiece"));
   auto big = plain_config(run.path(), {"model.adaptive_cutoffs=[100, 400]"});
   CHECK_THROWS_WITH(make_task(big), Catch::Contains("adaptive_cutoffs"));
 }
