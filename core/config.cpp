@@ -3,12 +3,27 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <iterator>
 #include <cmath>
 
 namespace mgl {
 
-ConfigError::ConfigError(const std::string& k, const std::string& what)
-    : std::invalid_argument(fmt::format("config key '{}': {}", k, what)), key(k) {}
+ConfigError::ConfigError(std::string key_, std::string detail_)
+    : ConfigError(std::string(), std::move(key_), std::move(detail_)) {}
+ConfigError::ConfigError(std::string where_, std::string key_, std::string detail_)
+    : std::runtime_error(detail_), where(std::move(where_)), key(std::move(key_)), detail(std::move(detail_)) {
+  compose();
+}
+void ConfigError::locate(const std::string& w) {
+  if (!where.empty() || w.empty()) return;
+  where = w;
+  compose();
+}
+void ConfigError::compose() {
+  message_ = detail;
+  if (!key.empty()) message_ = fmt::format("{}: {}", key, message_);
+  if (!where.empty()) message_ = fmt::format("{}: {}", where, message_);
+}
 
 namespace {
 template <typename E>
@@ -59,6 +74,31 @@ E parse_enum(const std::string& key, const std::string& value) {
   throw ConfigError(key, fmt::format("got \"{}\", expected one of {}", value, all));
 }
 
+}  // namespace
+
+template <typename E>
+const std::vector<std::string>& names_of() {
+  static const std::vector<std::string> names(std::begin(Names<E>::v), std::end(Names<E>::v));
+  return names;
+}
+template <typename E>
+E parse_switch(const std::string& key, const std::string& value) {
+  return parse_enum<E>(key, value);
+}
+#define MGL_SWITCH(E)                                                     \
+  template const std::vector<std::string>& names_of<E>();                 \
+  template E parse_switch<E>(const std::string&, const std::string&);
+MGL_SWITCH(EmaKind)
+MGL_SWITCH(NormKind)
+MGL_SWITCH(AttentionKind)
+MGL_SWITCH(ResidualKind)
+MGL_SWITCH(UpdateGate)
+MGL_SWITCH(InitMode)
+MGL_SWITCH(KernelImpl)
+MGL_SWITCH(BaselineAttention)
+#undef MGL_SWITCH
+
+namespace {
 void require(bool ok, const std::string& key, const std::string& what) {
   if (!ok) throw ConfigError(key, what);
 }

@@ -9,10 +9,22 @@
 
 namespace mgl {
 
-// An invalid configuration value. `key` is the dotted config key that is wrong.
-struct ConfigError : std::invalid_argument {
-  ConfigError(const std::string& key, const std::string& what);
-  std::string key;
+// The one configuration error of the project, from the core's validation to the harness's TOML
+// reader: which key is wrong (dotted, e.g. "model.z_dim"), what was expected, and where the value
+// came from (file:line:col, "command line", a JSON file; empty while unknown). The core throws it
+// with the key only; the harness adds the origin in one place (harness::with_origin) and rethrows
+// the same error. what() is "where: key: detail" (the parts that are known).
+struct ConfigError : std::runtime_error {
+  ConfigError(std::string key, std::string detail);
+  ConfigError(std::string where, std::string key, std::string detail);
+  const char* what() const noexcept override { return message_.c_str(); }
+  // Sets the origin if none is known yet.
+  void locate(const std::string& where);
+  std::string where, key, detail;
+
+ private:
+  void compose();
+  std::string message_;
 };
 
 // ---- ablation axes (spec §8); each changes exactly one axis ----
@@ -45,6 +57,13 @@ const char* to_string(UpdateGate);
 const char* to_string(InitMode);
 const char* to_string(KernelImpl);
 const char* to_string(BaselineAttention);
+// The spellings of a switch's values in declaration order (config files, choice lists and errors
+// use these): names_of<KernelImpl>() = {"reference", "fused", "auto"}.
+template <typename E>
+const std::vector<std::string>& names_of();
+// Parse any switch by its type; throws ConfigError(key, "got ..., expected one of ...").
+template <typename E>
+E parse_switch(const std::string& key, const std::string& v);
 // Parse a switch value; throws ConfigError(key, "expected one of ...").
 EmaKind parse_ema(const std::string& key, const std::string& v);
 NormKind parse_norm(const std::string& key, const std::string& v);
@@ -104,7 +123,8 @@ struct MegalodonConfig {
   // ---- op implementations (not a model axis: same maths). The reference path is the default
   // until a kernel is verified on a GPU; see core/kernels.h.
   KernelImpl kernel_cema = KernelImpl::reference;           // CEMA kernel/bias/FFT conv/hidden state
-  KernelImpl kernel_timestep_norm = KernelImpl::reference;  // timestep norm scan (+ fused neighbours)
+  KernelImpl kernel_timestep_norm = KernelImpl::reference;  // timestep norm scan
+  KernelImpl kernel_row_norm = KernelImpl::reference;       // fused RMSNorm / LayerNorm (row norms)
   KernelImpl kernel_attention = KernelImpl::reference;      // chunked attention
 
   // ---- encoder form (classification): bidirectional CEMA (§1.8) + non-causal chunk attention.

@@ -1,4 +1,5 @@
-// The seam between the trainer and a task (style.md: dataset → task adapter → model → trainer).
+// The seam between the trainer and a task: data set → task adapter → model → trainer (the layering
+// and how to add an adapter: README.md, "Layout" and "Adding a task adapter").
 //
 // A task adapter binds a data set to an input encoding, a model with its head, a loss and metrics.
 // The trainer knows only this interface: it asks for split sizes and batches (from loader threads),

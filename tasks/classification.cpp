@@ -74,11 +74,8 @@ ClassificationTask::ClassificationTask(const harness::Config& cfg, int64_t num_c
   options_.input_dim = input_dim;
   options_.head_dim = cfg.get_int("model.head_dim");
   options_.head_dropout = cfg.get_float("model.head_dropout");
-  try {
-    options_.head = parse_classifier_head("model.head", cfg.get_string("model.head"));
-  } catch (const mgl::ConfigError& e) {
-    throw harness::ConfigError(cfg.origin("model.head"), "model.head", e.what());
-  }
+  options_.head =
+      harness::with_origin(cfg, [&] { return parse_classifier_head("model.head", cfg.get_string("model.head")); });
   const bool learned_positions = cfg.get_string("model.positions") == "learned";
   options_.max_positions = learned_positions ? seq_len : 0;
   if (transformer_) {
@@ -95,11 +92,7 @@ ClassificationTask::ClassificationTask(const harness::Config& cfg, int64_t num_c
     tcfg_.attention_dropout = cfg.get_float("model.attention_dropout");
     tcfg_.drop_path = cfg.get_float("model.drop_path");
     tcfg_.norm_eps = cfg.get_float("model.norm_eps");
-    try {
-      tcfg_.validate("model");
-    } catch (const mgl::ConfigError& e) {
-      throw harness::ConfigError(cfg.origin(e.key), e.key, e.what());
-    }
+    harness::with_origin(cfg, [&] { tcfg_.validate("model"); });
   }
 }
 

@@ -137,12 +137,7 @@ LanguageModelTask::LanguageModelTask(const Config& cfg) {
     tcfg_.adaptive_softmax_dropout = mcfg_.adaptive_softmax_dropout;
     tcfg_.checkpoint_activations = mcfg_.checkpoint_activations;
   }
-  try {
-    if (transformer_) tcfg_.validate("model");
-    else mcfg_.validate("model");
-  } catch (const mgl::ConfigError& e) {
-    throw ConfigError(cfg.origin(e.key), e.key, e.what());
-  }
+  harness::with_origin(cfg, [&] { transformer_ ? tcfg_.validate("model") : mcfg_.validate("model"); });
 
   // Samples and batches.
   chunk_ = cfg.get_int("task.sample_chunk") > 0 ? cfg.get_int("task.sample_chunk") : mcfg_.chunk_size;

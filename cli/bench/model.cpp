@@ -321,7 +321,7 @@ int run_cell(const BenchOptions& o, const std::string& model, int64_t L, const s
   if (!dev.is_cuda() && o.cache_allocator) tensor_memory::set_cache_large_blocks(true);
   auto mcfg = megalodon_config(o);
   const KernelImpl impl = parse_kernel_impl("--kernels", kernels);
-  mcfg.kernel_cema = mcfg.kernel_timestep_norm = mcfg.kernel_attention = impl;
+  mcfg.kernel_cema = mcfg.kernel_timestep_norm = mcfg.kernel_row_norm = mcfg.kernel_attention = impl;
   mcfg.checkpoint_activations = o.checkpoint;
   ops::set_fused_attention_backend(ops::parse_fused_attention_backend(fused));
   const bool bf16 = o.precision == "bf16";

@@ -4,7 +4,7 @@
 #include <optional>
 
 #include "core/init.h"
-#include "core/models/sequence_parallel.h"
+#include "core/modules/sequence_parallel.h"
 #include "core/modules/checkpoint.h"
 #include "core/ops/lm_loss.h"
 
@@ -33,8 +33,8 @@ MegaBlockImpl::MegaBlockImpl(const MegalodonConfig& c, int64_t layer_id) : cfg(c
 }
 
 Tensor MegaBlockImpl::forward(const Tensor& x, MegaLayerState* state, const Tensor& padding_mask,
-                              const ops::DocumentPlan* documents) {
-  Tensor y = mega(x, state, padding_mask, documents);
+                              const ops::DocumentPlan* documents, SequenceExchange* exchange) {
+  Tensor y = mega(x, state, padding_mask, documents, exchange);
   // Two-hop (§4.2): the FFN's residual is the block input x, so h reaches the stream only
   // through the FFN. Standard pre-norm adds the FFN to y instead.
   return nffn(y, cfg.residual == ResidualKind::two_hop ? x : y);
@@ -155,19 +155,19 @@ Tensor MegalodonLMImpl::features(const Tensor& tokens, StreamState* state, std::
   if (cfg.dropout > 0 && is_training()) x = F::dropout(x, F::DropoutFuncOptions().p(cfg.dropout).training(true));
   // Activation checkpointing: stand-alone sequences only (a streaming state is updated by the
   // forward pass and chunk parallelism exchanges with other ranks; neither may run twice).
-  const bool ckpt = cfg.checkpoint_activations && !st && !current_sequence_exchange();
+  SequenceExchange* ex = st ? nullptr : exchange_;  // chunk parallelism (a streaming call never splits)
+  const bool ckpt = cfg.checkpoint_activations && !st && !ex;
   for (size_t i = 0; i < blocks.size(); ++i) {
     if (ckpt) {
       MegaBlock& b = blocks[i];
       x = checkpoint([&b, docs](const Tensor& t) { return b(t, nullptr, Tensor(), docs); }, x, b->parameters());
     } else {
-      x = blocks[i](x, st ? &st->layers[i] : nullptr, Tensor(), docs);
+      x = blocks[i](x, st ? &st->layers[i] : nullptr, Tensor(), docs, ex);
     }
     if (layer_outputs) layer_outputs->push_back(x);
   }
   ops::NormState* final_state = st ? &st->final_norm : nullptr;
   ops::NormState incoming;  // chunk parallelism: the statistics of the earlier ranks' segments
-  SequenceExchange* ex = st ? nullptr : current_sequence_exchange();
   if (ex && cfg.norm == NormKind::timestep) {
     incoming = sequence_parallel::norm_incoming(*ex, x, cfg.norm_num_groups,
                                                 output->final_norm->initial_state(x.size(0), x.device()));

@@ -16,7 +16,8 @@ class MegaBlockImpl : public torch::nn::Module {
  public:
   MegaBlockImpl(const MegalodonConfig& cfg, int64_t layer_id);
   torch::Tensor forward(const torch::Tensor& x, MegaLayerState* state = nullptr,
-                        const torch::Tensor& padding_mask = {}, const ops::DocumentPlan* documents = nullptr);
+                        const torch::Tensor& padding_mask = {}, const ops::DocumentPlan* documents = nullptr,
+                        SequenceExchange* exchange = nullptr);
   MegalodonConfig cfg;
   MovingAverageGatedAttention mega{nullptr};
   NormalizedFeedForwardNetwork nffn{nullptr};
@@ -42,7 +43,10 @@ class MegaOutputLayerImpl : public torch::nn::Module {
 };
 TORCH_MODULE(MegaOutputLayer);
 
-class MegalodonLMImpl : public CausalLMImpl {
+// With a sequence exchange bound (SegmentParallel; the trainer binds it around a training step
+// with dist.chunk_parallel > 1), the calls without a streaming state run on this rank's segment of
+// each sequence and pass the exchange to every layer and the final norm.
+class MegalodonLMImpl : public CausalLMImpl, public SegmentParallel {
  public:
   explicit MegalodonLMImpl(const MegalodonConfig& cfg);
   torch::Tensor forward(const torch::Tensor& tokens, StreamState* state = nullptr,
@@ -56,6 +60,8 @@ class MegalodonLMImpl : public CausalLMImpl {
   std::unique_ptr<StreamState> make_state(int64_t batch) const override;
   std::string name() const override { return "megalodon"; }
   double flops_per_token(int64_t context) const override;
+  void set_sequence_exchange(SequenceExchange* exchange) override { exchange_ = exchange; }
+  SequenceExchange* sequence_exchange() const override { return exchange_; }
 
   MegalodonConfig cfg;
   torch::nn::Embedding embed{nullptr};  // absent with an adaptive input
@@ -64,6 +70,9 @@ class MegalodonLMImpl : public CausalLMImpl {
   MegaOutputLayer output{nullptr};
   AdaptiveInput adaptive_input{nullptr};      // cfg.adaptive_cutoffs non-empty
   AdaptiveSoftmax adaptive_softmax{nullptr};
+
+ private:
+  SequenceExchange* exchange_ = nullptr;
 };
 
 // The classifier head. mlp: mean pool → Linear(n·D→hd) → dropout → GELU → Linear(hd→classes, no

@@ -1,6 +1,5 @@
 #include "core/modules/mega_layer.h"
 
-#include "core/models/sequence_parallel.h"
 
 #include <cmath>
 
@@ -84,8 +83,8 @@ MovingAverageGatedAttentionImpl::MovingAverageGatedAttentionImpl(const Megalodon
                                                 .mega_exact(c.ema_mega_exact)
                                                 .bidirectional(!c.causal)
                                                 .kernel(c.kernel_cema)));
-  rmsnorm = register_module("rmsnorm", RMSNorm(D, c.norm_affine, c.norm_eps, c.kernel_timestep_norm));
-  znorm = register_module("znorm", RMSNorm(c.z_head_dim(), false, c.norm_eps, c.kernel_timestep_norm));
+  rmsnorm = register_module("rmsnorm", RMSNorm(D, c.norm_affine, c.norm_eps, c.kernel_row_norm));
+  znorm = register_module("znorm", RMSNorm(c.z_head_dim(), false, c.norm_eps, c.kernel_row_norm));
   wv = register_module("wv", torch::nn::Linear(lin(D, E)));
   wz = register_module("wz", torch::nn::Linear(lin(D, Z)));
   wr = register_module("wr", torch::nn::Linear(lin(D, E)));
@@ -181,15 +180,15 @@ Tensor MovingAverageGatedAttentionImpl::attend_documents(const Tensor& q, const 
 }
 
 Tensor MovingAverageGatedAttentionImpl::forward(const Tensor& x, MegaLayerState* state, const Tensor& padding_mask,
-                                                const ops::DocumentPlan* documents) {
+                                                const ops::DocumentPlan* documents, SequenceExchange* exchange) {
   TORCH_CHECK(x.dim() == 3 && x.size(2) == cfg.model_dim, "MEGA layer: x must be B×L×", cfg.model_dim,
               ", got ", x.sizes());
   const int64_t B = x.size(0), L = x.size(1), H = cfg.num_heads, dz = cfg.z_head_dim(), dv = cfg.v_head_dim();
   const bool train = is_training();
 
-  // Chunk parallelism (core/models/sequence_parallel.h): this rank's segment starts from the
+  // Chunk parallelism (core/modules/sequence_parallel.h): this rank's segment starts from the
   // norm statistics and EMA state of the segments before it, like a streaming call.
-  SequenceExchange* ex = state ? nullptr : current_sequence_exchange();
+  SequenceExchange* ex = state ? nullptr : exchange;
   if (documents) {
     TORCH_CHECK(cfg.causal && !padding_mask.defined(), "document resets are for the causal form on unpadded rows");
     TORCH_CHECK(!ex, "chunk parallelism (dist.chunk_parallel > 1) does not support document resets");

@@ -7,6 +7,7 @@
 #include "core/models/state.h"
 #include "core/modules/cema.h"
 #include "core/modules/norms.h"
+#include "core/modules/sequence_parallel.h"
 
 namespace mgl {
 
@@ -19,9 +20,13 @@ class MovingAverageGatedAttentionImpl : public torch::nn::Module {
   // a stand-alone segment. padding_mask: B×L bool (true = padded), encoder use.
   // documents: packed documents (core/ops/documents.h, made once per forward by the model): the
   // timestep norm, the CEMA state, the attention and the cache restart at every document start.
+  // exchange: chunk parallelism (core/modules/sequence_parallel.h): x is this rank's segment of
+  // each sequence, which starts from the norm statistics and EMA state of the segments before it
+  // (null: whole sequences; ignored with a streaming state).
   // Returns y = x + h (or the Mega update-gate form), B×L×D.
   torch::Tensor forward(const torch::Tensor& x, MegaLayerState* state = nullptr,
-                        const torch::Tensor& padding_mask = {}, const ops::DocumentPlan* documents = nullptr);
+                        const torch::Tensor& padding_mask = {}, const ops::DocumentPlan* documents = nullptr,
+                        SequenceExchange* exchange = nullptr);
 
   // The attention part alone on already projected inputs, exposed for tests: q, k B×L×H×d_z
   // (before RoPE), v B×L×H×d_v; handles RoPE positions, the cache and chunking.

@@ -15,7 +15,7 @@ namespace F = torch::nn::functional;
 NormalizedFeedForwardNetworkImpl::NormalizedFeedForwardNetworkImpl(const MegalodonConfig& c, int64_t id)
     : cfg(c), layer_id(id) {
   const int64_t D = c.model_dim, Fh = c.ffn_hidden_dim;
-  norm = register_module("norm", LayerNorm(D, c.norm_affine, c.norm_eps, c.kernel_timestep_norm));
+  norm = register_module("norm", LayerNorm(D, c.norm_affine, c.norm_eps, c.kernel_row_norm));
   fc1 = register_module("fc1", torch::nn::Linear(torch::nn::LinearOptions(D, Fh).bias(false)));
   fc2 = register_module("fc2", torch::nn::Linear(torch::nn::LinearOptions(Fh, D).bias(false)));
   if (c.swiglu) fc3 = register_module("fc3", torch::nn::Linear(torch::nn::LinearOptions(D, Fh).bias(false)));

@@ -17,7 +17,7 @@ namespace {
 Tensor fused_row_norm(KernelImpl kernel, const Tensor& x, const Tensor& w, const Tensor& b, bool subtract_mean,
                       double eps) {
   const int64_t D = x.dim() > 0 ? x.size(-1) : 0;
-  if (!kernels::use_fused(kernel, x, "model.kernel_timestep_norm",
+  if (!kernels::use_fused(kernel, x, "model.kernel_row_norm",
                           kernels::row_norm_unsupported(D > 0 ? x.numel() / D : 0, D, x.scalar_type())))
     return {};
 #ifdef MEGALODON_WITH_CUDA_GLUE

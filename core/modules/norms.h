@@ -9,8 +9,7 @@
 namespace mgl {
 
 // RMSNorm (§3.1): `weight` stores w − 1; no parameters when affine = false (the per-head znorm).
-// kernel: `model.kernel_timestep_norm` (it also governs the fused neighbours of the timestep norm):
-// on CUDA fp32/bf16 inputs the fused row-norm kernel (core/cuda/row_norm/row_norm_glue.h) or the reference path.
+// kernel: `model.kernel_row_norm`: on CUDA fp32/bf16 inputs the fused row-norm kernel (core/cuda/row_norm/row_norm_glue.h) or the reference path.
 class RMSNormImpl : public torch::nn::Module {
  public:
   RMSNormImpl(int64_t dim, bool affine, double eps, KernelImpl kernel = KernelImpl::reference);

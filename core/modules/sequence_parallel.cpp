@@ -1,12 +1,10 @@
-#include "core/models/sequence_parallel.h"
+#include "core/modules/sequence_parallel.h"
 
 namespace mgl {
 
 using torch::Tensor;
 
 namespace {
-thread_local SequenceExchange* t_exchange = nullptr;
-
 // Makes `y` depend on every element of `stack` without changing its value, so that the backward
 // of the gather runs on every rank (rank 0 uses none of the others' summaries, but the gather's
 // backward is a collective that all ranks must enter).
@@ -14,10 +12,6 @@ Tensor touch(const Tensor& y, const Tensor& stack) {
   return y + (stack.sum() * 0.0).to(y.scalar_type());
 }
 }  // namespace
-
-SequenceExchange* current_sequence_exchange() { return t_exchange; }
-SequenceExchangeScope::SequenceExchangeScope(SequenceExchange* ex) : prev_(t_exchange) { t_exchange = ex; }
-SequenceExchangeScope::~SequenceExchangeScope() { t_exchange = prev_; }
 
 namespace sequence_parallel {
 

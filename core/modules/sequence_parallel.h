@@ -13,8 +13,10 @@
 // the gathered stack and hands each rank its own slice, so the loss of the whole sequence is
 // differentiated exactly. One collective per exchange, O(P·B·D·N) bytes.
 //
-// The transport is abstract (the harness implements it over c10d, tests in-process); the model
-// code asks for the exchange through a thread-local pointer set around the forward pass.
+// The transport is abstract (the harness implements it over c10d, tests in-process). It reaches the
+// layers as an argument (MovingAverageGatedAttention::forward's `exchange`); a model that can split
+// its sequences across ranks is a SegmentParallel, given the exchange for the calls that should use
+// it (ExchangeBinding: the trainer binds it around a training step).
 #pragma once
 #include <torch/torch.h>
 
@@ -37,17 +39,32 @@ class SequenceExchange {
   int64_t gathers = 0;
 };
 
-// The exchange of the calling thread (null: no chunk parallelism). Set with the scope guard.
-SequenceExchange* current_sequence_exchange();
-class SequenceExchangeScope {
+// A model whose forward passes can run on a segment of each sequence, the segments of one
+// sequence spread over the ranks of an exchange (null: whole sequences, the default).
+class SegmentParallel {
  public:
-  explicit SequenceExchangeScope(SequenceExchange* ex);
-  ~SequenceExchangeScope();
-  SequenceExchangeScope(const SequenceExchangeScope&) = delete;
-  SequenceExchangeScope& operator=(const SequenceExchangeScope&) = delete;
+  virtual ~SegmentParallel() = default;
+  virtual void set_sequence_exchange(SequenceExchange* exchange) = 0;
+  virtual SequenceExchange* sequence_exchange() const = 0;
+};
+
+// Gives `model` the exchange for the lifetime of this object, then restores what it had. A null
+// model (one that is not a SegmentParallel) binds nothing.
+class ExchangeBinding {
+ public:
+  ExchangeBinding(SegmentParallel* model, SequenceExchange* exchange)
+      : model_(model), previous_(model ? model->sequence_exchange() : nullptr) {
+    if (model_) model_->set_sequence_exchange(exchange);
+  }
+  ~ExchangeBinding() {
+    if (model_) model_->set_sequence_exchange(previous_);
+  }
+  ExchangeBinding(const ExchangeBinding&) = delete;
+  ExchangeBinding& operator=(const ExchangeBinding&) = delete;
 
  private:
-  SequenceExchange* prev_;
+  SegmentParallel* model_;
+  SequenceExchange* previous_;
 };
 
 namespace sequence_parallel {

@@ -71,6 +71,19 @@ class Config {
   std::map<std::string, std::string> origin_;
 };
 
+// Runs fn() and returns its result; a ConfigError it throws without an origin (the core's
+// validation knows keys, not files) gets the origin of its key in `cfg` and is rethrown. The one
+// place where core errors learn where their value came from.
+template <typename Fn>
+decltype(auto) with_origin(const Config& cfg, Fn&& fn) {
+  try {
+    return fn();
+  } catch (ConfigError& e) {
+    if (e.where.empty() && !e.key.empty()) e.locate(cfg.origin(e.key));
+    throw;
+  }
+}
+
 // Parses `a.b.c=value`. Values are TOML literals (`1e-3`, `true`, `"x"`, `[1, 2]`); a bare word that
 // is not a TOML literal is taken as a string (`model.norm=layer`).
 std::pair<std::string, Value> parse_override(const std::string& arg);

@@ -45,10 +45,13 @@ std::string as_str(const Value& v, const std::string& key) {
 #define MGL_INTS(name, doc, range)                                                                       \
   ModelField{#name, ValueType::IntList, doc, {}, [](const MegalodonConfig& c) { return Value{c.name}; }, \
              [](MegalodonConfig& c, const Value& v, const std::string& k) { c.name = as_ints(v, k); }, range}
-#define MGL_ENUM(name, parse, doc, ...)                                                                   \
-  ModelField{#name, ValueType::String, doc, {__VA_ARGS__},                                               \
+// A switch: its choices and parser come from the core's spellings of the field's enum (core/config.h).
+#define MGL_ENUM(name, doc)                                                                              \
+  ModelField{#name, ValueType::String, doc, names_of<decltype(MegalodonConfig::name)>(),                \
              [](const MegalodonConfig& c) { return Value{std::string(to_string(c.name))}; },             \
-             [](MegalodonConfig& c, const Value& v, const std::string& k) { c.name = parse(k, as_str(v, k)); }}
+             [](MegalodonConfig& c, const Value& v, const std::string& k) {                              \
+               c.name = parse_switch<decltype(MegalodonConfig::name)>(k, as_str(v, k));                  \
+             }}
 
 }  // namespace
 
@@ -76,23 +79,25 @@ const std::vector<ModelField>& megalodon_fields() {
       MGL_BOOL(rescale_nffn, "learnable FFN output scale (layer scale)"),
       MGL_BOOL(scale_emb, "scale embeddings by sqrt(D)"),
       MGL_BOOL(share_emb, "tie input and output embeddings"),
-      MGL_ENUM(init_mode, parse_init_mode, "linear-layer initialisation", "he", "gaussian", "bert", "xavier", "none"),
+      MGL_ENUM(init_mode, "linear-layer initialisation"),
       MGL_INT(prior_count, "timestep-norm prior count (official 0)", Range::at_least(0)),
       MGL_INTS(adaptive_cutoffs, "adaptive input/softmax band edges over frequency-sorted ids, e.g. [20000, 60000]; [] = off", Range::at_least(1)),
       MGL_FLOAT(adaptive_factor, "adaptive band i has width D/factor^i", Range::at_least(1)),
       MGL_FLOAT(adaptive_softmax_dropout, "dropout on the adaptive softmax input and inside its tails", Range::dropout()),
-      MGL_ENUM(ema, parse_ema, "ablation: complex EMA or real EMA", "cema", "ema"),
+      MGL_ENUM(ema, "ablation: complex EMA or real EMA"),
       MGL_BOOL(ema_mega_exact, "with ema=ema: Mega's exact EMA layer (beta, gamma, omega, silu)"),
-      MGL_ENUM(norm, parse_norm, "ablation: timestep, layer, group (per token) or sequence (GroupNorm over the whole sequence; classification only) norm",
-              "timestep", "layer", "group", "sequence"),
-      MGL_ENUM(attention, parse_attention, "ablation: normalized or plain (Mega) attention", "normalized", "plain"),
+      MGL_ENUM(norm, "ablation: timestep, layer, group (per token) or sequence (GroupNorm over the whole sequence; "
+                     "classification only) norm"),
+      MGL_ENUM(attention, "ablation: normalized or plain (Mega) attention"),
       MGL_BOOL(plain_mega_init, "with attention=plain: Mega's gamma init"),
-      MGL_ENUM(residual, parse_residual, "ablation: two-hop or standard pre-norm residual", "two_hop", "prenorm"),
-      MGL_ENUM(update_gate, parse_update_gate, "optional Mega update gate (not a paper axis)", "none", "mega"),
-      MGL_ENUM(kernel_cema, parse_kernel_impl, "CEMA implementation: LibTorch reference path, fused CUDA kernel, or auto (kernel on CUDA when built)",
-               "reference", "fused", "auto"),
-      MGL_ENUM(kernel_timestep_norm, parse_kernel_impl, "timestep-norm implementation (as kernel_cema)", "reference", "fused", "auto"),
-      MGL_ENUM(kernel_attention, parse_kernel_impl, "chunked-attention implementation (as kernel_cema)", "reference", "fused", "auto"),
+      MGL_ENUM(residual, "ablation: two-hop or standard pre-norm residual"),
+      MGL_ENUM(update_gate, "optional Mega update gate (not a paper axis)"),
+      MGL_ENUM(kernel_cema, "CEMA implementation: LibTorch reference path, fused CUDA kernel, or auto (kernel on CUDA when built)"),
+      MGL_ENUM(kernel_timestep_norm, "timestep-norm implementation (as kernel_cema)"),
+      MGL_ENUM(kernel_row_norm,
+               "fused RMSNorm / LayerNorm implementation (as kernel_cema); before this key existed "
+               "kernel_timestep_norm also switched these: set both for that behaviour"),
+      MGL_ENUM(kernel_attention, "chunked-attention implementation (as kernel_cema)"),
       MGL_BOOL(causal, "causal (LM) or encoder form; classifiers force false"),
       MGL_BOOL(checkpoint_activations,
                "recompute each block's activations in the backward pass (keeps one block's activations; "
@@ -119,17 +124,9 @@ MegalodonConfig megalodon_config_from(const Config& cfg, const std::string& pref
     // Without a preset every value counts (defaults equal MegalodonConfig's); with one, only the
     // keys set explicitly override it.
     if (!cfg.has(key) || (!preset.empty() && !cfg.is_set(key))) continue;
-    try {
-      f.set(m, cfg.get(key), key);
-    } catch (const std::exception& e) {
-      throw ConfigError(cfg.origin(key), key, e.what());
-    }
+    with_origin(cfg, [&] { f.set(m, cfg.get(key), key); });
   }
-  try {
-    m.validate(prefix);
-  } catch (const mgl::ConfigError& e) {
-    throw ConfigError(cfg.origin(e.key), e.key, e.what());
-  }
+  with_origin(cfg, [&] { m.validate(prefix); });
   return m;
 }
 
@@ -166,14 +163,16 @@ MegalodonConfig megalodon_config_from_json(const nlohmann::json& j, const std::s
     else throw ConfigError(where, k, fmt::format("expected a {}", to_string(field->type)));
     try {
       field->set(m, val, k);
-    } catch (const std::exception& e) {
-      throw ConfigError(where, k, e.what());
+    } catch (ConfigError& e) {
+      e.locate(where);
+      throw;
     }
   }
   try {
     m.validate("model");
-  } catch (const mgl::ConfigError& e) {
-    throw ConfigError(where, e.key, e.what());
+  } catch (ConfigError& e) {
+    e.locate(where);
+    throw;
   }
   return m;
 }

@@ -1,4 +1,4 @@
-// ConfigError, ValueType names and Values in TOML syntax (value.h).
+// ValueType names and Values in TOML syntax (value.h).
 #include "harness/config/value.h"
 
 #include <fmt/format.h>
@@ -8,13 +8,6 @@
 namespace mgl::harness {
 
 using namespace toml_read;
-
-ConfigError::ConfigError(std::string where_, std::string key_, const std::string& what)
-    : std::runtime_error(where_.empty() ? (key_.empty() ? what : fmt::format("{}: {}", key_, what))
-                                        : (key_.empty() ? fmt::format("{}: {}", where_, what)
-                                                        : fmt::format("{}: {}: {}", where_, key_, what))),
-      where(std::move(where_)),
-      key(std::move(key_)) {}
 
 const char* to_string(ValueType t) {
   switch (t) {

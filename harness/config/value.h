@@ -7,14 +7,13 @@
 #include <variant>
 #include <vector>
 
+#include "core/config.h"
+
 namespace mgl::harness {
 
 // A configuration error the user can act on: where (file:line:col, or "command line"), which key,
-// and what was expected.
-struct ConfigError : std::runtime_error {
-  ConfigError(std::string where, std::string key, const std::string& what);
-  std::string where, key;
-};
+// and what was expected. One type with the core's (core/config.h).
+using mgl::ConfigError;
 
 enum class ValueType { Int, Float, Bool, String, IntList, FloatList, StringList, Table, TableList };
 const char* to_string(ValueType);

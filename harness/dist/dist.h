@@ -7,7 +7,7 @@
 //   data parallelism:  each dp rank trains on its share of the global batch (trainer.batch_size
 //                      stays the global batch, so the same experiment gives the same optimisation
 //                      on any number of processes);
-//   chunk parallelism: the cp ranks split each sequence (core/models/sequence_parallel.h).
+//   chunk parallelism: the cp ranks split each sequence (core/modules/sequence_parallel.h).
 // Every rank's loss is a mean over its equal share, so the gradient of the whole batch is the
 // mean over all ranks of the local gradients: one all-reduce over the world, bucketed and launched
 // from the backward pass as buckets fill (as DDP does), in a fixed order on every rank.
@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "core/models/sequence_parallel.h"
+#include "core/modules/sequence_parallel.h"
 
 namespace c10d {
 class Store;

@@ -471,9 +471,7 @@ mgl::MegalodonConfig official_model_config(const nlohmann::json& j, const std::s
     c = megalodon_config_from_json(ours, where);
   } catch (const ConfigError& e) {
     if (!nested || e.key.empty() || e.key.rfind("model.", 0) == 0) throw;  // validate() keys are model.<key>
-    const std::string head = fmt::format("{}: {}: ", where, e.key);        // re-key it as model.<key>
-    const std::string what = e.what();
-    throw ConfigError(where, prefix + e.key, what.rfind(head, 0) == 0 ? what.substr(head.size()) : what);
+    throw ConfigError(where, prefix + e.key, e.detail);                    // re-key it as model.<key>
   }
   if (c.vocab_size <= 0)
     throw ConfigError(

@@ -68,8 +68,9 @@ ClassifierOptions classifier_from_json(const nlohmann::json& j, const std::strin
       if (!v.is_string()) throw ConfigError(where, key, fmt::format("expected \"mlp\" or \"image\", got {}", v.dump()));
       try {
         o.head = parse_classifier_head(key, v.get<std::string>());
-      } catch (const mgl::ConfigError& e) {
-        throw ConfigError(where, key, e.what());
+      } catch (ConfigError& e) {
+        e.locate(where);
+        throw;
       }
     } else if (k == "head_dropout") {
       if (!v.is_number()) throw ConfigError(where, key, fmt::format("expected a number, got {}", v.dump()));

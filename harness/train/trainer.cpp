@@ -14,7 +14,7 @@
 #include <limits>
 #include <sstream>
 
-#include "core/models/sequence_parallel.h"
+#include "core/modules/sequence_parallel.h"
 #include "harness/dist/dist.h"
 #include "harness/task.h"
 #include "harness/train/autocast.h"
@@ -372,7 +372,9 @@ void Trainer::step() {
     StepOutput out;
     {
       AutocastScope autocast(bf16_);
-      SequenceExchangeScope exchange(dctx_ ? dctx_->exchange() : nullptr);
+      // Chunk parallelism: the model runs this rank's segment of each sequence (SegmentParallel).
+      ExchangeBinding exchange(dynamic_cast<SegmentParallel*>(task_->model().get()),
+                               dctx_ ? dctx_->exchange() : nullptr);
       out = task_->step(b, true);
     }
     if (dctx_ && dctx_->exchange() && dctx_->exchange()->gathers == 0)

@@ -2,6 +2,8 @@
 // expected resolved value or the expected error text: file, line/column, key, and hint.
 #include <catch2/catch.hpp>
 
+#include <type_traits>
+
 #include "harness/config/config.h"
 #include "harness/config/model.h"
 #include "harness/experiment.h"
@@ -161,6 +163,36 @@ TEST_CASE("model presets are the base that explicit keys override", "[config]") 
     mgl::harness::megalodon_config_from(load_experiment(p.exp(), {"model.z_dim=15", "model.num_heads=2"}));
   });
   CHECK(e.find("model.") != std::string::npos);
+}
+
+TEST_CASE("one ConfigError: the core's validation error gets its value's origin once, with its key", "[config]") {
+  Project p;
+  // z_dim = 15 with two heads fails the core's MegalodonConfig::validate, which knows only the key.
+  try {
+    mgl::harness::megalodon_config_from(load_experiment(p.exp(), {"model.z_dim=15", "model.num_heads=2"}));
+    FAIL("an invalid model config must be refused");
+  } catch (const mgl::ConfigError& e) {  // the same type as harness::ConfigError
+    INFO(e.what());
+    CHECK(e.where == "command line");
+    CHECK(e.key.rfind("model.", 0) == 0);
+    CHECK(std::string(e.what()) == e.where + ": " + e.key + ": " + e.detail);
+  }
+  static_assert(std::is_same_v<mgl::ConfigError, mgl::harness::ConfigError>);
+  // A core error without a known key position is located once; a later locate() keeps the first.
+  mgl::ConfigError core("model.norm", "got \"x\"");
+  CHECK(std::string(core.what()) == "model.norm: got \"x\"");
+  core.locate("exp.toml:3:1");
+  core.locate("elsewhere");
+  CHECK(std::string(core.what()) == "exp.toml:3:1: model.norm: got \"x\"");
+  // Switch choice lists come from the core's spellings.
+  const std::string bad = error_of([&] { load_experiment(p.exp(), {"model.kernel_row_norm=fast"}); });
+  CHECK(bad.find("model.kernel_row_norm") != std::string::npos);
+  CHECK(bad.find("one of: reference fused auto") != std::string::npos);
+  CHECK(mgl::names_of<mgl::NormKind>() == std::vector<std::string>{"timestep", "layer", "group", "sequence"});
+  // The row norms have their own key: kernel_timestep_norm no longer switches them.
+  const auto m = mgl::harness::megalodon_config_from(load_experiment(p.exp(), {"model.kernel_timestep_norm=auto"}));
+  CHECK(m.kernel_timestep_norm == mgl::KernelImpl::auto_select);
+  CHECK(m.kernel_row_norm == mgl::KernelImpl::reference);
 }
 
 TEST_CASE("override values parse as TOML literals, bare words as strings", "[config]") {

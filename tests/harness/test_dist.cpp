@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "core/models/megalodon.h"
-#include "core/models/sequence_parallel.h"
+#include "core/modules/sequence_parallel.h"
 #include "harness/dist/dist.h"
 #include "harness/train/data_loader.h"
 #include "harness/util/files.h"
@@ -159,7 +159,7 @@ TEST_CASE("chunk parallel: loss and gradients equal one process on the whole seq
       sync.prepare(true);
       Tensor l;
       {
-        mgl::SequenceExchangeScope scope(ctx.exchange());
+        mgl::ExchangeBinding bind(m.get(), ctx.exchange());
         l = m->nll(xs, ys, nullptr).mean();
       }
       l.backward();
@@ -187,7 +187,7 @@ TEST_CASE("chunk parallel: a segment that is not a whole number of chunks is ref
   auto models = replicas(ref, cfg, 2);
   std::vector<std::string> msg(2);
   run_ranks(2, 2, [&](Context& ctx) {
-    mgl::SequenceExchangeScope scope(ctx.exchange());
+    mgl::ExchangeBinding bind(models[ctx.rank()].get(), ctx.exchange());
     try {
       models[ctx.rank()]->nll(torch::zeros({1, 12}, torch::kInt64), torch::zeros({1, 12}, torch::kInt64), nullptr);
     } catch (const std::exception& e) {
