@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/modules/layer_state.h"
 #include "core/ops/timestep_norm.h"
 
 namespace mgl {
@@ -14,17 +15,6 @@ namespace mgl {
 struct StreamState {
   virtual ~StreamState() = default;
   int64_t position = 0;  // tokens consumed so far
-};
-
-// Per MEGA layer: the TimestepNorm statistics, the EMA hidden state and the chunk-local KV cache.
-struct MegaLayerState {
-  ops::NormState norm;  // undefined until the first call (then the prior is used)
-  torch::Tensor hx;     // B×D×N (complex for CEMA, real for EMA); undefined = zero state
-  torch::Tensor k, v;   // B×n×H×d_z and B×n×H×d_v with n < C (post-RoPE keys); undefined = empty
-  // With document resets (core/ops/documents.h) rows may attend different numbers of the cached
-  // keys: row b the right-most kv_valid[b] (B int64). Undefined: all n.
-  torch::Tensor kv_valid;
-  int64_t cache_length() const { return k.defined() ? k.size(1) : 0; }
 };
 
 struct MegalodonState : StreamState {

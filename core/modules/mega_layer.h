@@ -4,7 +4,7 @@
 #include <torch/torch.h>
 
 #include "core/config.h"
-#include "core/models/state.h"
+#include "core/modules/layer_state.h"
 #include "core/modules/cema.h"
 #include "core/modules/norms.h"
 #include "core/modules/sequence_parallel.h"
