@@ -156,14 +156,9 @@ std::optional<harness::ModelSpec> ClassificationTask::model_spec() const {
 }
 
 double ClassificationTask::train_flops_per_example() const {
-  // 6 FLOPs per weight per position (forward + backward matmuls), plus attention scores and
-  // values within a chunk (non-causal: every key of the chunk).
-  if (transformer_) return 3.0 * transformer_classifier_flops(tcfg_, seq_len_);
-  const auto& c = model_cfg_;
-  const double D = c.model_dim, Z = c.z_dim, E = c.value_dim, F = c.ffn_hidden_dim;
-  const double mats = D * Z + 2 * D * E + D * D + E * D + (c.swiglu ? 3 : 2) * D * F;
-  const double ctx = std::min<int64_t>(seq_len_, c.chunk_size);
-  return 3.0 * seq_len_ * c.num_layers * (2.0 * mats + 2.0 * ctx * (Z + E));
+  // The models' own forward counts (core/models), times 3 for forward + backward.
+  return 3.0 * (transformer_ ? transformer_classifier_flops(tcfg_, seq_len_)
+                             : megalodon_classifier_flops(model_cfg_, seq_len_));
 }
 
 }  // namespace mgl::tasks

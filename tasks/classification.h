@@ -6,6 +6,7 @@
 #include "core/models/megalodon.h"
 #include "core/models/transformer_classifier.h"
 #include "harness/task.h"
+#include "tasks/common.h"
 
 namespace mgl::tasks {
 

@@ -9,6 +9,7 @@
 #include "harness/config/model.h"
 #include "harness/train/run_record.h"
 #include "harness/util/files.h"
+#include "tasks/common.h"
 
 namespace mgl::tasks {
 
@@ -40,10 +41,7 @@ std::vector<int64_t> document_starts(const text::PackedTokens& t, bool sections)
 
 LanguageModelTask::LanguageModelTask(const Config& cfg) {
   format_ = cfg.get_string("task.format");
-  root_ = cfg.get_string("task.root");
-  if (!fs::is_directory(root_))
-    throw ConfigError(cfg.origin("task.root"), "task.root",
-                      fmt::format("'{}' is not a directory (expected the {} corpus)", root_, format_));
+  root_ = task_root(cfg, fmt::format("the {} corpus", format_)).string();
   corpus_ = text::open_corpus(format_, root_);
 
   // Tokenizer.

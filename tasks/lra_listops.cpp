@@ -27,23 +27,17 @@ class ListOpsTask final : public ClassificationTask {
       : ClassificationTask(cfg, 10, 1, datasets::ListOpsVocab::size, max_length), max_length_(max_length) {}
 
   static std::unique_ptr<harness::Task> create(const Config& cfg) {
-    const fs::path root = cfg.get_string("task.root");
-    if (!fs::is_directory(root))
-      throw ConfigError(cfg.origin("task.root"), "task.root",
-                        fmt::format("'{}' is not a directory (expected basic_{{train,val,test}}.tsv; make a small set "
-                                    "with `megalodon data listops --out DIR`)",
-                                    root.string()));
-    const int64_t max_length = cfg.get_int("task.max_length");
-    if (max_length < 1) throw ConfigError(cfg.origin("task.max_length"), "task.max_length", "must be >= 1");
+    const fs::path root = task_root(
+        cfg, "basic_{train,val,test}.tsv; make a small set with `megalodon data listops --out DIR`");
+    const int64_t max_length = cfg.get_int("task.max_length");  // >= 1 by the schema
     auto t = std::make_unique<ListOpsTask>(cfg, max_length);
     t->pad_ = parse_pad_to(cfg);
     t->root_ = root.string();
     const char* files[3] = {"task.train_file", "task.val_file", "task.test_file"};
-    const char* limits[3] = {"task.train_limit", "task.val_limit", "task.test_limit"};
     const bool skip_bad = cfg.get_string("task.bad_lines") == "skip";
     for (int s = 0; s < 3; ++s) {
       const fs::path file = root / cfg.get_string(files[s]);
-      const auto examples = datasets::read_listops_tsv(file, cfg.get_int(limits[s]));
+      const auto examples = datasets::read_listops_tsv(file, split_limit(cfg, s));
       TokenSplit& split = t->split_[s];
       for (const auto& e : examples) {
         int64_t unknown = 0;
@@ -105,9 +99,8 @@ void lra_listops_schema(harness::Schema& s) {
   s.add_string("task.bad_lines", "error",
                "a line with a token outside the ListOps vocabulary: error (stop, naming file:line) or skip (counted)",
                {"error", "skip"});
-  s.add_int("task.train_limit", -1, "use only the first N training examples; -1 = all", harness::Range::at_least(0).or_value(-1));
-  s.add_int("task.val_limit", -1, "use only the first N validation examples; -1 = all", harness::Range::at_least(0).or_value(-1));
-  s.add_int("task.test_limit", -1, "use only the first N test examples; -1 = all", harness::Range::at_least(0).or_value(-1));
+  add_split_limits(s, "use only the first N training examples", "use only the first N validation examples",
+                   "use only the first N test examples");
 }
 
 MGL_REGISTER_TASK("lra_listops", "LRA ListOps: nested list operations as token sequences (10 classes)", lra_listops_schema,

@@ -24,20 +24,14 @@ class RetrievalTask final : public ClassificationTask {
   }
 
   static std::unique_ptr<harness::Task> create(const Config& cfg) {
-    const fs::path root = cfg.get_string("task.root");
-    if (!fs::is_directory(root))
-      throw ConfigError(cfg.origin("task.root"), "task.root",
-                        fmt::format("'{}' is not a directory (expected new_aan_pairs.{{train,eval,test}}.tsv)",
-                                    root.string()));
-    const int64_t max_length = cfg.get_int("task.max_length");
-    if (max_length < 1) throw ConfigError(cfg.origin("task.max_length"), "task.max_length", "must be >= 1");
+    const fs::path root = task_root(cfg, "new_aan_pairs.{train,eval,test}.tsv");
+    const int64_t max_length = cfg.get_int("task.max_length");  // >= 1 by the schema
     auto t = std::make_unique<RetrievalTask>(cfg, max_length);
     t->pad_ = parse_pad_to(cfg);
     t->root_ = root.string();
     const char* files[3] = {"task.train_file", "task.val_file", "task.test_file"};
-    const char* limits[3] = {"task.train_limit", "task.val_limit", "task.test_limit"};
     for (int s = 0; s < 3; ++s) {
-      for (const auto& e : datasets::read_aan_tsv(root / cfg.get_string(files[s]), cfg.get_int(limits[s]))) {
+      for (const auto& e : datasets::read_aan_tsv(root / cfg.get_string(files[s]), split_limit(cfg, s))) {
         for (const auto* text : {&e.text1, &e.text2})
           if (static_cast<int64_t>(text->size()) > max_length) ++t->truncated_;
         t->split_[s].first.push_back(datasets::encode_bytes(e.text1, max_length));
@@ -81,9 +75,8 @@ void lra_retrieval_schema(harness::Schema& s) {
   s.add_int("task.max_length", 4000, "bytes kept per document (LRA: 4,000)", harness::Range::at_least(1));
   s.add_string("task.pad_to", "max_length", "pad each batch to its longest document or to max_length",
                {"batch", "max_length"});
-  s.add_int("task.train_limit", -1, "use only the first N training pairs; -1 = all", harness::Range::at_least(0).or_value(-1));
-  s.add_int("task.val_limit", -1, "use only the first N validation pairs; -1 = all", harness::Range::at_least(0).or_value(-1));
-  s.add_int("task.test_limit", -1, "use only the first N test pairs; -1 = all", harness::Range::at_least(0).or_value(-1));
+  add_split_limits(s, "use only the first N training pairs", "use only the first N validation pairs",
+                   "use only the first N test pairs");
 }
 
 MGL_REGISTER_TASK("lra_retrieval", "LRA Retrieval: AAN citation pairs from raw bytes, two documents (2 classes)", lra_retrieval_schema,

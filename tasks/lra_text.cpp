@@ -44,13 +44,8 @@ class TextTask final : public ClassificationTask {
       : ClassificationTask(cfg, 2, 1, datasets::kByteVocabSize, max_length), max_length_(max_length) {}
 
   static std::unique_ptr<harness::Task> create(const Config& cfg) {
-    const fs::path root = cfg.get_string("task.root");
-    if (!fs::is_directory(root))
-      throw ConfigError(cfg.origin("task.root"), "task.root",
-                        fmt::format("'{}' is not a directory (expected the aclImdb folder with train/ and test/)",
-                                    root.string()));
-    const int64_t max_length = cfg.get_int("task.max_length");
-    if (max_length < 1) throw ConfigError(cfg.origin("task.max_length"), "task.max_length", "must be >= 1");
+    const fs::path root = task_root(cfg, "the aclImdb folder with train/ and test/");
+    const int64_t max_length = cfg.get_int("task.max_length");  // >= 1 by the schema
     auto t = std::make_unique<TextTask>(cfg, max_length);
     t->pad_ = parse_pad_to(cfg);
     t->root_ = root.string();
@@ -112,9 +107,9 @@ void lra_text_schema(harness::Schema& s) {
   s.add_int("task.val_size", 2500, "held-out training reviews when val_from = \"train\"", harness::Range::at_least(0));
   s.add_int("task.split_seed", 42, "seed of the hold-out permutation", harness::Range::at_least(0));
   s.add_int("task.limit_per_class", -1, "read only the first N reviews per class and split; -1 = all", harness::Range::at_least(0).or_value(-1));
-  s.add_int("task.train_limit", -1, "use only the first N training reviews; -1 = all", harness::Range::at_least(0).or_value(-1));
-  s.add_int("task.val_limit", -1, "use only the first N held-out reviews (val_from = train); -1 = all", harness::Range::at_least(0).or_value(-1));
-  s.add_int("task.test_limit", -1, "use only the first N test reviews (also the validation set when val_from = test)", harness::Range::at_least(0).or_value(-1));
+  add_split_limits(s, "use only the first N training reviews",
+                   "use only the first N held-out reviews (val_from = train)",
+                   "use only the first N test reviews (also the validation set when val_from = test)");
 }
 
 MGL_REGISTER_TASK("lra_text", "LRA Text: IMDB sentiment from raw bytes (2 classes)", lra_text_schema,

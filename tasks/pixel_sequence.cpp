@@ -52,13 +52,10 @@ class PixelSequenceTask final : public ClassificationTask {
 
   static std::unique_ptr<harness::Task> create(const Config& cfg) {
     const int64_t classes = cfg.get_int("task.num_classes");
-    const fs::path root = cfg.get_string("task.root");
     const bool cifar = cfg.get_string("task.format") == "cifar10";
-    if (!fs::is_directory(root))
-      throw ConfigError(cfg.origin("task.root"), "task.root",
-                        fmt::format("'{}' is not a directory ({})", root.string(),
-                                    cifar ? "expected cifar-10-batches-bin with data_batch_{1..5}.bin and test_batch.bin"
-                                          : "Fashion-MNIST: apt-get install dataset-fashion-mnist"));
+    const fs::path root =
+        task_root(cfg, cifar ? "cifar-10-batches-bin with data_batch_{1..5}.bin and test_batch.bin"
+                             : "the Fashion-MNIST IDX files: apt-get install dataset-fashion-mnist");
     ImageSet train, test;
     std::string gray;
     if (cifar) {
@@ -177,9 +174,9 @@ void pixel_sequence_schema(harness::Schema& s) {
   s.add_float("task.std", 0.5, "pixel normalisation std", harness::Range::above(0));
   s.add_int("task.val_size", 5000, "validation examples held out of the training set", harness::Range::at_least(0));
   s.add_int("task.split_seed", 42, "seed of the train/validation permutation (Mega: 42)", harness::Range::at_least(0));
-  s.add_int("task.train_limit", -1, "use only the first N training examples of the split; -1 = all", harness::Range::at_least(0).or_value(-1));
-  s.add_int("task.val_limit", -1, "use only the first N validation examples; -1 = all", harness::Range::at_least(0).or_value(-1));
-  s.add_int("task.test_limit", -1, "use only the first N test examples (file order); -1 = all", harness::Range::at_least(0).or_value(-1));
+  add_split_limits(s, "use only the first N training examples of the split",
+                   "use only the first N validation examples",
+                   "use only the first N test examples (file order)");
 }
 
 MGL_REGISTER_TASK("pixel_sequence", "grey images as pixel sequences (LRA Image: CIFAR-10; or Fashion-MNIST / MNIST IDX files)", pixel_sequence_schema,

@@ -178,14 +178,23 @@ Tensor MegalodonLMImpl::features(const Tensor& tokens, StreamState* state, std::
   return h;
 }
 
+double megalodon_block_flops(const MegalodonConfig& c, double keys) {
+  const double D = c.model_dim, Z = c.z_dim, E = c.value_dim, Fh = c.ffn_hidden_dim;
+  const double mats = D * Z + 2 * D * E + D * D + E * D + (c.swiglu ? 3 : 2) * D * Fh;
+  return 2.0 * mats + 2.0 * keys * (Z + E);
+}
+
+double megalodon_classifier_flops(const MegalodonConfig& c, int64_t length) {
+  const double keys = static_cast<double>(std::min<int64_t>(length, c.chunk_size));
+  return static_cast<double>(length) * c.num_layers * megalodon_block_flops(c, keys);
+}
+
 double MegalodonLMImpl::flops_per_token(int64_t context) const {
-  const double D = cfg.model_dim, Z = cfg.z_dim, E = cfg.value_dim, Fh = cfg.ffn_hidden_dim;
-  const double mats = D * Z + 2 * D * E + D * D + E * D + (cfg.swiglu ? 3 : 2) * D * Fh;
   // Average visible keys per query in causal chunked attention: (min(L, C) + 1) / 2.
-  const double ctx = (std::min<int64_t>(context, cfg.chunk_size) + 1) / 2.0;
-  const double attn = 2.0 * ctx * (Z + E);
-  const double head = adaptive_softmax ? adaptive_softmax->flops_per_row() : 2.0 * D * cfg.out_size();
-  return cfg.num_layers * (2.0 * mats + attn) + head;
+  const double keys = (std::min<int64_t>(context, cfg.chunk_size) + 1) / 2.0;
+  const double head =
+      adaptive_softmax ? adaptive_softmax->flops_per_row() : 2.0 * cfg.model_dim * cfg.out_size();
+  return cfg.num_layers * megalodon_block_flops(cfg, keys) + head;
 }
 
 // ---- classifier -----------------------------------------------------------------------------

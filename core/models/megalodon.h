@@ -99,6 +99,12 @@ struct ClassifierOptions {
 // cfg.norm — the paper replaces TimestepNorm by Group Norm for classification, which a config
 // selects with norm = "group"), a final norm, mean pooling over the valid positions and a head
 // Linear(n·D→2D) + dropout → GELU → Linear(2D→classes, no bias), n = options.num_documents.
+// Forward FLOPs of one Megalodon block per position (2 per multiply-add of its projections and FFN,
+// plus attention scores and values against `keys` keys on average); MFU figures use it.
+double megalodon_block_flops(const MegalodonConfig& c, double keys);
+// Forward FLOPs of the encoder per example of length L (non-causal: every key of a chunk).
+double megalodon_classifier_flops(const MegalodonConfig& c, int64_t length);
+
 class MegalodonClassifierImpl : public torch::nn::Module {
  public:
   // cfg.causal is forced to false. vocab_size > 0 selects a token embedding.
@@ -107,6 +113,7 @@ class MegalodonClassifierImpl : public torch::nn::Module {
   // If layer_outputs is given, it receives each block's output (B×L×D), as the LM's does.
   torch::Tensor forward(const torch::Tensor& inputs, const torch::Tensor& padding_mask = {},
                         std::vector<torch::Tensor>* layer_outputs = nullptr);
+  double flops_per_example(int64_t length) const { return megalodon_classifier_flops(cfg, length); }
   // Two documents (num_documents = 2): each is encoded by the same encoder and mean-pooled; the
   // head sees the concatenation [rep(a); rep(b)] (Mega's Retrieval head, not LRA's [u, v, u·v, u−v]).
   torch::Tensor forward_pair(const torch::Tensor& a, const torch::Tensor& mask_a, const torch::Tensor& b,

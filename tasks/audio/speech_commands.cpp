@@ -43,13 +43,10 @@ class SpeechCommandsTask final : public ClassificationTask {
       : ClassificationTask(cfg, num_classes, 1, -1, length), length_(length) {}
 
   static std::unique_ptr<harness::Task> create(const Config& cfg) {
-    const fs::path root = cfg.get_string("task.root");
-    if (!fs::is_directory(root))
-      throw ConfigError(cfg.origin("task.root"), "task.root",
-                        fmt::format("'{}' is not a directory (expected the speech_commands_v0.02 release: one folder "
-                                    "per word, validation_list.txt, testing_list.txt; or make a synthetic one with "
-                                    "`megalodon data speech --out DIR`)",
-                                    root.string()));
+    const fs::path root =
+        task_root(cfg,
+                  "the speech_commands_v0.02 release: one folder per word, validation_list.txt, "
+                  "testing_list.txt; or make a synthetic one with `megalodon data speech --out DIR`");
     datasets::SpeechIndexOptions io;
     const std::string classes = cfg.get_string("task.classes");
     if (classes == "sc10") io.classes = datasets::sc10_classes();
@@ -83,9 +80,8 @@ class SpeechCommandsTask final : public ClassificationTask {
     t->split_name_ = split_name == "official" ? "official-list" : "stratified 70/15/15";
     t->skip_bad_ = io.bad_files == datasets::BadFilePolicy::skip;
     t->index_ = datasets::index_speech_commands(root, io);
-    const char* limits[3] = {"task.train_limit", "task.val_limit", "task.test_limit"};
     std::vector<datasets::SpeechClip>* splits[3] = {&t->index_.train, &t->index_.val, &t->index_.test};
-    for (int s = 0; s < 3; ++s) *splits[s] = evenly_spaced(*splits[s], cfg.get_int(limits[s]));
+    for (int s = 0; s < 3; ++s) *splits[s] = evenly_spaced(*splits[s], split_limit(cfg, s));
     if (t->index_.train.empty())
       throw ConfigError(cfg.origin("task.root"), "task.root", fmt::format("{}: no training clips for the chosen classes", root.string()));
 
@@ -266,9 +262,8 @@ void speech_commands_schema(harness::Schema& s) {
   s.add_float("task.noise_prob", 0, "augmentation: probability of mixing in _background_noise_ (0 = off)", harness::Range::fraction());
   s.add_float("task.noise_volume", 0.1, "augmentation: noise gain drawn from U(0, noise_volume)", harness::Range::at_least(0));
   s.add_int("task.limit_per_class", -1, "index only the first N files of each class folder; -1 = all", harness::Range::at_least(0).or_value(-1));
-  s.add_int("task.train_limit", -1, "use only N training clips (evenly spaced over the split); -1 = all", harness::Range::at_least(0).or_value(-1));
-  s.add_int("task.val_limit", -1, "use only N validation clips (evenly spaced); -1 = all", harness::Range::at_least(0).or_value(-1));
-  s.add_int("task.test_limit", -1, "use only N test clips (evenly spaced); -1 = all", harness::Range::at_least(0).or_value(-1));
+  add_split_limits(s, "use only N training clips (evenly spaced over the split)",
+                   "use only N validation clips (evenly spaced)", "use only N test clips (evenly spaced)");
 }
 
 MGL_REGISTER_TASK("speech_commands", "Speech Commands from raw 16 kHz waveforms (SC10 or 35 words)", speech_commands_schema,

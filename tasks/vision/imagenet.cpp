@@ -59,13 +59,10 @@ class ImageNetTask final : public ClassificationTask {
         classes_(classes) {}
 
   static std::unique_ptr<harness::Task> create(const Config& cfg) {
-    const fs::path root = cfg.get_string("task.root");
-    if (!fs::is_directory(root))
-      throw ConfigError(cfg.origin("task.root"), "task.root",
-                        fmt::format("'{}' is not a directory (expected the ImageNet-1K layout: train/<wnid>/*.JPEG and "
-                                    "val/ with LOC_val_solution.csv, or make a small one with `megalodon data "
-                                    "imagenet-folder --out DIR`)",
-                                    root.string()));
+    const fs::path root =
+        task_root(cfg,
+                  "the ImageNet-1K layout: train/<wnid>/*.JPEG and val/ with LOC_val_solution.csv, or make a "
+                  "small one with `megalodon data imagenet-folder --out DIR`");
     Transforms t = read_transforms(cfg);
     // Parallelism comes from the loader threads (one batch each); OpenCV's own worker pool inside
     // every resize would only oversubscribe the cores.
@@ -285,9 +282,8 @@ void imagenet_schema(harness::Schema& s) {
   s.add_string("task.interpolation", "bicubic", "resize interpolation", {"bicubic", "bilinear"});
   s.add_floats("task.mean", {0.485, 0.456, 0.406}, "per-channel normalisation mean (R, G, B)");
   s.add_floats("task.std", {0.229, 0.224, 0.225}, "per-channel normalisation std (R, G, B)", harness::Range::above(0));
-  s.add_int("task.train_limit", -1, "use N evenly spaced training images; -1 = all", harness::Range::at_least(0).or_value(-1));
-  s.add_int("task.val_limit", -1, "use N evenly spaced validation images; -1 = all", harness::Range::at_least(0).or_value(-1));
-  s.add_int("task.test_limit", -1, "use N evenly spaced test images; -1 = all", harness::Range::at_least(0).or_value(-1));
+  add_split_limits(s, "use N evenly spaced training images", "use N evenly spaced validation images",
+                   "use N evenly spaced test images");
 }
 
 MGL_REGISTER_TASK("imagenet", "ImageNet-1K image classification from 16×16 patches (image-folder layout)", imagenet_schema,

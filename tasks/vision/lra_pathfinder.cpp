@@ -31,13 +31,10 @@ class PathfinderTask final : public ClassificationTask {
       : ClassificationTask(cfg, 2, 1, -1, side * side), side_(side) {}
 
   static std::unique_ptr<harness::Task> create(const Config& cfg) {
-    const fs::path root = cfg.get_string("task.root");
-    if (!fs::is_directory(root))
-      throw ConfigError(cfg.origin("task.root"), "task.root",
-                        fmt::format("'{}' is not a directory (expected a difficulty folder with metadata/ and imgs/, "
-                                    "e.g. lra_release/pathfinder32/curv_contour_length_14, or make one with "
-                                    "`megalodon data pathfinder --out DIR`)",
-                                    root.string()));
+    const fs::path root = task_root(
+        cfg,
+        "a difficulty folder with metadata/ and imgs/, e.g. lra_release/pathfinder32/curv_contour_length_14, "
+        "or make one with `megalodon data pathfinder --out DIR`");
     const int64_t side = cfg.get_int("task.image_size");
     if (side < 1) throw ConfigError(cfg.origin("task.image_size"), "task.image_size", "must be >= 1");
     auto t = std::make_unique<PathfinderTask>(cfg, side);
@@ -131,9 +128,8 @@ void lra_pathfinder_schema(harness::Schema& s) {
   s.add_int("task.split_seed", 42, "seed of the random split (S4, Mega: 42)", harness::Range::at_least(0));
   s.add_bool("task.preload", true, "decode all images up front (false: decode per batch, for Path-X)");
   s.add_bool("task.skip_missing", false, "skip listed images that do not exist instead of stopping");
-  s.add_int("task.train_limit", -1, "use only the first N training examples of the split; -1 = all", harness::Range::at_least(0).or_value(-1));
-  s.add_int("task.val_limit", -1, "use only the first N validation examples; -1 = all", harness::Range::at_least(0).or_value(-1));
-  s.add_int("task.test_limit", -1, "use only the first N test examples; -1 = all", harness::Range::at_least(0).or_value(-1));
+  add_split_limits(s, "use only the first N training examples of the split",
+                   "use only the first N validation examples", "use only the first N test examples");
 }
 
 MGL_REGISTER_TASK("lra_pathfinder", "LRA Pathfinder / Path-X: connected-contour detection from pixels (2 classes)",

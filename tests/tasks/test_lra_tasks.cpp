@@ -11,6 +11,7 @@
 
 #include "datasets/cifar10.h"
 #include "datasets/lra/listops.h"
+#include "harness/config/toml.h"
 #include "harness/experiment.h"
 #include "harness/sweep.h"
 #include "harness/task.h"
@@ -148,6 +149,42 @@ TEST_CASE("every shipped experiment file validates, with all its sweep runs", "[
     else CHECK(chunk >= 1024);
     CHECK(cfg.get_string("model.norm") == "sequence");
   }
+}
+
+TEST_CASE("task configs hold only what differs from the adapter's schema", "[tasks][experiments]") {
+  using namespace mgl::harness;
+  const fs::path dir = fs::path(MEGALODON_SOURCE_DIR) / "configs" / "task";
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() != ".toml") continue;
+    ++files;
+    INFO(e.path().string());
+    const toml::table t = ConfigLoader::parse_file(e.path());
+    const auto name = t["name"].value<std::string>();
+    REQUIRE(name);
+    Schema s;
+    task_registry().at(*name).schema(s);
+    for (const auto& [k, node] : t) {
+      const std::string key = "task." + std::string(k.str());
+      if (key == "task.name") continue;
+      INFO(key);
+      const KeySpec* spec = s.find(key);
+      REQUIRE(spec != nullptr);
+      const auto v = toml_read::to_value(node);
+      REQUIRE(v);
+      if (!spec->default_value) continue;
+      // Numbers compare as numbers (1 and 1.0 restate the same default).
+      auto num = [](const Value& x) -> std::optional<double> {
+        if (auto p = std::get_if<int64_t>(&x)) return double(*p);
+        if (auto p = std::get_if<double>(&x)) return *p;
+        return std::nullopt;
+      };
+      const bool same = num(*v) && num(*spec->default_value) ? *num(*v) == *num(*spec->default_value)
+                                                              : *v == *spec->default_value;
+      CHECK_FALSE(same);  // a value equal to the schema's default says nothing: leave it out
+    }
+  }
+  CHECK(files >= 10);
 }
 
 TEST_CASE("every LRA experiment trains a few steps on small files in the real formats", "[tasks][experiments][lra]") {
