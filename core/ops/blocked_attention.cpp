@@ -11,7 +11,7 @@ using torch::autograd::variable_list;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-torch::Dtype acc_dtype(const Tensor& x) {
+torch::Dtype blocked_acc_dtype(const Tensor& x) {
   return x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
 }
 
@@ -49,7 +49,7 @@ struct BlockedAttentionFunction : public torch::autograd::Function<BlockedAttent
     const Tensor pad = pad_opt.has_value() ? *pad_opt : Tensor();
     const Geometry g{q.size(0), q.size(1), k.size(1), q.size(2), v.size(2), k.size(1) - q.size(1),
                      causal, scale, bq, bk};
-    const auto ad = acc_dtype(q);
+    const auto ad = blocked_acc_dtype(q);
     Tensor qa = q.to(ad), ka = k.to(ad), va = v.to(ad);
     Tensor out = torch::empty({g.N, g.Lq, g.dv}, qa.options());
     Tensor lse = torch::empty({g.N, g.Lq}, qa.options());
@@ -99,7 +99,7 @@ struct BlockedAttentionFunction : public torch::autograd::Function<BlockedAttent
     const Geometry g{q.size(0), q.size(1), k.size(1), q.size(2), v.size(2), k.size(1) - q.size(1),
                      ctx->saved_data["causal"].toBool(), ctx->saved_data["scale"].toDouble(),
                      ctx->saved_data["bq"].toInt(), ctx->saved_data["bk"].toInt()};
-    const auto ad = acc_dtype(q);
+    const auto ad = blocked_acc_dtype(q);
     Tensor qa = q.to(ad), ka = k.to(ad), va = v.to(ad);
     Tensor go = grads[0].to(ad).contiguous();
     // dsoftmax: ds = p ⊙ (dp − Σ_j p_j dp_j) with Σ_j p_j dp_j = rowsum(dO ⊙ O).

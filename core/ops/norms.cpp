@@ -59,7 +59,7 @@ struct RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
 }  // namespace
 
 Tensor rms_norm_lowmem(const Tensor& x, const Tensor& weight, double eps) {
-  Tensor xa = x.to(acc_dtype(x));
+  Tensor xa = x.to(norm_acc_dtype(x));
   c10::optional<Tensor> w;
   if (weight.defined()) w = weight.to(xa.scalar_type());
   return RmsNormFunction::apply(xa, w, eps).to(x.scalar_type());

@@ -6,7 +6,7 @@
 #include <catch2/catch.hpp>
 #include <torch/version.h>
 
-#include "harness/autocast.h"
+#include "harness/train/autocast.h"
 
 namespace {
 bool cuda_autocast_on() {
