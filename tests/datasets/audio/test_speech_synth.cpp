@@ -241,11 +241,18 @@ TEST_CASE("speech synth: deterministic for a seed, whatever the thread count", "
   auto o = small_options({"go", "stop"}, 3, 11);
   o.threads = 1;
   generate_speech_commands(o, dir / "a");
+  const auto a = snapshot(dir / "a");
+  CHECK(a.size() == 2 * 3 + 4 + 1 + 5);  // clips, noise WAVs + README, root files
+  // Our part is deterministic only if the engine is: some espeak-ng releases (1.52 in Debian
+  // trixie) vary their output from one run to the next. Then the thread count cannot be judged.
+  generate_speech_commands(o, dir / "a2");
+  if (snapshot(dir / "a2") != a) {
+    WARN("this espeak-ng gives different audio for the same input on two runs: thread-count check skipped");
+    return;
+  }
   o.threads = 3;
   generate_speech_commands(o, dir / "b");
-  const auto a = snapshot(dir / "a"), b = snapshot(dir / "b");
-  CHECK(a.size() == 2 * 3 + 4 + 1 + 5);  // clips, noise WAVs + README, root files
-  CHECK(a == b);
+  CHECK(snapshot(dir / "b") == a);
   o.seed = 12;
   generate_speech_commands(o, dir / "c");
   CHECK(snapshot(dir / "c") != a);
