@@ -167,7 +167,7 @@ PackedTokens PackedTokens::open(const std::filesystem::path& file) {
   }
   for (uint64_t i = 0; i < documents; ++i) {
     const auto w = static_cast<int64_t>(load_u64(impl->words + 8 * i));
-    if (w < 0)
+    if (w < 0 || w > std::numeric_limits<int64_t>::max() - impl->total_words)
       throw std::runtime_error(fmt::format("{}: corrupt token cache (document {} has {} words)", name, i, w));
     impl->total_words += w;
   }

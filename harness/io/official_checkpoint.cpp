@@ -404,6 +404,8 @@ std::map<std::string, Tensor> read_torch_state_dict(const fs::path& file) {
     root = unpickler.parse_ivalue();
   } catch (const c10::Error& e) {
     throw std::runtime_error(fmt::format("{}: cannot read the torch.save archive: {}", where, short_what(e)));
+  } catch (const std::logic_error& e) {  // LibTorch's unpickler indexes with .at() (a fuzz finding)
+    throw std::runtime_error(fmt::format("{}: cannot read the torch.save archive: {}", where, e.what()));
   }
   if (!root.isGenericDict())
     throw std::runtime_error(fmt::format("{}: the top level is a {}, not a state dict (name -> tensor)",

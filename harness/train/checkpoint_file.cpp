@@ -1,13 +1,16 @@
 // Checkpoint checksums (see checkpoint_file.h).
 #include "harness/train/checkpoint_file.h"
 
+#include <caffe2/serialize/inline_container.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <vector>
 
 #include "harness/util/files.h"
@@ -121,6 +124,104 @@ std::string short_what(const std::exception& e) {
   if (auto c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
   return e.what();
 }
+
+// A TorchScript type as OutputArchive writes it: a dotted name, optionally with [type, ...]
+// arguments (Tuple[float, float], List[str], __torch__.___torch_mangle_3.Module), nested a few deep.
+bool type_expression(const std::string& s, size_t& i, int depth) {
+  if (depth > 8) return false;
+  const size_t start = i;
+  while (i < s.size() && (std::isalnum(static_cast<unsigned char>(s[i])) || s[i] == '_' || s[i] == '.')) {
+    if (s[i] == '.' && (i == start || s[i - 1] == '.')) return false;  // no empty name parts
+    ++i;
+  }
+  if (i == start || std::isdigit(static_cast<unsigned char>(s[start])) || s[i - 1] == '.') return false;
+  if (i < s.size() && s[i] == '[') {
+    ++i;
+    for (;;) {
+      if (!type_expression(s, i, depth + 1)) return false;
+      if (i < s.size() && s[i] == ',') {
+        if (++i < s.size() && s[i] == ' ') ++i;
+        continue;
+      }
+      if (i < s.size() && s[i] == ']') return ++i, true;
+      return false;
+    }
+  }
+  return true;
+}
+
+// Hand-written matchers (std::regex recurses per character: a long damaged line could exhaust the
+// stack). Each consumes from s[i] and reports whether it matched.
+bool literal(const std::string& s, size_t& i, const char* lit) {
+  const size_t n = std::strlen(lit);
+  if (s.compare(i, n, lit) != 0) return false;
+  i += n;
+  return true;
+}
+bool identifier(const std::string& s, size_t& i) {
+  const size_t start = i;
+  while (i < s.size() && (std::isalnum(static_cast<unsigned char>(s[i])) || s[i] == '_')) ++i;
+  return i > start && !std::isdigit(static_cast<unsigned char>(s[start]));
+}
+bool quoted(const std::string& s, size_t& i) {  // "..." without quotes or backslashes inside
+  if (i >= s.size() || s[i] != '"') return false;
+  const size_t end = s.find_first_of("\"\\", i + 1);
+  if (end == std::string::npos || s[end] != '"') return false;
+  i = end + 1;
+  return true;
+}
+
+// The class sources (code/**.py) of an archive that torch::serialize::OutputArchive wrote hold only
+// attribute declarations:
+//   class Module(Module):
+//     __parameters__ = ["weight", "bias", ]      (and __buffers__)
+//     __annotations__ = []
+//     __annotations__["params/0"] = str
+//     weight : Tensor
+// LibTorch 1.13's TorchScript parser can crash (not throw) on a damaged one, e.g. a misspelt
+// `__parameters__` taken for a class constant (a fuzz finding), so every line is checked against
+// that shape before LibTorch reads the file. Returns the first line that does not fit, or "".
+bool source_line_ok(const std::string& line, bool first) {
+  size_t i = 0;
+  if (first) return literal(line, i, "class ") && identifier(line, i) && literal(line, i, "(Module):") && i == line.size();
+  if (line.empty() || line == "  __annotations__ = []") return true;
+  if (literal(line, i, "  __parameters__ = [") || literal(line, i, "  __buffers__ = [")) {
+    while (quoted(line, i))
+      if (!literal(line, i, ", ")) return false;
+    return literal(line, i, "]") && i == line.size();
+  }
+  i = 0;
+  if (literal(line, i, "  __annotations__[")) {
+    if (!quoted(line, i) || !literal(line, i, "] = ")) return false;
+  } else {
+    i = 0;
+    if (!literal(line, i, "  ") || !identifier(line, i) || !literal(line, i, " : ")) return false;
+  }
+  return type_expression(line, i, 0) && i == line.size();
+}
+std::string unexpected_source_line(const std::string& source) {
+  std::istringstream in(source);
+  std::string line;
+  bool first = true;
+  while (std::getline(in, line)) {
+    if (!source_line_ok(line, first)) return line;
+    first = false;
+  }
+  return first ? "(empty)" : "";
+}
+
+void check_class_sources(const fs::path& file) {
+  caffe2::serialize::PyTorchStreamReader zip(file.string());
+  for (const auto& record : zip.getAllRecords()) {
+    if (record.rfind("code/", 0) != 0 || record.size() < 3 || record.compare(record.size() - 3, 3, ".py") != 0)
+      continue;
+    const auto [data, size] = zip.getRecord(record);
+    const std::string bad = unexpected_source_line(std::string(static_cast<const char*>(data.get()), size));
+    if (!bad.empty())
+      throw CheckpointDamaged(file, fmt::format("its class source {} is not what a checkpoint holds (line '{}')",
+                                                record, bad.substr(0, 80)));
+  }
+}
 }  // namespace
 
 CheckpointFields read_checkpoint(const fs::path& file, torch::nn::Module& model, torch::optim::Optimizer* opt) {
@@ -128,7 +229,10 @@ CheckpointFields read_checkpoint(const fs::path& file, torch::nn::Module& model,
   if (check.state == CheckpointState::damaged) throw CheckpointDamaged(file, check.problem);
   torch::serialize::InputArchive ar;
   try {
+    check_class_sources(file);
     ar.load_from(file.string());
+  } catch (const CheckpointDamaged&) {
+    throw;
   } catch (const std::exception& e) {
     throw CheckpointDamaged(file, "cannot be read as a checkpoint: " + short_what(e));
   }

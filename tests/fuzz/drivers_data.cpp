@@ -251,8 +251,8 @@ void run_token_cache(const uint8_t* data, size_t size) {
   if (ids.numel()) expect(ids.min().item<int64_t>() >= 0 && ids.max().item<int64_t>() < t.id_bound(), "token cache: id beyond its bound read");
 }
 void seeds_token_cache(const fs::path& dir) {
-  text::write_packed_tokens(dir / "u16.tokens", "byte-fp|corpus-fp", {{{1, 2, 3}, 2}, {{}, 0}, {{256, 0, 255, 7}, 5}}, 257);
-  text::write_packed_tokens(dir / "u32.tokens", "w|c", {{{70000, 1}, 1}, {{5}, 1}}, 70001);
+  text::write_packed_tokens(dir / "u16.tokens", "byte-fp|corpus-fp", {{{1, 2, 3}, 2, {}}, {{}, 0, {}}, {{256, 0, 255, 7}, 5, {2}}}, 257);
+  text::write_packed_tokens(dir / "u32.tokens", "w|c", {{{70000, 1}, 1, {1}}, {{5}, 1, {}}}, 70001);
 }
 MGL_FUZZ_READER("token_cache", "the packed token cache (MGLTOK03)", run_token_cache, seeds_token_cache,
                 {"MGLTOK03", "MGLTOK02", "MGLTOK01", "|"});

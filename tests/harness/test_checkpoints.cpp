@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "harness/train/checkpoint.h"
 #include "harness/train/checkpoint_file.h"
 #include "harness/util/files.h"
 #include "support/files.h"
@@ -96,6 +97,39 @@ TEST_CASE("checkpoint checksums: intact, truncated, altered, unverified", "[chec
     INFO(n);
     if (n) CHECK(mgl::harness::file_checksum(d / "a") != mgl::harness::file_checksum(d / "b"));
     CHECK(mgl::harness::file_checksum(d / "a").rfind(std::to_string(n) + " ", 0) == 0);
+  }
+}
+
+TEST_CASE("a checkpoint whose class source is damaged is refused before LibTorch parses it", "[checkpoint]") {
+  // LibTorch 1.13's TorchScript parser crashes on some damaged class sources (a fuzz finding): a
+  // misspelt __parameters__ is taken for a class constant. Stored (uncompressed) records let the
+  // test damage one in place, keeping the length; there is no checksum file (an older checkpoint).
+  TempDir d("ckpt-source");
+  torch::nn::Linear model(3, 2);
+  torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.1));
+  const fs::path f = d / "step_00000001.pt";
+  mgl::harness::save_checkpoint(f, *model, opt, mgl::harness::TrainerState{});
+  fs::remove(mgl::harness::checksum_path(f));
+  {
+    torch::nn::Linear again(3, 2);
+    torch::optim::SGD opt2(again->parameters(), torch::optim::SGDOptions(0.1));
+    CHECK_NOTHROW(mgl::harness::read_checkpoint(f, *again, &opt2));  // the intact file reads
+  }
+  std::string bytes = mgl::harness::read_file(f);
+  const size_t at = bytes.find("__parameters__ = [\"weight\"");
+  REQUIRE(at != std::string::npos);
+  bytes.replace(at, 14, "__paramgters__");
+  write_text(f, bytes);
+  torch::nn::Linear target(3, 2);
+  torch::optim::SGD opt3(target->parameters(), torch::optim::SGDOptions(0.1));
+  try {
+    mgl::harness::read_checkpoint(f, *target, &opt3);
+    FAIL("a damaged class source must be refused");
+  } catch (const mgl::harness::CheckpointDamaged& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find(f.string()) != std::string::npos);
+    CHECK(msg.find("class source") != std::string::npos);
+    CHECK(msg.find("__paramgters__") != std::string::npos);
   }
 }
 

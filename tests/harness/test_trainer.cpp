@@ -386,10 +386,11 @@ paper = "lra"
 
 TEST_CASE("early stopping ends a run after `patience` evaluations without improvement", "[trainer]") {
   TempDir d("early");
-  // lr = 0: the validation accuracy never improves after the first evaluation.
+  // lr = 1e-30 (0 is outside optim.lr's range): steps too small to move an fp32 weight, so the
+  // validation accuracy never improves after the first evaluation.
   write_text(d / "toy.toml", std::string("[task]\nname = \"toy_sign_test\"\n") + kToyModel +
                                  "steps = 100\neval_every = 5\npatience = 2\n");
-  Config cfg = load_experiment(d / "toy.toml", {"run.dir=" + (d / "run").string(), "optim.lr=0.0"});
+  Config cfg = load_experiment(d / "toy.toml", {"run.dir=" + (d / "run").string(), "optim.lr=1e-30"});
   auto r = mgl::harness::train(cfg, {});
   CHECK(r.early_stopped);
   CHECK(r.steps == 15);  // evaluations at 5 (best), 10 and 15 (no improvement)

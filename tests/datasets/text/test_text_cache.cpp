@@ -249,7 +249,7 @@ TEST_CASE("token cache: ids beyond the tokenizer's vocabulary are caught when th
   const auto file = only_cache_file(cache);
 
   // An intact-looking cache with the right fingerprint whose ids reach 299: rebuilt, naming it.
-  write_packed_tokens(file, built.fingerprint(), {{{1, 299, 3}, 1}}, 300);
+  write_packed_tokens(file, built.fingerprint(), {{{1, 299, 3}, 1, {}}}, 300);
   log.clear();
   const auto rebuilt = load_or_build_tokens(*corpus, TextSplit::train, *byte, cache, 1, logger, &reused);
   CHECK_FALSE(reused);
@@ -261,7 +261,9 @@ TEST_CASE("token cache: ids beyond the tokenizer's vocabulary are caught when th
 
   // Ids damaged after the header was written: reading them is an error naming the file and position.
   std::string bytes = read_file(file);
-  bytes[bytes.size() - 2 * 3] = static_cast<char>(0xff);  // low byte of id 8 ('t' -> 0xff, above the bound 't' + 1)
+  // The ids end before the section table (a u64 count, 0 sections: one paragraph).
+  const size_t ids_end = bytes.size() - 8;
+  bytes[ids_end - 2 * 3] = static_cast<char>(0xff);  // low byte of id 8 ('t' -> 0xff, above the bound 't' + 1)
   const auto damaged = d / "damaged.tokens";
   write_bytes(damaged, bytes);
   const auto t = PackedTokens::open(damaged);
