@@ -210,7 +210,7 @@ TEST_CASE("documents: the plan's segments, buckets and attention segments", "[do
   REQUIRE(t.key_segment[1].equal(i64({0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1})));
   REQUIRE(t.positions[1].equal(i64({0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2})));
   REQUIRE(t.keep_valid.equal(i64({1, 3})));
-  REQUIRE_THROWS_WITH(ops::plan_documents(torch::zeros({2, 3}), o), Catch::Matchers::Contains("bool"));
+  REQUIRE_THROWS_WITH(ops::plan_documents(torch::zeros({2, 3}), o), Catch::Contains("bool"));
 }
 
 TEST_CASE("documents: CEMA restarts from a zero state at every start (recurrence oracle)", "[documents][cema]") {
@@ -250,7 +250,7 @@ TEST_CASE("documents: CEMA restarts from a zero state at every start (recurrence
   ComplexEMA bidir(ComplexEMAOptions(D, N).bidirectional(true));
   const auto plan = plan_for(f);
   REQUIRE_THROWS_WITH(bidir->forward(torch::randn({3, D, L}), Tensor(), false, &plan),
-                      Catch::Matchers::Contains("causal"));
+                      Catch::Contains("causal"));
 }
 
 TEST_CASE("documents: the timestep norm restarts from the prior (per-document oracle)", "[documents][tsn]") {
