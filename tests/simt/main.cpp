@@ -1,13 +1,23 @@
 // Catch2 main of the SIMT executor's tests; prints what the executor ran at the end.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
+#ifdef MEGALODON_CATCH2_V3
+#include <catch2/catch_session.hpp>
+#include <catch2/reporters/catch_reporter_event_listener.hpp>
+#include <catch2/reporters/catch_reporter_registrars.hpp>
+#endif
 #include <cstdio>
 
 #include "simt/simt.h"
 
 // Each test case starts clean: no finding or tracked buffer left over from one that failed midway.
-struct FreshExecutor : Catch::TestEventListenerBase {
-  using TestEventListenerBase::TestEventListenerBase;
+#ifdef MEGALODON_CATCH2_V3
+using ListenerBase = Catch::EventListenerBase;
+#else
+using ListenerBase = Catch::TestEventListenerBase;
+#endif
+struct FreshExecutor : ListenerBase {
+  using ListenerBase::ListenerBase;
   void testCaseStarting(Catch::TestCaseInfo const&) override {
     simt::untrack_all();
     (void)simt::take_findings();
