@@ -157,8 +157,18 @@ Env env_from_environment() {
   return e;
 }
 
+// LibTorch >= 2.4 asks for the libuv TCPStore backend by default, which a build without libuv (Debian
+// trixie's 2.6) refuses; the classic backend is in every build and ample for our handful of keys.
+template <typename T>
+auto use_classic_store_backend(T& o, int) -> decltype(o.useLibUV = false, void()) {
+  o.useLibUV = false;
+}
+template <typename T>
+void use_classic_store_backend(T&, long) {}  // LibTorch before the libuv backend
+
 std::unique_ptr<Context> Context::create(const Env& env, const Options& o, const torch::Device& device) {
   c10d::TCPStoreOptions so;
+  use_classic_store_backend(so, 0);
   so.port = static_cast<uint16_t>(env.master_port);
   so.isServer = env.rank == 0;
   so.numWorkers = env.world;
