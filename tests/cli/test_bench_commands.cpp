@@ -38,7 +38,7 @@ bool contains(const std::string& s, const std::string& part) { return s.find(par
 
 }  // namespace
 
-TEST_CASE("megalodon bench: --help lists one op per benchmark; an unknown op is refused", "[cli][bench]") {
+TEST_CASE("megalodon bench: --help lists one op per benchmark, an unknown op is refused", "[cli][bench]") {
   const Run help = megalodon("bench --help");
   REQUIRE(help.status == 0);
   CHECK(help.err.empty());

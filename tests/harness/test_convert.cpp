@@ -339,7 +339,7 @@ TEST_CASE("convert: an official checkpoint round-trips bit for bit, logits inclu
   }
 }
 
-TEST_CASE("convert: a bfloat16 checkpoint is kept or cast; float32 can be cast to bfloat16", "[convert]") {
+TEST_CASE("convert: a bfloat16 checkpoint is kept or cast, float32 can be cast to bfloat16", "[convert]") {
   // Oracle: the source tensors rounded once to bfloat16 (Tensor::to).
   test::TempDir dir("convert");
   const MegalodonConfig c = tiny_config(true, false);

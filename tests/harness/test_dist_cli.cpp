@@ -108,7 +108,7 @@ void same_losses(const fs::path& a, const fs::path& ref, double tol = 1e-5) {
 
 }  // namespace
 
-TEST_CASE("launch: data- and chunk-parallel runs equal the one-process run; resume onto another world size",
+TEST_CASE("launch: data- and chunk-parallel runs equal the one-process run, resume onto another world size",
           "[dist][cli]") {
   TempDir t("dist-cli");
   const fs::path one = t / "one";
@@ -153,7 +153,7 @@ TEST_CASE("launch: data- and chunk-parallel runs equal the one-process run; resu
   }
 }
 
-TEST_CASE("launch: a rank that dies or hangs ends the job with a clear message; a restart resumes", "[dist][cli]") {
+TEST_CASE("launch: a rank that dies or hangs ends the job with a clear message, a restart resumes", "[dist][cli]") {
   TempDir t("dist-fail");
   SECTION("killed rank") {
     auto r = sh(fmt::format("MEGALODON_TEST_FAULT=1:2:kill {} launch -n 2 --grace 5 -- train {} {}", kCli,

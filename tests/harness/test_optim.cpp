@@ -50,7 +50,7 @@ TEST_CASE("parameter kinds for weight-decay exclusion", "[optim]") {
   CHECK(parameter_kind("head_fc1.weight") == "weight");
 }
 
-TEST_CASE("optim.no_decay exempts exactly the named kinds; the default decays everything", "[optim]") {
+TEST_CASE("optim.no_decay exempts exactly the named kinds, the default decays everything", "[optim]") {
   mgl::test::TempDir d("optim");
   mgl::test::write_text(d / "e.toml", "[task]\nname = \"pixel_sequence\"\n[optim]\nlr = 0.1\nweight_decay = 0.5\n");
   mgl::MegalodonConfig c;

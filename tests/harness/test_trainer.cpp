@@ -204,7 +204,7 @@ TEST_CASE("a task adapter registered from a test file alone trains through the h
   CHECK(acc == Approx(ev.at("val/accuracy")));
 }
 
-TEST_CASE("the same seed gives identical losses; the worker count does not change them", "[trainer]") {
+TEST_CASE("the same seed gives identical losses, the worker count does not change them", "[trainer]") {
   TempDir d("det");
   write_text(d / "toy.toml", std::string("[task]\nname = \"toy_sign_test\"\n") + kToyModel + "steps = 25\n");
   auto losses = [&](const std::string& name, std::vector<std::string> o) {

@@ -210,7 +210,7 @@ TEST_CASE("read_wav: stereo is rejected or averaged", "[speech]") {
   CHECK(ds::read_wav(f, o) == want);
 }
 
-TEST_CASE("read_wav: chunks are walked word-aligned; a truncated data chunk is an error", "[speech]") {
+TEST_CASE("read_wav: chunks are walked word-aligned, a truncated data chunk is an error", "[speech]") {
   TempDir d("sc-wav");
   // A hand-made RIFF/WAVE: fmt, an odd-sized LIST chunk (3 bytes + pad byte), then data.
   const std::vector<int16_t> pcm = {100, -200, 300, -32768, 32767, 7};

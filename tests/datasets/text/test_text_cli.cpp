@@ -35,7 +35,7 @@ bool contains(const std::string& s, const std::string& part) { return s.find(par
 
 }  // namespace
 
-TEST_CASE("cli: data tokenize builds, then reuses; word vocabulary saved; exit codes", "[text][cli]") {
+TEST_CASE("cli: data tokenize builds, then reuses, word vocabulary saved, exit codes", "[text][cli]") {
   TempDir d("text-cli");
   write_text(d / "wt" / "wiki.train.tokens", " = A = \n\n the cat sat \n");
   write_text(d / "wt" / "wiki.valid.tokens", " the dog \n");

@@ -26,7 +26,7 @@ bool contains(const std::string& s, const std::string& part) { return s.find(par
 
 }  // namespace
 
-TEST_CASE("WikiText: an eos after every line (blank lines too), counted as a word; <unk> maps to 3",
+TEST_CASE("WikiText: an eos after every line (blank lines too), counted as a word, <unk> maps to 3",
           "[text]") {
   TempDir d("text-wt");
   write_text(d / "wiki.train.tokens", " = Title = \n\n the cat sat <unk> \n the cat \n");

@@ -199,7 +199,7 @@ TEST_CASE("to_normalized_tensor equals ToTensor + Normalize in float32", "[image
   CHECK(t[2][5][5].item<float>() == Approx((1.0 - 0.406) / 0.225).epsilon(1e-6));
 }
 
-TEST_CASE("random_erasing_: prob 0 is a no-op; boxes respect the area and ratio bounds",
+TEST_CASE("random_erasing_: prob 0 is a no-op, boxes respect the area and ratio bounds",
           "[image-transforms]") {
   torch::Tensor base = torch::full({3, 40, 56}, 5.0f);
   {
@@ -323,7 +323,7 @@ TEST_CASE("mixup_cutmix_: CutMix pastes the flipped batch's box and corrects lam
   CHECK(boxes > 30);
 }
 
-TEST_CASE("mixup_cutmix_: disabled leaves the batch alone; lam averages the Beta mean",
+TEST_CASE("mixup_cutmix_: disabled leaves the batch alone, lam averages the Beta mean",
           "[image-transforms]") {
   const torch::Tensor x0 = torch::randn({2, 3, 4, 4});
   const torch::Tensor y = torch::tensor({0, 1}, torch::kLong);

@@ -138,7 +138,7 @@ TEST_CASE("Pathfinder index: errors name the file and line, or the folder", "[pa
   CHECK(index.skipped_missing == 1);
 }
 
-TEST_CASE("Pathfinder images decode as H×W uint8; bad files give errors naming them", "[pathfinder]") {
+TEST_CASE("Pathfinder images decode as H×W uint8, bad files give errors naming them", "[pathfinder]") {
   TempDir d("pf-png");
   cv::Mat img(32, 32, CV_8U);
   for (int y = 0; y < 32; ++y)
