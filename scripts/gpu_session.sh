@@ -108,9 +108,16 @@ phase configure $T_CONFIGURE "$log" cmake -S . -B $B "${gen[@]}" -DCMAKE_BUILD_T
   "-DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCH/./}" || { tail -40 "$log"; finish 1; }
 phase build $T_BUILD "$log" cmake --build $B -j "$(nproc)" --target "${BUILD_TARGETS[@]}" || { tail -40 "$log"; finish 1; }
 # The log proves which GPU code was built: every kernel object must hold sm_${CUDA_ARCH/./} code.
+# Where the CUDA toolkit has no cuobjdump (the CPU machine's minimal nvcc install), the nvcc command
+# lines in build.ninja are the evidence instead, and the log says so.
 {
-  echo "== cuobjdump --list-elf $B/libmegalodon_kernels.a"
-  cuobjdump --list-elf $B/libmegalodon_kernels.a
+  if command -v cuobjdump > /dev/null; then
+    echo "== cuobjdump --list-elf $B/libmegalodon_kernels.a"
+    cuobjdump --list-elf $B/libmegalodon_kernels.a
+  else
+    echo "== no cuobjdump in this CUDA toolkit: the nvcc code targets of $B/build.ninja instead"
+    grep -o "arch=compute_[0-9]*,code=[^ \"]*" $B/build.ninja | sort | uniq -c
+  fi
 } >> "$log" 2>&1
 if ! grep -q "sm_${CUDA_ARCH/./}" "$log"; then
   echo "no sm_${CUDA_ARCH/./} code in libmegalodon_kernels.a (see build.log)" | tee -a "$log"

@@ -2,6 +2,8 @@
 // while the fingerprints match, rebuilds when a corpus file or the tokenizer changes, corrupt files,
 // and parallel tokenisation. Oracles: the ids written, the documented file layout, file bytes.
 #include <catch2/catch.hpp>
+
+#include <limits>
 #include <fstream>
 #include <iterator>
 
@@ -109,6 +111,10 @@ TEST_CASE("token cache: corrupt or truncated files are errors naming the file", 
   expect_error("short.tokens", bytes.substr(0, bytes.size() - 1), "truncated");
   expect_error("header.tokens", bytes.substr(0, 20), "truncated");
   expect_error("long.tokens", bytes + "xy", "after the section table");
+  // Word counts whose sum overflows (a fuzz finding: signed overflow): refused as corrupt.
+  const int64_t half = std::numeric_limits<int64_t>::max() / 2 + 1;
+  write_packed_tokens(d / "words.tokens", "fp", {{{1}, half, {}}, {{2}, half, {}}}, 10);
+  CHECK(contains(error_of([&] { PackedTokens::open(d / "words.tokens"); }), "document 1 has"));
   std::string section = bytes;
   section[bytes.size() - 24] = 9;  // the first section start (2) → 9, beyond the 7 tokens
   expect_error("section.tokens", section, "section start");
