@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "harness/util/user_message.h"
+
 namespace mgl::cli {
 
 using CommandFn = int (*)(const std::vector<std::string>& args);
@@ -47,6 +49,6 @@ class CommandGroup {
 
 // An error as a user sees it: without LibTorch's C++ backtrace (kept with --debug, which sets
 // $MEGALODON_DEBUG).
-std::string user_message(const std::exception& e);
+using harness::user_message;
 
 }  // namespace mgl::cli

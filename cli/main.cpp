@@ -1,8 +1,6 @@
 // `megalodon` — one executable, one subcommand per concern.
 #include <malloc.h>
 
-#include <c10/util/Exception.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -25,20 +23,6 @@ std::vector<const Command*>& registry() {
 Command::Command(const char* n, const char* s, CommandFn r) : name(n), summary(s), run(r) {
   registry().push_back(this);
 }
-// What a user sees of an error: LibTorch's messages carry a C++ backtrace ("Exception raised from
-// ... frame #0: ..."), also when our own messages quote them; it is cut unless --debug was given.
-std::string user_message(const std::exception& e) {
-  if (std::getenv("MEGALODON_DEBUG")) return e.what();
-  std::string msg = e.what();
-  if (auto c = dynamic_cast<const c10::Error*>(&e)) msg = c->what_without_backtrace();
-  for (const char* marker : {"\nException raised from ", "\nframe #0:", "\nTraceback of TorchScript"}) {
-    const size_t at = msg.find(marker);
-    if (at != std::string::npos) msg.erase(at);
-  }
-  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-  return msg;
-}
-
 std::vector<const Command*> commands() {
   auto out = registry();
   std::sort(out.begin(), out.end(), [](const Command* a, const Command* b) { return std::strcmp(a->name, b->name) < 0; });

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "harness/util/files.h"
+#include "harness/util/user_message.h"
 
 namespace mgl::harness {
 
@@ -120,11 +121,6 @@ CheckpointCheck verify_checkpoint(const fs::path& file) {
 }
 
 namespace {
-std::string short_what(const std::exception& e) {
-  if (auto c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
-  return e.what();
-}
-
 // A TorchScript type as OutputArchive writes it: a dotted name, optionally with [type, ...]
 // arguments (Tuple[float, float], List[str], __torch__.___torch_mangle_3.Module), nested a few deep.
 bool type_expression(const std::string& s, size_t& i, int depth) {
@@ -234,7 +230,7 @@ CheckpointFields read_checkpoint(const fs::path& file, torch::nn::Module& model,
   } catch (const CheckpointDamaged&) {
     throw;
   } catch (const std::exception& e) {
-    throw CheckpointDamaged(file, "cannot be read as a checkpoint: " + short_what(e));
+    throw CheckpointDamaged(file, "cannot be read as a checkpoint: " + user_message(e));
   }
   CheckpointFields f;
   try {
@@ -289,7 +285,7 @@ CheckpointFields read_checkpoint(const fs::path& file, torch::nn::Module& model,
     ar.read("rng_cpu", f.rng_cpu);
   } catch (const std::exception& e) {
     throw std::runtime_error(
-        fmt::format("{}: not a checkpoint of this run's model and optimizer: {}", file.string(), short_what(e)));
+        fmt::format("{}: not a checkpoint of this run's model and optimizer: {}", file.string(), user_message(e)));
   }
   return f;
 }

@@ -203,6 +203,13 @@ TEST_CASE("a damaged latest checkpoint: resume, eval and export fall back to the
   CHECK(legacy.output.find((ck / "step_00000007.pt").string() + ": damaged checkpoint (cannot be read as a checkpoint") !=
         std::string::npos);
   CHECK(no_backtrace(legacy.output));
+  // With --debug the same warning keeps LibTorch's backtrace (the one way to see it).
+  const Cli debug =
+      run_cli(fmt::format("eval '{}' --checkpoint latest --split val --debug", run.string()), d / "debug.log");
+  INFO(debug.output);
+  CHECK(debug.status == 0);
+  CHECK(debug.output.find((ck / "step_00000007.pt").string() + ": damaged checkpoint") != std::string::npos);
+  CHECK_FALSE(no_backtrace(debug.output));
 
   // best.pt damaged: eval of the best checkpoint stops with one line naming it and the way out.
   truncate_to_half(run / "best.pt");
