@@ -18,10 +18,13 @@ namespace {
 
 const char* kBenchDataHelp = R"(usage: megalodon bench data <experiment.toml> [key.path=value ...] [--split train|val|test]
                             [--batches N] [--workers 0,1,2] [--batch-size B]
+                            [--worker-threads N]
 Builds the experiment's task and times its data loader alone: for each worker count, --batches
 batches (after one warm-up batch) of --batch-size examples (default trainer.batch_size) from the
 split, with trainer.prefetch. Prints a table of examples/s and ms per batch. Workers 0 builds
-batches in the calling thread (the cost of one batch on one core).
+batches in the calling thread. --worker-threads: LibTorch intra-op threads inside each loader
+thread and in the calling thread's row (default 1, as training, so that row is one core's rate;
+0: LibTorch's default, the core count).
 )";
 
 std::vector<int> parse_list(const std::string& s) {
@@ -41,7 +44,7 @@ std::vector<int> parse_list(const std::string& s) {
 }
 
 int bench_data_main(const std::vector<std::string>& args) {
-  auto p = parse_args(args, {"--split", "--batches", "--workers", "--batch-size"}, {"--help"});
+  auto p = parse_args(args, {"--split", "--batches", "--workers", "--batch-size", "--worker-threads"}, {"--help"});
   if (p.flag("--help")) {
     std::fputs(kBenchDataHelp, stdout);
     return 0;
@@ -61,6 +64,7 @@ int bench_data_main(const std::vector<std::string>& args) {
   const int64_t batches = p.int_option("--batches", 20, 1);
   const int64_t bs = p.int_option("--batch-size", cfg.get_int("trainer.batch_size"), 1);
   const auto workers = parse_list(p.option("--workers", "0,1,2"));
+  const int worker_threads = static_cast<int>(p.int_option("--worker-threads", 1, 0));
 
   auto t0 = std::chrono::steady_clock::now();
   auto task = harness::task_registry().at(cfg.get_string("task.name"), "task.name").create(cfg);
@@ -73,8 +77,11 @@ int bench_data_main(const std::vector<std::string>& args) {
     harness::LoaderOptions o;
     o.batch_size = bs;
     o.workers = w;
+    o.worker_intra_op_threads = worker_threads;
     o.prefetch = static_cast<int>(cfg.get_int("trainer.prefetch"));
     o.seed = static_cast<uint64_t>(cfg.get_int("seed"));
+    // The calling-thread row builds batches with the same intra-op threads as a loader thread.
+    const harness::ThreadIntraOpThreads same(w == 0 ? worker_threads : 0);
     harness::DataLoader loader(*task, split, o);
     auto first = loader.next();  // warm-up: thread start, first decode
     int64_t examples = 0, positions = first ? first->tokens : 0;

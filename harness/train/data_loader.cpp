@@ -1,6 +1,10 @@
 #include "harness/train/data_loader.h"
 
+#include <ATen/Parallel.h>
 #include <fmt/format.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include <chrono>
 
@@ -68,7 +72,24 @@ Batch DataLoader::build(int64_t seq) {
   return task_.make_batch(split_, indices_for(seq), seed);
 }
 
+// LibTorch's CPU ops parallelise with OpenMP, whose thread count is a per-thread setting;
+// at::set_num_threads would change the process-wide default the model's threads use.
+ThreadIntraOpThreads::ThreadIntraOpThreads(int n) {
+  if (n <= 0) return;
+  old_ = at::get_num_threads();  // also LibTorch's lazy per-thread set-up, which would undo the line below
+#ifdef _OPENMP
+  omp_set_num_threads(n);
+#endif
+}
+
+ThreadIntraOpThreads::~ThreadIntraOpThreads() {
+#ifdef _OPENMP
+  if (old_ > 0) omp_set_num_threads(old_);
+#endif
+}
+
 void DataLoader::worker_loop() {
+  const ThreadIntraOpThreads one_core(o_.worker_intra_op_threads);
   for (;;) {
     int64_t seq;
     {

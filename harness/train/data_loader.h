@@ -27,11 +27,30 @@ struct LoaderOptions {
   bool repeat = true;     // training cycles through epochs forever; evaluation stops after one
   int workers = 2;        // 0: batches are built in the caller's thread
   int prefetch = 4;
+  // LibTorch intra-op threads inside each loader thread (0: LibTorch's default, the core count).
+  // One batch per loader thread on one core is the parallelism; an OpenMP team per loader thread
+  // on top of it oversubscribes the cores (issue 22: one loader thread ran at a third of the
+  // calling thread's rate).
+  int worker_intra_op_threads = 1;
   uint64_t seed = 1;
   // Data parallelism: this loader returns shard `shard` of `num_shards` of every batch (the batch
   // size and the order stay global, so every example is seen once per epoch across the shards);
   // see Task::make_batch_shard.
   int shard = 0, num_shards = 1;
+};
+
+// Sets LibTorch's intra-op thread count for the calling thread only, and restores it on scope exit
+// (n <= 0: leaves it). What each loader thread does; `bench data` does it too for its calling-thread
+// row, so that all rows build a batch with the same number of threads.
+class ThreadIntraOpThreads {
+ public:
+  explicit ThreadIntraOpThreads(int n);
+  ~ThreadIntraOpThreads();
+  ThreadIntraOpThreads(const ThreadIntraOpThreads&) = delete;
+  ThreadIntraOpThreads& operator=(const ThreadIntraOpThreads&) = delete;
+
+ private:
+  int old_ = 0;
 };
 
 struct LoaderPosition {

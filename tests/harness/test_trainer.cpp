@@ -19,6 +19,7 @@
 #include "harness/report/table.h"
 #include "harness/run.h"
 #include "harness/sweep.h"
+#include "harness/train/data_loader.h"
 #include "harness/train/trainer.h"
 #include "harness/util/files.h"
 #include "support/files.h"
@@ -397,4 +398,50 @@ TEST_CASE("early stopping ends a run after `patience` evaluations without improv
   json fin = mgl::harness::read_json(d / "run/final.json");
   CHECK(fin["best_step"] == 5);
   CHECK(fin["early_stopped"] == true);
+}
+
+namespace {
+// Records, per batch, how many LibTorch intra-op threads the building thread would use.
+class ThreadCountTask final : public mgl::tasks::ClassificationTask {
+ public:
+  explicit ThreadCountTask(const Config& cfg) : ClassificationTask(cfg, 2, 1, -1, 16) {}
+  int64_t size(mgl::harness::Split) const override { return 64; }
+  mgl::harness::Batch make_batch(mgl::harness::Split, const std::vector<int64_t>& idx, uint64_t) const override {
+    mgl::harness::Batch b;
+    b.inputs = torch::full({static_cast<int64_t>(idx.size()), 1}, double(at::get_num_threads()));
+    b.targets = torch::zeros({static_cast<int64_t>(idx.size())}, torch::kInt64);
+    b.examples = b.inputs.size(0);
+    return b;
+  }
+  std::string describe() const override { return "thread counts"; }
+};
+}  // namespace
+
+TEST_CASE("loader threads build batches on one intra-op thread; the process default stays", "[trainer][loader]") {
+  torch::set_num_threads(2);
+  const int before = at::get_num_threads();
+  REQUIRE(before == 2);
+  TempDir d("loader-threads");
+  write_text(d / "toy.toml", std::string("[task]\nname = \"toy_sign_test\"\n") + kToyModel);
+  ThreadCountTask task(load_experiment(d / "toy.toml", {}));
+  for (int per_worker : {1, 0}) {
+    mgl::harness::LoaderOptions o;
+    o.batch_size = 8;
+    o.workers = 2;
+    o.worker_intra_op_threads = per_worker;
+    mgl::harness::DataLoader loader(task, mgl::harness::Split::train, o);
+    for (int b = 0; b < 4; ++b) {
+      auto batch = loader.next();
+      REQUIRE(batch);
+      INFO("per_worker " << per_worker << ", batch " << b);
+      // 0 keeps LibTorch's default in the new thread: the process-wide count set above.
+      CHECK(batch->inputs[0][0].item<double>() == (per_worker == 1 ? 1.0 : double(before)));
+    }
+  }
+  CHECK(at::get_num_threads() == before);  // the calling thread's own count is untouched
+  {
+    const mgl::harness::ThreadIntraOpThreads one(1);
+    CHECK(at::get_num_threads() == 1);
+  }
+  CHECK(at::get_num_threads() == before);  // restored on scope exit
 }
