@@ -55,6 +55,7 @@ struct BenchOptions {
   std::vector<int64_t> lengths{1024, 4096, 16384};
   std::vector<std::string> models{"megalodon", "transformer", "transformer-explicit"};
   int64_t explicit_max = 8192;  // transformer-explicit cells above this length are skipped
+  int64_t transformer_max = 0;  // transformer cells above this length are skipped (0: none)
   bool checkpoint = false;      // model.checkpoint_activations
   bool cache_allocator = true;  // tensor_memory::set_cache_large_blocks on the CPU
   double gemm_gflops = 0;       // the CPU's fp32 GEMM rate (measured by the parent when 0)
@@ -98,6 +99,7 @@ const char* kBenchHelp =
     "                              blocked online softmax on 1.13), the baseline of the ratio columns;\n"
     "                              transformer-explicit: the L×L softmax (the old baseline)\n"
     "  --explicit-max-length 8192  skip transformer-explicit cells above this length\n"
+    "  --transformer-max-length L  skip transformer cells above L (its attention is quadratic in time)\n"
     "  --checkpoint                model.checkpoint_activations (every model)\n"
     "  --no-cache-allocator        large CPU blocks go back to the kernel at every free (glibc's way)\n"
     "  --gemm-gflops X             the GEMM rate for the share column (default: measured first)\n"
@@ -518,6 +520,7 @@ int bench_model_main(const std::vector<std::string>& args) {
     } else if (a == "--lengths") o.lengths = parse_ints(next()), o.lengths_set = true;
     else if (a == "--models") o.models = parse_strs(next());
     else if (a == "--explicit-max-length") o.explicit_max = std::stoll(next());
+    else if (a == "--transformer-max-length") o.transformer_max = std::stoll(next());
     else if (a == "--checkpoint") o.checkpoint = true, passthrough.push_back(a);
     else if (a == "--no-cache-allocator") o.cache_allocator = false, passthrough.push_back(a);
     else if (a == "--gemm-gflops") o.gemm_gflops = std::stod(next());
@@ -589,12 +592,15 @@ int bench_model_main(const std::vector<std::string>& args) {
     for (const auto& m : o.models) {
       const size_t n = m == "megalodon" ? combos.size() : 1;
       for (size_t i = 0; i < n; ++i) {
-        if (m == "transformer-explicit" && L > o.explicit_max) {
+        const bool over_explicit = m == "transformer-explicit" && L > o.explicit_max;
+        const bool over_transformer = m == "transformer" && o.transformer_max > 0 && L > o.transformer_max;
+        if (over_explicit || over_transformer) {
           Cell c;
           c.model = m;
           c.length = L;
           c.skipped = true;
-          c.error = fmt::format("skipped: L×L attention above --explicit-max-length {}", o.explicit_max);
+          c.error = over_explicit ? fmt::format("skipped: L×L attention above --explicit-max-length {}", o.explicit_max)
+                                  : fmt::format("skipped: above --transformer-max-length {}", o.transformer_max);
           cells.push_back(c);
           continue;
         }
