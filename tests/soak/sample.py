@@ -1,11 +1,18 @@
 #!/usr/bin/env python3
 """Samplers and checks for tests/soak/soak.sh.
 
-  sample.py PID OUT              sample VmRSS (kB), open descriptors and threads of PID every second
-  sample.py --report OUT TITLE   print the figures; fail on > 2 % RSS growth after warm-up (first 10 %
-                                 of the samples) or on more descriptors / threads at the end than then
-  sample.py --check-sweep RUNS KILLED STEPS
-                                 every run finished with intact results; every killed run resumed
+  sample.py PID OUT              sample VmRSS, RssAnon and RssFile (kB), open descriptors and threads of
+                                 PID every second
+  sample.py --report OUT TITLE   print the figures; fail on > 2 % growth of the process's own memory
+                                 (RssAnon: heap, stacks, anonymous maps) after warm-up (the first 10 % of
+                                 the samples) or on more descriptors / threads at the end than then.
+                                 VmRSS also counts the pages of mapped files the process has touched
+                                 (the token cache is mmap'd: reading 10 M tokens touches 20 MB of it);
+                                 those are the kernel's page cache, reclaimable, and reported apart.
+  sample.py --check-sweep RUNS KILLED STEPS LOG_EVERY
+                                 every run finished with intact results (its training lines are the
+                                 steps LOG_EVERY, 2·LOG_EVERY, ..., STEPS, each once); every killed run
+                                 resumed
 """
 import json
 import os
@@ -26,8 +33,10 @@ def sample(pid, out):
             if fields.get("State", "").strip().startswith("Z"):
                 return 0
             rss = int(fields["VmRSS"].split()[0])
+            anon = int(fields.get("RssAnon", fields["VmRSS"]).split()[0])
+            mapped = int(fields.get("RssFile", "0 kB").split()[0])
             threads = int(fields["Threads"])
-            f.write(f"{time.time() - t0:.1f} {rss} {fds} {threads}\n")
+            f.write(f"{time.time() - t0:.1f} {rss} {fds} {threads} {anon} {mapped}\n")
             f.flush()
             time.sleep(1.0)
 
@@ -40,20 +49,29 @@ def report(path, title):
     warm = max(1, len(rows) // 10)
     after = rows[warm:]
     rss_warm, rss_end, rss_max = after[0][1], rows[-1][1], max(r[1] for r in after)
-    growth = (rss_max - rss_warm) / rss_warm * 100
+    rss_growth = (rss_max - rss_warm) / rss_warm * 100
+    # The process's own memory: RssAnon (older sample files have VmRSS only).
+    own = [(r[4] if len(r) > 5 else r[1]) for r in rows]
+    own_after = own[warm:]
+    own_warm, own_end, own_max = own_after[0], own[-1], max(own_after)
+    growth = (own_max - own_warm) / own_warm * 100
+    files = [r[5] for r in rows if len(r) > 5]
     fd_warm, fd_end, fd_max = after[0][2], rows[-1][2], max(r[2] for r in after)
     th_warm, th_end, th_max = after[0][3], rows[-1][3], max(r[3] for r in after)
-    print(f"  {title}: {len(rows)} samples over {rows[-1][0]:.0f} s; RSS after warm-up {rss_warm / 1024:.1f} MiB, "
-          f"max {rss_max / 1024:.1f} MiB, at the end {rss_end / 1024:.1f} MiB: growth {growth:+.2f} % (limit 2 %); "
-          f"descriptors {fd_warm:.0f} -> max {fd_max:.0f}, end {fd_end:.0f}; threads {th_warm:.0f} -> max {th_max:.0f}, "
-          f"end {th_end:.0f}")
+    print(f"  {title}: {len(rows)} samples over {rows[-1][0]:.0f} s; own memory (RssAnon) after warm-up "
+          f"{own_warm / 1024:.1f} MiB, max {own_max / 1024:.1f} MiB, at the end {own_end / 1024:.1f} MiB: growth "
+          f"{growth:+.2f} % (limit 2 %); VmRSS {rss_warm / 1024:.1f} -> max {rss_max / 1024:.1f} MiB ({rss_growth:+.2f} %)"
+          + (f", of it mapped files {files[warm] / 1024:.1f} -> max {max(files[warm:]) / 1024:.1f} MiB" if files else "")
+          + f"; descriptors {fd_warm:.0f} -> max {fd_max:.0f}, end {fd_end:.0f}; threads {th_warm:.0f} -> max "
+          f"{th_max:.0f}, end {th_end:.0f}")
     ok = growth <= 2.0 and fd_end <= fd_warm and th_end <= th_warm
     if not ok:
         print(f"  {title}: FAILED")
     return 0 if ok else 1
 
 
-def check_sweep(runs, killed_file, steps):
+def check_sweep(runs, killed_file, steps, log_every):
+    expected = list(range(log_every, steps + 1, log_every))
     killed = [line.strip() for line in open(killed_file) if line.strip()]
     finals = []
     for root, _, files in os.walk(runs):
@@ -77,8 +95,9 @@ def check_sweep(runs, killed_file, steps):
             j = json.loads(line)
             if j.get("split") == "train":
                 train_steps.append(j["step"])
-        if train_steps != list(range(1, steps + 1)):
-            bad.append(f"{root}: training steps in metrics.jsonl are not 1..{steps} once each")
+        if train_steps != expected:
+            bad.append(f"{root}: training lines in metrics.jsonl are for steps {train_steps}, not "
+                       f"{log_every}, {2 * log_every}, ..., {steps} once each")
     resumed = 0
     for k in killed:
         log = open(os.path.join(k, "log.txt")).read() if os.path.exists(os.path.join(k, "log.txt")) else ""
@@ -100,5 +119,5 @@ if __name__ == "__main__":
     if sys.argv[1] == "--report":
         sys.exit(report(sys.argv[2], sys.argv[3]))
     if sys.argv[1] == "--check-sweep":
-        sys.exit(check_sweep(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+        sys.exit(check_sweep(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])))
     sys.exit(sample(int(sys.argv[1]), sys.argv[2]))
