@@ -211,13 +211,13 @@ int lm_eval_main(const std::vector<std::string>& args) {
     plot.title = fmt::format("{} {} perplexity vs context", lm.name(), split_name);
     plot.x_label = "log2(context length in tokens)";
     plot.y_label = "perplexity";
-    harness::PlotSeries s{"reset every X tokens", {}};
+    harness::PlotSeries s{"reset every X tokens", {}, {}};
     for (const auto& ps : passes)
       if (!ps["context"].is_string()) s.points.emplace_back(std::log2(double(ps["context"].get<int64_t>())), ps["ppl"].get<double>());
     s.points.emplace_back(std::log2(double(longest)), whole.ppl());
     std::sort(s.points.begin(), s.points.end());
     plot.series.push_back(s);
-    harness::PlotSeries pos{"by position (whole document)", {}};
+    harness::PlotSeries pos{"by position (whole document)", {}, {}};
     for (const auto& b : by_pos)
       pos.points.emplace_back(std::log2(double(std::max<int64_t>(1, b["to"].get<int64_t>()))), b["ppl"].get<double>());
     plot.series.push_back(pos);

@@ -417,7 +417,7 @@ class ThreadCountTask final : public mgl::tasks::ClassificationTask {
 };
 }  // namespace
 
-TEST_CASE("loader threads build batches on one intra-op thread; the process default stays", "[trainer][loader]") {
+TEST_CASE("loader threads build batches on one intra-op thread, and the process default stays", "[trainer][loader]") {
   torch::set_num_threads(2);
   const int before = at::get_num_threads();
   REQUIRE(before == 2);
