@@ -73,7 +73,7 @@ struct BenchOptions {
   bool lengths_set = false, shape_set = false, vocab_set = false;
 };
 
-// CPU keeps the historical defaults (results/bench/cpu_core.*); CUDA defaults to the quoted figure.
+// CPU keeps the historical defaults (the bench model of results/bench/cpu_*); CUDA defaults to the quoted figure.
 void finish_defaults(BenchOptions& o) {
   const bool cuda = o.device.rfind("cuda", 0) == 0;
   if (cuda && o.preset.empty() && !o.shape_set) o.preset = "mega200M";

@@ -2,9 +2,6 @@
 
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include <chrono>
 
@@ -73,19 +70,20 @@ Batch DataLoader::build(int64_t seq) {
 }
 
 // LibTorch's CPU ops parallelise with OpenMP, whose thread count is a per-thread setting;
-// at::set_num_threads would change the process-wide default the model's threads use.
+// at::set_num_threads would change the process-wide default the model's threads use. OpenMP's own
+// setter is reached through a weak reference: it resolves to libgomp when LibTorch was built with
+// OpenMP (Debian's 1.13 and 2.6 both are, and load it), and stays null otherwise (nothing to set),
+// so the project needs no OpenMP flags of its own (they would also disable the precompiled header).
+extern "C" void omp_set_num_threads(int) __attribute__((weak));
+
 ThreadIntraOpThreads::ThreadIntraOpThreads(int n) {
-  if (n <= 0) return;
+  if (n <= 0 || !omp_set_num_threads) return;
   old_ = at::get_num_threads();  // also LibTorch's lazy per-thread set-up, which would undo the line below
-#ifdef _OPENMP
   omp_set_num_threads(n);
-#endif
 }
 
 ThreadIntraOpThreads::~ThreadIntraOpThreads() {
-#ifdef _OPENMP
   if (old_ > 0) omp_set_num_threads(old_);
-#endif
 }
 
 void DataLoader::worker_loop() {
