@@ -1,6 +1,5 @@
 // `megalodon` — one executable, one subcommand per concern.
 #include <malloc.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "core/util/memory.h"
+#include "harness/util/thread_env.h"
 
 #include <algorithm>
 
@@ -66,26 +66,8 @@ void usage(FILE* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // LibTorch's CPU ops run on libgomp's OpenMP threads and its matrix products on OpenBLAS's own
-  // pthreads. Both pools busy-wait between parallel regions (OpenBLAS with sched_yield, for up to
-  // 2^28 cycles), so on cores they share each spins while the other has work: perf showed a third
-  // of a 1K-token step in libgomp's spin loop and OpenBLAS's sched_yield and 11 % in the GEMM
-  // kernel, and system time at 40 % of user time. Idle threads of both now sleep soon:
-  // OMP_WAIT_POLICY=PASSIVE and OPENBLAS_THREAD_TIMEOUT=4 (2^4 cycles). Megalodon forward+backward
-  // on 2 cores, against neither: 2.6× tokens/s at 1K, 1.6× at 8K, 1.2× at 32K; system time 3-5 %
-  // of user time (issue 22; results/bench/README.md). Both libraries read their variable when they
-  // are loaded, before main, so the process starts itself again once with them set. A value the
-  // user set is kept; child processes (sweeps, launch) inherit them.
-  // (GOMP_SPINCOUNT=300000 OPENBLAS_THREAD_TIMEOUT=28 gives back the libraries' defaults.)
-  {
-    static const char* const kSleepSoon[][2] = {{"OMP_WAIT_POLICY", "PASSIVE"}, {"OPENBLAS_THREAD_TIMEOUT", "4"}};
-    bool set = false;
-    for (size_t i = 0; i < 2; ++i) {
-      const bool user_set = std::getenv(kSleepSoon[i][0]) || (i == 0 && std::getenv("GOMP_SPINCOUNT"));
-      if (!user_set && setenv(kSleepSoon[i][0], kSleepSoon[i][1], 1) == 0) set = true;
-    }
-    if (set) execv("/proc/self/exe", argv);  // returns only on failure: run on with the libraries' defaults
-  }
+  // Idle OpenMP and OpenBLAS threads sleep soon instead of spinning against each other (issue 22).
+  mgl::harness::restart_with_sleeping_idle_threads(argv);
   // LibTorch on the CPU allocates and frees large temporaries every step; with glibc's defaults
   // they go back to the kernel and are page-faulted in again each time. Keeping freed memory in
   // the heap measured +21% tokens/s for Megalodon forward+backward at 4K tokens on 2 cores.

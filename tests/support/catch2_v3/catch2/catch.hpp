@@ -2,7 +2,7 @@
 // folder on the include path only when the Catch2 found is v3 (Debian trixie; bookworm has v2),
 // so the tests are written once against v2's spellings and this header maps the few that v3
 // renamed: Catch::Contains (string) → Catch::Matchers::ContainsSubstring, the string matchers
-// in namespace Catch, Approx at global scope, and CATCH_CONFIG_MAIN (tests/main.cpp).
+// in namespace Catch, Approx at global scope, and CATCH_CONFIG_MAIN.
 #pragma once
 
 #include <catch2/catch_approx.hpp>
