@@ -132,7 +132,8 @@ case $cmd in
     make_device_root
     make_full_root
     build_full "$@"
-    in_root "$roots/full" bash -euc 'cd /src/build-torch2 && ctest --output-on-failure -j '"$jobs"
+    # As scripts/test.sh: the thread environment once, not by every test process starting itself again.
+    in_root "$roots/full" bash -euc 'export OMP_WAIT_POLICY=PASSIVE OPENBLAS_THREAD_TIMEOUT=20; cd /src/build-torch2 && ctest --output-on-failure -j '"$jobs"
     ;;
   dry-run)
     make_device_root

@@ -212,21 +212,24 @@ Batch LanguageModelTask::train_batch(size_t batch_size, uint64_t seed, int shard
                                          num_shards, num_shards, B, L));
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<int64_t> start(0, train_.size() - L - 1);
-  std::vector<torch::Tensor> xs, ys;
   std::vector<int64_t> ats;
   for (int64_t b = 0; b < B; ++b) {
     const int64_t at = start(rng);
-    if (b < B * shard / num_shards || b >= B * (shard + 1) / num_shards) continue;
-    const torch::Tensor w = train_.slice(at, L + 1);
-    xs.push_back(w.narrow(0, 0, L));
-    ys.push_back(w.narrow(0, 1, L));
-    ats.push_back(at);
+    if (b >= B * shard / num_shards && b < B * (shard + 1) / num_shards) ats.push_back(at);
   }
+  // Inputs and targets are written in place from the token cache (read twice, one token apart):
+  // no per-window tensors to stack, half the memory traffic of building the batch.
   Batch out;
-  out.inputs = torch::stack(xs);
-  out.targets = torch::stack(ys);
-  out.examples = static_cast<int64_t>(xs.size());
+  out.examples = static_cast<int64_t>(ats.size());
   out.tokens = out.examples * L;
+  out.inputs = torch::empty({out.examples, L}, torch::kInt64);
+  out.targets = torch::empty({out.examples, L}, torch::kInt64);
+  int64_t* x = out.inputs.data_ptr<int64_t>();
+  int64_t* y = out.targets.data_ptr<int64_t>();
+  for (int64_t b = 0; b < out.examples; ++b) {
+    train_.read(ats[b], L, x + b * L);
+    train_.read(ats[b] + 1, L, y + b * L);
+  }
   if (reset_documents_) {
     torch::Tensor starts = torch::zeros({out.examples, L}, torch::kBool);
     for (int64_t b = 0; b < out.examples; ++b) mark_documents(Split::train, ats[b], L, starts, out.targets, b);

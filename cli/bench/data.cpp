@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <sstream>
 
+#include <sys/resource.h>
+
 #include "cli/args.h"
 #include "cli/bench/bench.h"
 #include "harness/experiment.h"
@@ -16,13 +18,20 @@
 namespace mgl::cli {
 namespace {
 
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
 const char* kBenchDataHelp = R"(usage: megalodon bench data <experiment.toml> [key.path=value ...] [--split train|val|test]
                             [--batches N] [--workers 0,1,2] [--batch-size B]
-                            [--worker-threads N]
-Builds the experiment's task and times its data loader alone: for each worker count, --batches
-batches (after one warm-up batch) of --batch-size examples (default trainer.batch_size) from the
-split, with trainer.prefetch. Prints a table of examples/s and ms per batch. Workers 0 builds
-batches in the calling thread. --worker-threads: LibTorch intra-op threads inside each loader
+                            [--worker-threads N] [--seconds S]
+Builds the experiment's task and times its data loader alone: for each worker count, at least
+--batches batches (default 20) and at least --seconds seconds (default 2), after one warm-up batch,
+of --batch-size examples (default trainer.batch_size) from the split, with trainer.prefetch. Prints
+a table of examples/s, ms per batch and cores busy (the process's CPU time over the wall time of the
+timed window). Workers 0 builds batches in the calling thread. --worker-threads: LibTorch intra-op threads inside each loader
 thread and in the calling thread's row (default 1, as training, so that row is one core's rate;
 0: LibTorch's default, the core count).
 )";
@@ -44,7 +53,7 @@ std::vector<int> parse_list(const std::string& s) {
 }
 
 int bench_data_main(const std::vector<std::string>& args) {
-  auto p = parse_args(args, {"--split", "--batches", "--workers", "--batch-size", "--worker-threads"}, {"--help"});
+  auto p = parse_args(args, {"--split", "--batches", "--workers", "--batch-size", "--worker-threads", "--seconds"}, {"--help"});
   if (p.flag("--help")) {
     std::fputs(kBenchDataHelp, stdout);
     return 0;
@@ -65,6 +74,8 @@ int bench_data_main(const std::vector<std::string>& args) {
   const int64_t bs = p.int_option("--batch-size", cfg.get_int("trainer.batch_size"), 1);
   const auto workers = parse_list(p.option("--workers", "0,1,2"));
   const int worker_threads = static_cast<int>(p.int_option("--worker-threads", 1, 0));
+  const double min_seconds = p.float_option("--seconds", 2.0);
+  if (!(min_seconds >= 0)) throw std::invalid_argument("--seconds: expected a number >= 0");
 
   auto t0 = std::chrono::steady_clock::now();
   auto task = harness::task_registry().at(cfg.get_string("task.name"), "task.name").create(cfg);
@@ -72,7 +83,8 @@ int bench_data_main(const std::vector<std::string>& args) {
   std::printf("%s\n(task set-up %.2f s; %s split, %lld examples)\n\n", task->describe().c_str(), setup_s,
               split_name.c_str(), (long long)task->size(split));
   if (task->size(split) < bs) throw std::invalid_argument(fmt::format("the {} split has fewer than {} examples", split_name, bs));
-  std::printf("| workers | batch | batches | examples/s | ms / batch | positions / batch |\n|---:|---:|---:|---:|---:|---:|\n");
+  std::printf("| workers | batch | batches | examples/s | ms / batch | positions / batch | cores busy |\n"
+              "|---:|---:|---:|---:|---:|---:|---:|\n");
   for (int w : workers) {
     harness::LoaderOptions o;
     o.batch_size = bs;
@@ -86,14 +98,21 @@ int bench_data_main(const std::vector<std::string>& args) {
     auto first = loader.next();  // warm-up: thread start, first decode
     int64_t examples = 0, positions = first ? first->tokens : 0;
     auto t = std::chrono::steady_clock::now();
-    for (int64_t b = 0; b < batches; ++b) {
+    const double cpu0 = process_cpu_seconds();
+    int64_t done = 0;
+    double s = 0;
+    // At least --batches batches and at least --seconds: a window of a few milliseconds (cheap LM
+    // batches) measures thread start-up and scheduler noise, not the pipeline.
+    while (done < batches || s < min_seconds) {
       auto batch = loader.next();
       if (!batch) break;
       examples += batch->examples;
+      ++done;
+      s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
     }
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-    std::printf("| %d | %lld | %lld | %.1f | %.1f | %lld |\n", w, (long long)bs, (long long)batches, examples / s,
-                1000.0 * s / double(batches), (long long)positions);
+    const double cpu = process_cpu_seconds() - cpu0;
+    std::printf("| %d | %lld | %lld | %.1f | %.3f | %lld | %.2f |\n", w, (long long)bs, (long long)done, examples / s,
+                1000.0 * s / double(std::max<int64_t>(1, done)), (long long)positions, cpu / s);
     std::fflush(stdout);
   }
   return 0;

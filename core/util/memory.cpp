@@ -11,9 +11,9 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
-#include <unordered_map>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 
 namespace mgl {
@@ -120,31 +120,27 @@ Pool& pool() {
   return *p;
 }
 
-// Every live allocation, by data pointer. LibTorch's raw_allocate requires a DataPtr whose context is
-// its data pointer (freed by raw_deleter()), so what each block needs at free time is kept here.
-struct Live {
-  int64_t bytes;
+// What a block needs at free time sits in a header just before the data: LibTorch's raw_allocate
+// requires a DataPtr whose context is its data pointer (freed by raw_deleter()), and a header
+// needs no process-wide table and lock, which every allocation and free in every thread would
+// take (loader threads allocate batches that the training thread frees). kHeader keeps the data
+// at LibTorch's 64-byte alignment.
+struct Header {
+  int64_t bytes;        // requested
   size_t mapped_bytes;  // > 0: a pool block of this size; 0: the inner allocator's
+  void* base;           // what the pool or the inner allocator handed out
 };
-std::mutex g_live_mu;
-std::unordered_map<void*, Live>& live() {
-  static auto* m = new std::unordered_map<void*, Live>;  // never destroyed (see pool())
-  return *m;
-}
+constexpr size_t kHeader = 64;
+static_assert(sizeof(Header) <= kHeader, "the block header must fit its slot");
 c10::DeleterFnPtr g_inner_delete = nullptr;
 
 void release(void* ptr) {
-  Live l;
-  {
-    std::lock_guard<std::mutex> lock(g_live_mu);
-    auto it = live().find(ptr);
-    if (it == live().end()) return;  // not ours (cannot happen: every pointer we hand out is recorded)
-    l = it->second;
-    live().erase(it);
-  }
-  g_current.fetch_sub(l.bytes);
-  if (l.mapped_bytes > 0) pool().give(ptr, l.mapped_bytes);
-  else g_inner_delete(ptr);
+  if (!ptr) return;  // a zero-byte allocation
+  Header h;
+  std::memcpy(&h, static_cast<char*>(ptr) - kHeader, sizeof h);
+  g_current.fetch_sub(h.bytes);
+  if (h.mapped_bytes > 0) pool().give(h.base, h.mapped_bytes);
+  else g_inner_delete(h.base);
 }
 
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
@@ -159,23 +155,22 @@ struct HarnessAllocator final : c10::Allocator {
     TORCH_CHECK(g_inner_delete, "the CPU allocator has no raw deleter; cannot wrap it");
   }
   c10::DataPtr allocate(size_t n) MGL_ALLOC_CONST override {
-    void* p = nullptr;
+    if (n == 0) return c10::DataPtr(nullptr, nullptr, &release, c10::Device(c10::kCPU));
+    void* base = nullptr;
     size_t mapped = 0;
     if (n >= kLarge && g_cache.load()) {
-      mapped = size_class(n);
-      p = pool().take(mapped);
-      if (!p) mapped = 0;
+      mapped = size_class(n + kHeader);
+      base = pool().take(mapped);
+      if (!base) mapped = 0;
     }
-    if (!p) {
-      c10::DataPtr d = inner_->allocate(n);
-      TORCH_CHECK(d.get() == d.get_context() || n == 0, "the CPU allocator's blocks are not raw blocks");
-      p = d.release_context();
-      if (!p) return c10::DataPtr(nullptr, nullptr, &release, c10::Device(c10::kCPU));  // n == 0
+    if (!base) {
+      c10::DataPtr d = inner_->allocate(n + kHeader);
+      TORCH_CHECK(d.get() == d.get_context(), "the CPU allocator's blocks are not raw blocks");
+      base = d.release_context();
     }
-    {
-      std::lock_guard<std::mutex> lock(g_live_mu);
-      live()[p] = Live{static_cast<int64_t>(n), mapped};
-    }
+    const Header h{static_cast<int64_t>(n), mapped, base};
+    std::memcpy(base, &h, sizeof h);
+    void* p = static_cast<char*>(base) + kHeader;
     add(static_cast<int64_t>(n));
     return c10::DataPtr(p, p, &release, c10::Device(c10::kCPU));
   }

@@ -217,12 +217,16 @@ int32_t PackedTokens::at(int64_t i) const {
 }
 
 torch::Tensor PackedTokens::slice(int64_t begin, int64_t length) const {
+  auto out = torch::empty({std::max<int64_t>(length, 0)}, torch::kInt64);
+  read(begin, length, out.data_ptr<int64_t>());
+  return out;
+}
+
+void PackedTokens::read(int64_t begin, int64_t length, int64_t* o) const {
   if (begin < 0 || length < 0 || begin > size() || length > size() - begin)
     throw std::out_of_range(
         fmt::format("token cache: slice [{}, {}+{}) outside the {} tokens", begin, begin, length, size()));
-  auto out = torch::empty({length}, torch::kInt64);
-  int64_t* o = out.data_ptr<int64_t>();
-  if (length == 0) return out;
+  if (length == 0) return;
   const unsigned char* p = impl_->ids + static_cast<size_t>(begin) * impl_->width;
   // Every id read is checked against the header's bound (one compare each): a cache damaged after
   // it was written must not reach an embedding as an out-of-range index.
@@ -243,7 +247,6 @@ torch::Tensor PackedTokens::slice(int64_t begin, int64_t length) const {
   if (largest >= impl_->id_bound)
     for (int64_t i = 0; i < length; ++i)
       if (o[i] >= impl_->id_bound) impl_->bad_id(begin + i, static_cast<uint64_t>(o[i]));
-  return out;
 }
 
 // ---- writing ------------------------------------------------------------------------------------

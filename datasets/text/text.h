@@ -188,6 +188,9 @@ class PackedTokens {
   const std::vector<int64_t>& section_starts() const;
   // ids [begin, begin+length) as an int64 tensor (a copy); the range must lie inside the stream.
   torch::Tensor slice(int64_t begin, int64_t length) const;
+  // The same ids written to out[0, length): what slice() does without allocating, so that a batch
+  // is filled in place.
+  void read(int64_t begin, int64_t length, int64_t* out) const;
 
  private:
   struct Impl;

@@ -216,6 +216,11 @@ void Context::init_groups(c10::intrusive_ptr<c10d::Store> store) {
       groups_->cp = make_group(prefix, cp_rank(), cp_, o_, backend_);
       exchange_ = std::make_unique<C10dExchange>(groups_->cp, cp_rank(), cp_);
     }
+    // No rank leaves until every rank has formed every group: a rank that finished first and then
+    // failed at once (a bad config, a refused input) would close its connections while a peer was
+    // still completing its own, and the peer would report "connection closed by peer" instead of
+    // the real error (seen in the chunk-parallel refusal test under load).
+    wait(groups_->world->barrier());
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format("rank {}/{}: could not form the process groups within {} s "
                                          "(dist.timeout_s; are all ranks up?): {}",

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <limits>
 
 namespace mgl::harness {
 
@@ -18,6 +19,8 @@ DataLoader::DataLoader(const Task& task, Split split, LoaderOptions o, LoaderPos
     throw std::runtime_error(fmt::format("the {} split has {} examples, fewer than one batch of {}", to_string(split),
                                          n_, o_.batch_size));
   if (!o_.repeat) total_ = std::max<int64_t>(0, per_epoch_ - start_.batch);
+  wake_ = std::max(1, o_.prefetch / 2);
+  spin_ = o_.workers > 0 && static_cast<unsigned>(o_.workers) < std::thread::hardware_concurrency();
   for (int i = 0; i < o_.workers; ++i) threads_.emplace_back([this] { worker_loop(); });
 }
 
@@ -86,13 +89,53 @@ ThreadIntraOpThreads::~ThreadIntraOpThreads() {
   if (old_ > 0) omp_set_num_threads(old_);
 }
 
+// Hand-over. Waking a sleeping thread costs the waker a system call and, on a virtual machine, an
+// interrupt to an idle core: about 20 µs here, as much as building a whole LM batch (issue 22).
+// So neither side is woken for every batch. A consumer that finds its batch missing sleeps until
+// that batch and `wake_` (half the prefetch depth) batches in all are ready; loader threads that
+// find the queue full sleep until `wake_` places are free, and then fill them without sleeping in
+// between. A starved consumer is then woken once per `wake_` batches, and so are loader threads
+// that run ahead of the model. Neither can wait on the other forever: loader threads all asleep
+// means no batch in flight, so at least prefetch - wake_ + 1 >= wake_ batches are ready, the next
+// one among them.
+bool DataLoader::consumer_may_go(int64_t seq) const {
+  if (!ready_.count(seq)) return false;
+  const int64_t remaining = total_ >= 0 ? total_ - seq : std::numeric_limits<int64_t>::max();
+  return static_cast<int64_t>(ready_.size()) >= std::min(wake_, remaining);
+}
+
+// With a core to spare, a starved consumer polls for up to 200 µs before it sleeps: a batch that
+// arrives meanwhile costs its loader thread no wake-up, and the consumer's core has nothing else
+// to do. (With as many loader threads as cores, polling would take a core from them: it sleeps.)
+void DataLoader::poll_for(int64_t seq, std::unique_lock<std::mutex>& lock) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+  while (!consumer_may_go(seq)) {
+    const int64_t seen = ready_events_.load(std::memory_order_acquire);
+    lock.unlock();
+    bool changed = false;
+    for (int i = 0; !changed; ++i) {
+      changed = ready_events_.load(std::memory_order_acquire) != seen;
+      if ((i & 63) == 63 && std::chrono::steady_clock::now() > deadline) break;
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+    lock.lock();
+    if (!changed) return;
+  }
+}
+
 void DataLoader::worker_loop() {
   const ThreadIntraOpThreads one_core(o_.worker_intra_op_threads);
   for (;;) {
     int64_t seq;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_space_.wait(lock, [&] { return stop_ || next_claim_ < consumed_ + o_.prefetch; });
+      if (!stop_ && next_claim_ >= consumed_ + o_.prefetch) {
+        ++workers_waiting_;
+        cv_space_.wait(lock, [&] { return stop_ || next_claim_ + wake_ <= consumed_ + o_.prefetch; });
+        --workers_waiting_;
+      }
       if (stop_ || (total_ >= 0 && next_claim_ >= total_)) return;
       seq = next_claim_++;
     }
@@ -102,11 +145,14 @@ void DataLoader::worker_loop() {
     } catch (...) {
       result = std::current_exception();
     }
+    bool wake = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
       ready_.emplace(seq, std::move(result));
+      ready_events_.fetch_add(1, std::memory_order_release);
+      wake = consumer_waiting_ && consumer_may_go(consumed_);
     }
-    cv_ready_.notify_all();
+    if (wake) cv_ready_.notify_one();
   }
 }
 
@@ -115,23 +161,33 @@ std::optional<Batch> DataLoader::next() {
   if (total_ >= 0 && seq >= total_) return std::nullopt;
   std::variant<Batch, std::exception_ptr> result;
   if (threads_.empty()) {
-    result = build(seq);
-  } else {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (!ready_.count(seq)) {
-      const auto t0 = std::chrono::steady_clock::now();
-      cv_ready_.wait(lock, [&] { return ready_.count(seq) > 0; });
-      wait_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // As from a loader thread: a batch that fails is reported once, and the next call goes on.
+    try {
+      result = build(seq);
+    } catch (...) {
+      result = std::current_exception();
     }
-    auto it = ready_.find(seq);
-    result = std::move(it->second);
-    ready_.erase(it);
-  }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
     consumed_ = seq + 1;
+  } else {
+    bool wake = false;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!ready_.count(seq)) {
+        const auto t0 = std::chrono::steady_clock::now();
+        if (spin_) poll_for(seq, lock);
+        consumer_waiting_ = true;
+        cv_ready_.wait(lock, [&] { return consumer_may_go(seq); });
+        consumer_waiting_ = false;
+        wait_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      }
+      auto it = ready_.find(seq);
+      result = std::move(it->second);
+      ready_.erase(it);
+      consumed_ = seq + 1;
+      wake = workers_waiting_ > 0 && next_claim_ + wake_ <= consumed_ + o_.prefetch;
+    }
+    if (wake) cv_space_.notify_all();
   }
-  cv_space_.notify_all();
   pos_ = position_of(seq + 1);
   if (auto e = std::get_if<std::exception_ptr>(&result)) std::rethrow_exception(*e);
   return std::get<Batch>(std::move(result));

@@ -7,6 +7,7 @@
 // ahead of the consumer (bounded by `prefetch`); batches are handed out strictly in order, so the
 // number of workers never changes the data order.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -76,6 +77,8 @@ class DataLoader {
   std::vector<int64_t> indices_for(int64_t seq);  // seq counts batches from the start position
   LoaderPosition position_of(int64_t seq) const;
   void worker_loop();
+  bool consumer_may_go(int64_t seq) const;  // under mu_
+  void poll_for(int64_t seq, std::unique_lock<std::mutex>& lock);
   Batch build(int64_t seq);
 
   const Task& task_;
@@ -88,6 +91,15 @@ class DataLoader {
   std::mutex mu_;
   std::condition_variable cv_ready_, cv_space_;
   int64_t next_claim_ = 0, consumed_ = 0;
+  // Hand-over in groups (see the .cpp): a starved consumer sleeps until `wake_` batches are ready,
+  // and loader threads that filled the queue sleep until `wake_` places are free.
+  int64_t wake_ = 1;
+  // Whether a starved consumer first polls for a while (there is a core to spare: fewer loader
+  // threads than cores), and the count of batches made ready, which it polls.
+  bool spin_ = false;
+  std::atomic<int64_t> ready_events_{0};
+  bool consumer_waiting_ = false;
+  int workers_waiting_ = 0;
   std::map<int64_t, std::variant<Batch, std::exception_ptr>> ready_;
   std::map<int64_t, std::shared_ptr<const std::vector<int64_t>>> perms_;
   bool stop_ = false;

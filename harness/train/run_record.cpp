@@ -6,6 +6,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
 #include <ctime>
 
 #include "harness/util/files.h"
@@ -31,6 +34,18 @@ std::string hostname() {
   return buf;
 }
 
+// NAME=value pairs of /proc/self/environ (empty where it cannot be read).
+std::map<std::string, std::string> startup_environment() {
+  std::map<std::string, std::string> out;
+  std::ifstream in("/proc/self/environ", std::ios::binary);
+  std::string entry;
+  while (std::getline(in, entry, '\0')) {
+    const auto eq = entry.find('=');
+    if (eq != std::string::npos) out.emplace(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+  return out;
+}
+
 }  // namespace
 
 fs::path run_directory(const Config& cfg) {
@@ -53,6 +68,15 @@ nlohmann::json run_record(const Config& cfg, const torch::Device& device, const 
   j["cuda"] = torch::cuda::is_available() ? fmt::format("{} device(s)", torch::cuda::device_count()) : "none";
   j["device"] = device.is_cuda() ? "cuda" : fmt::format("cpu ({} threads)", torch::get_num_threads());
   j["threads"] = torch::get_num_threads();
+  // The thread pools' settings move CPU speed by up to 3× (harness/util/thread_env.h); null = unset.
+  // Read from /proc/self/environ, the environment this process image started with, which is what
+  // the libraries read when they were loaded (a later setenv does not reach them).
+  const auto start_env = startup_environment();
+  for (const char* var : {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT", "OMP_NUM_THREADS",
+                          "OPENBLAS_NUM_THREADS"}) {
+    auto it = start_env.find(var);
+    j["thread_environment"][var] = it != start_env.end() ? json(it->second) : json(nullptr);
+  }
   j["hostname"] = hostname();
   j["command"] = command_line;
   j["started"] = now_iso();

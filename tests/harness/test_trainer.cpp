@@ -242,6 +242,30 @@ TEST_CASE("gradient accumulation of k micro-batches equals one batch k times lar
   for (size_t i = 0; i < big.size(); ++i) CHECK(acc[i] == Approx(big[i]).epsilon(1e-4));
 }
 
+TEST_CASE("megalodon starts itself again with sleeping idle threads, and keeps what the user set", "[trainer]") {
+  TempDir d("threadenv");
+  write_quadrant_idx(d / "data", 160, 16);
+  write_text(d / "exp.toml", quadrant_experiment(d / "data") + "steps = 2\neval_every = 0\n");
+  const std::string exp = (d / "exp.toml").string();
+  const std::string unset = "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u OPENBLAS_THREAD_TIMEOUT ";
+  // Nothing set: the process set both and ran on in the re-started image.
+  REQUIRE(std::system((unset + MEGALODON_CLI_PATH + " train '" + exp + "' run.dir='" + (d / "a").string() + "' > '" +
+                       (d / "a.log").string() + "' 2>&1")
+                          .c_str()) == 0);
+  json a = mgl::harness::read_json(d / "a/run.json")["thread_environment"];
+  CHECK(a["OMP_WAIT_POLICY"] == "PASSIVE");
+  CHECK(a["OPENBLAS_THREAD_TIMEOUT"] == "20");
+  CHECK(a["GOMP_SPINCOUNT"].is_null());
+  // The user's choices stay: a spin count counts as one for OpenMP.
+  REQUIRE(std::system((unset + "GOMP_SPINCOUNT=1000 OPENBLAS_THREAD_TIMEOUT=7 " + MEGALODON_CLI_PATH + " train '" +
+                       exp + "' run.dir='" + (d / "b").string() + "' > '" + (d / "b.log").string() + "' 2>&1")
+                          .c_str()) == 0);
+  json b = mgl::harness::read_json(d / "b/run.json")["thread_environment"];
+  CHECK(b["OMP_WAIT_POLICY"].is_null());
+  CHECK(b["GOMP_SPINCOUNT"] == "1000");
+  CHECK(b["OPENBLAS_THREAD_TIMEOUT"] == "7");
+}
+
 TEST_CASE("a run killed with SIGKILL and resumed reproduces the uninterrupted run's losses", "[trainer][resume]") {
   TempDir d("resume");
   write_quadrant_idx(d / "data", 448, 64);
