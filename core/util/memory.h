@@ -8,8 +8,8 @@ int64_t current_rss_bytes();
 // Peak resident set size of this process so far, in bytes (getrusage).
 int64_t peak_rss_bytes();
 
-// Bytes of CPU tensor storage alive now and at most since the last reset, counted by a wrapper
-// around LibTorch's CPU allocator (issue 22: the per-op memory breakdown of the benchmark). Exact
+// Bytes of CPU tensor storage alive now and at most since the last reset, counted by the harness's
+// CPU allocator (installed in LibTorch's place, 64-byte aligned like LibTorch's own) (issue 22: the per-op memory breakdown of the benchmark). Exact
 // for tensors; memory that libraries take with malloc themselves (BLAS and FFT work buffers) and
 // the allocator's own slack are not counted (peak RSS shows those). install() is idempotent and
 // counts from then on; before it, current and peak are 0.
