@@ -203,7 +203,7 @@ double memory_now_mib(const torch::Device& d) {
                              .allocated_bytes[0].current / 1048576.0;
 #endif
   (void)d;
-  return current_rss_bytes() / 1048576.0;
+  return (current_rss_bytes() - file_rss_bytes()) / 1048576.0;  // the process's own pages (memory.h)
 }
 // Bytes of live tensors: the CUDA allocator's, or the CPU tensors' (tensor_memory).
 double tensor_bytes_now(const torch::Device& d) {
@@ -220,7 +220,7 @@ double memory_peak_mib(const torch::Device& d) {
                              .allocated_bytes[0].peak / 1048576.0;
 #endif
   (void)d;
-  return peak_rss_bytes() / 1048576.0;
+  return (peak_rss_bytes() - file_rss_bytes()) / 1048576.0;  // the library pages mapped by then left out
 }
 // Mean seconds of fn() over the repeats after the warm-up, synchronised.
 template <typename F>
@@ -571,7 +571,7 @@ int bench_model_main(const std::vector<std::string>& args) {
               TORCH_VERSION);
   std::printf("  loss: nll() over slices (no B×L×V logits); memory: %s\n",
               cuda ? "CUDA caching-allocator peak (allocated)"
-                   : "peak RSS (process) and peak live tensor bytes (tensor_memory), over the model's baseline");
+                   : "peak RSS of the process's own pages (mapped library pages left out) and peak live tensor bytes (tensor_memory), over the model's baseline");
   if (cuda)
     std::printf("  MFU: 3 x analytic forward matmul FLOPs per token x tokens/s / %.0f TFLOP/s\n", o.peak_tflops);
   else

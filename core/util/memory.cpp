@@ -35,6 +35,19 @@ int64_t peak_rss_bytes() {
   return static_cast<int64_t>(u.ru_maxrss) * 1024;
 }
 
+int64_t file_rss_bytes() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  int64_t kib = 0;
+  while (std::fgets(line, sizeof line, f)) {
+    long v = 0;
+    if (std::sscanf(line, "RssFile: %ld kB", &v) == 1 || std::sscanf(line, "RssShmem: %ld kB", &v) == 1) kib += v;
+  }
+  std::fclose(f);
+  return kib * 1024;
+}
+
 namespace tensor_memory {
 namespace {
 

@@ -7,6 +7,12 @@ namespace mgl {
 int64_t current_rss_bytes();
 // Peak resident set size of this process so far, in bytes (getrusage).
 int64_t peak_rss_bytes();
+// Resident pages of mapped files (shared libraries, mmap'd data) and shared memory now, in bytes
+// (RssFile + RssShmem of /proc/self/status); 0 if unavailable. How many library pages a process
+// has mapped depends on the page cache (the kernel maps cached neighbours of a faulting page), so
+// memory figures subtract them: peak_rss_bytes() − file_rss_bytes() is the peak of the process's own
+// memory, as file pages, once mapped, stay.
+int64_t file_rss_bytes();
 
 // Bytes of CPU tensor storage alive now and at most since the last reset, counted by the harness's
 // CPU allocator (installed in LibTorch's place, 64-byte aligned like LibTorch's own) (issue 22: the per-op memory breakdown of the benchmark). Exact
