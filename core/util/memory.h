@@ -33,6 +33,18 @@ void reset_peak();  // peak := current
 // block would take the process's large-block memory above the peak it has needed so far, so peak
 // RSS stays that of the tensors. Installs the allocator (as install()) on the first call.
 void set_cache_large_blocks(bool on);
+// While alive, blocks below the pool's size allocated by this thread carry their bookkeeping in a
+// header (no shared lock at free). For threads whose tensors other threads free: the data loader's.
+class HeaderBlocksInThisThread {
+ public:
+  HeaderBlocksInThisThread();
+  ~HeaderBlocksInThisThread();
+  HeaderBlocksInThisThread(const HeaderBlocksInThisThread&) = delete;
+  HeaderBlocksInThisThread& operator=(const HeaderBlocksInThisThread&) = delete;
+
+ private:
+  bool old_;
+};
 int64_t cached_bytes();  // held for reuse now
 void release_cached();   // gives every cached block back to the kernel
 }  // namespace tensor_memory

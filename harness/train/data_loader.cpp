@@ -6,6 +6,8 @@
 #include <chrono>
 #include <limits>
 
+#include "core/util/memory.h"
+
 namespace mgl::harness {
 
 DataLoader::DataLoader(const Task& task, Split split, LoaderOptions o, LoaderPosition start)
@@ -127,6 +129,7 @@ void DataLoader::poll_for(int64_t seq, std::unique_lock<std::mutex>& lock) {
 
 void DataLoader::worker_loop() {
   const ThreadIntraOpThreads one_core(o_.worker_intra_op_threads);
+  const tensor_memory::HeaderBlocksInThisThread batches_freed_elsewhere;
   for (;;) {
     int64_t seq;
     {
