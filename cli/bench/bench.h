@@ -15,4 +15,8 @@ struct BenchOp : Subcommand {
 // The op registered as `name`; throws std::invalid_argument for an unknown name.
 const Subcommand& bench_op(const std::string& name);
 
+// fp32 2048² matmul GFLOP/s on this process's intra-op threads, the best of 5: the machine's GEMM
+// rate, the denominator of the CPU benchmarks' "share of GEMM" columns.
+double cpu_gemm_gflops();
+
 }  // namespace mgl::cli

@@ -458,19 +458,9 @@ Cell spawn_cell(const BenchOptions& o, const std::vector<std::string>& args, con
   return c;
 }
 
-// fp32 2048² matmul GFLOP/s on this process's threads: the best of 5 (the machine's GEMM rate).
 double gemm_gflops(const BenchOptions& o) {
   if (o.threads > 0) torch::set_num_threads(o.threads);
-  const int64_t n = 2048;
-  auto a = torch::randn({n, n}), b = torch::randn({n, n});
-  torch::mm(a, b);
-  double best = 1e30;
-  for (int i = 0; i < 5; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    torch::mm(a, b);
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return 2.0 * n * n * n / best / 1e9;
+  return cpu_gemm_gflops();
 }
 
 int gemm_bench(const BenchOptions& o) {

@@ -14,7 +14,14 @@ namespace mgl::ops {
 // run in the dtype the head would use: bf16 under CUDA bf16 autocast, else h's and weight's common
 // dtype. rows_per_slice ≤ 0 picks about 4M logits per slice. Differentiable in h and weight (custom
 // backward); a target ≥ V is an error naming it.
+//
+// On the CPU in fp32 the softmax rows run in fused kernels (core/cpu/softmax_rows.h), and with grad
+// mode on, the forward also computes the gradients for an incoming gradient of 1 per counted row
+// while each slice's logits exist; the backward rescales them (dW only when the incoming gradient
+// is the same on every counted row, as for a sum or mean; else it recomputes the logits). That
+// keeps R×D more floats and saves a quarter of the head's matmul FLOPs. plain = true takes the
+// reference path instead: LibTorch expressions, logits recomputed in the backward.
 torch::Tensor sliced_linear_nll(const torch::Tensor& h, const torch::Tensor& weight, const torch::Tensor& targets,
-                                int64_t rows_per_slice = 0);
+                                int64_t rows_per_slice = 0, bool plain = false);
 
 }  // namespace mgl::ops

@@ -6,10 +6,13 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "support/files.h"
 
@@ -42,7 +45,7 @@ TEST_CASE("megalodon bench: --help lists one op per benchmark, an unknown op is 
   const Run help = megalodon("bench --help");
   REQUIRE(help.status == 0);
   CHECK(help.err.empty());
-  std::vector<std::string> ops{"model", "cema", "timestep-norm", "dist", "data"};
+  std::vector<std::string> ops{"model", "cema", "timestep-norm", "dist", "data", "lm-loss"};
 #ifdef MEGALODON_HAS_VISION
   ops.push_back("augment");
 #endif
@@ -53,6 +56,27 @@ TEST_CASE("megalodon bench: --help lists one op per benchmark, an unknown op is 
   const Run bad = megalodon("bench no-such-op");
   CHECK(bad.status == 2);
   CHECK(contains(bad.err, "unknown op 'no-such-op'"));
+}
+
+TEST_CASE("megalodon bench lm-loss: reference and fused rows side by side, equal gradients, JSON", "[cli][bench]") {
+  const std::string json = (std::filesystem::temp_directory_path() / "mgl_bench_lm_loss.json").string();
+  const Run r = megalodon("bench lm-loss --tokens 40,67 --dim 8 --vocab 37 --rows-per-slice 16 --repeats 1 "
+                          "--warmup 0 --threads 1 --json " + json);
+  REQUIRE(r.status == 0);
+  CHECK(contains(r.out, "| 40 | "));
+  CHECK(contains(r.out, "| 67 | "));
+  std::ifstream in(json);
+  REQUIRE(in.good());
+  const auto j = nlohmann::json::parse(in);
+  REQUIRE(j["rows"].size() == 2);
+  for (const auto& row : j["rows"]) {
+    CHECK(row["reference_ms"].get<double>() > 0);
+    CHECK(row["max_rel_diff_dh"].get<double>() < 1e-5);  // the two paths' dh agree
+  }
+  std::filesystem::remove(json);
+  const Run bad = megalodon("bench lm-loss --tokens 0");
+  CHECK(bad.status != 0);
+  CHECK(contains(bad.err, "--tokens expects positive integers"));
 }
 
 TEST_CASE("megalodon bench: the old spellings run the new op after a one-line notice", "[cli][bench]") {

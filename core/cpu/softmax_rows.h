@@ -1,0 +1,19 @@
+// Fused CPU kernels for the rows of a softmax (issue 22): the LM loss's log-sum-exp and its gradient
+// over V = 8192 logits per row ran as LibTorch's max, sub, exp, sum, log (logsumexp) and sub_, exp_,
+// scatter_add_, mul_ (backward): eight passes over a 16 MiB slice that does not fit the cache, a third
+// of the 32K-token bench step. These make one or two passes over a row while it is in L1/L2.
+// exp is a Cody–Waite reduction and a degree-7 polynomial (relative error < 1e-7 on [−87, 88]; below
+// −87 the result is ~1e−38, not 0); built for AVX-512, AVX2 and baseline x86-64, picked at load time.
+// The plain LibTorch expressions stay the oracle (tests/core/test_cpu_kernels.cpp).
+#pragma once
+#include <cstdint>
+
+namespace mgl::cpu {
+
+// log Σ_j exp(x_j), with the row's maximum taken out first; NaN anywhere gives NaN.
+float logsumexp_row(const float* x, int64_t n);
+
+// x_j ← scale · exp(x_j − shift): the softmax of a row times `scale`, given shift = its log-sum-exp.
+void exp_shifted_row(float* x, int64_t n, float shift, float scale);
+
+}  // namespace mgl::cpu
