@@ -1,5 +1,7 @@
 #include "core/cpu/softmax_rows.h"
 
+#include <ATen/Parallel.h>
+
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -85,6 +87,24 @@ MGL_CPU_CLONES void exp_shifted_row(float* x, int64_t n, float shift, float scal
     std::memcpy(x + i, &v, sizeof v);
   }
   for (; i < n; ++i) x[i] = scale * exp1(x[i] - shift);
+}
+
+void lse_and_nll_rows(const float* x, int64_t rows, int64_t V, const int64_t* targets, float* lse, float* nll) {
+  at::parallel_for(0, rows, 4, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      lse[r] = logsumexp_row(x + r * V, V);
+      nll[r] = lse[r] - x[r * V + targets[r]];
+    }
+  });
+}
+
+void softmax_grad_rows(float* x, int64_t rows, int64_t V, const int64_t* targets, const float* lse, const float* g) {
+  at::parallel_for(0, rows, 4, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      exp_shifted_row(x + r * V, V, lse[r], g[r]);
+      x[r * V + targets[r]] -= g[r];
+    }
+  });
 }
 
 }  // namespace mgl::cpu

@@ -16,4 +16,11 @@ float logsumexp_row(const float* x, int64_t n);
 // x_j ← scale · exp(x_j − shift): the softmax of a row times `scale`, given shift = its log-sum-exp.
 void exp_shifted_row(float* x, int64_t n, float shift, float scale);
 
+// The LM loss's two passes over a rows×V block of logits (row-major), rows in parallel on the
+// intra-op threads; targets are in [0, V).
+// lse_r = log-sum-exp of row r, nll_r = lse_r − x[r, t_r].
+void lse_and_nll_rows(const float* x, int64_t rows, int64_t V, const int64_t* targets, float* lse, float* nll);
+// x[r] ← g_r · (softmax(x[r]) − onehot(t_r)), given lse_r: the gradient of g_r · nll_r.
+void softmax_grad_rows(float* x, int64_t rows, int64_t V, const int64_t* targets, const float* lse, const float* g);
+
 }  // namespace mgl::cpu

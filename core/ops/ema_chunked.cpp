@@ -9,8 +9,8 @@
 // so the work is three GEMMs of sizes D × L × (c | 2N) and an O(D·N·L/c) scan: linear in L, and
 // no FFT. The backward is the adjoint of each step (the scan runs backwards with conj(q^c)), and the
 // coefficient gradients follow from the gradients of K, V = p q^{c−1−s}, W = η q^{t+1} and q^c.
-#include <ATen/Parallel.h>
-
+#include "core/cpu/batched_gemm.h"
+#include "core/cpu/ema_scan.h"
 #include "core/ops/cema.h"
 
 namespace mgl::ops {
@@ -53,12 +53,32 @@ Tensor from_chunks(const Tensor& y, const Shape& s, const Tensor& like) {
   return t.transpose(0, 1).contiguous();
 }
 
-// Index of k for each (s, t) of the c×c Toeplitz block (t − s, or 0 below the diagonal) and the mask t ≥ s.
-std::pair<Tensor, Tensor> toeplitz_index(int64_t c, const torch::Device& dev) {
-  auto opts = torch::TensorOptions().dtype(torch::kInt64).device(dev);
-  Tensor s = torch::arange(c, opts).view({c, 1}), t = torch::arange(c, opts).view({1, c});
-  Tensor diff = t - s;
-  return {diff.clamp_min(0).flatten(), (diff >= 0).flatten()};
+// Kᵀ[d, s, t] = k[d, t − s] (t ≥ s), and the adjoint: gk[d, j] = Σ_s gKᵀ[d, s, s + j]. The CPU loops
+// of core/cpu/ema_scan.h; LibTorch's gather and scatter elsewhere.
+Tensor toeplitz_upper(const Tensor& k) {
+  const int64_t D = k.size(0), c = k.size(1);
+  Tensor kc = k.contiguous(), Kt = torch::empty({D, c, c}, k.options());
+  if (k.is_cpu() && k.scalar_type() == torch::kFloat32) cpu::toeplitz_upper(kc.data_ptr<float>(), Kt.data_ptr<float>(), D, c);
+  else if (k.is_cpu() && k.scalar_type() == torch::kFloat64) cpu::toeplitz_upper(kc.data_ptr<double>(), Kt.data_ptr<double>(), D, c);
+  else {
+    auto opts = torch::TensorOptions().dtype(torch::kInt64).device(k.device());
+    Tensor diff = torch::arange(c, opts).view({1, c}) - torch::arange(c, opts).view({c, 1});  // t − s
+    Kt = (k.index_select(1, diff.clamp_min(0).flatten()) * (diff >= 0).flatten().to(k.scalar_type())).view({D, c, c});
+  }
+  return Kt;
+}
+Tensor diagonal_sums(const Tensor& gKt) {
+  const int64_t D = gKt.size(0), c = gKt.size(1);
+  Tensor g = gKt.contiguous(), gk = torch::empty({D, c}, gKt.options());
+  if (g.is_cpu() && g.scalar_type() == torch::kFloat32) cpu::diagonal_sums(g.data_ptr<float>(), gk.data_ptr<float>(), D, c);
+  else if (g.is_cpu() && g.scalar_type() == torch::kFloat64) cpu::diagonal_sums(g.data_ptr<double>(), gk.data_ptr<double>(), D, c);
+  else {
+    auto opts = torch::TensorOptions().dtype(torch::kInt64).device(g.device());
+    Tensor diff = torch::arange(c, opts).view({1, c}) - torch::arange(c, opts).view({c, 1});
+    gk = torch::zeros({D, c}, g.options())
+             .index_add_(1, diff.clamp_min(0).flatten(), g.view({D, c * c}) * (diff >= 0).flatten().to(g.scalar_type()));
+  }
+  return gk;
 }
 
 // The coefficient tables of one call (all recomputed by the backward).
@@ -70,7 +90,6 @@ struct Tables {
   Tensor Vr;      // D×c×2N
   Tensor W;       // D×N×c complex: η q^{t+1}
   Tensor Wr;      // D×2N×c: rows Re W and −Im W, so that Re(H W) = [Re H, Im H] · Wr
-  Tensor index, mask;
 };
 
 Tables tables(const Tensor& p, const Tensor& log_q, const Tensor& eta, int64_t c) {
@@ -79,8 +98,7 @@ Tables tables(const Tensor& p, const Tensor& log_q, const Tensor& eta, int64_t c
   t.P = power_table(log_q, c);
   Tensor head = t.P.narrow(2, 0, c);
   t.k = torch::real((p * eta).unsqueeze(-1) * head).sum(1);  // D×c
-  std::tie(t.index, t.mask) = toeplitz_index(c, p.device());
-  t.Kt = (t.k.index_select(1, t.index) * t.mask.to(t.k.scalar_type())).view({D, c, c});
+  t.Kt = toeplitz_upper(t.k);
   t.V = p.unsqueeze(-1) * head.flip(2);
   t.Vr = as_columns(t.V);
   t.W = eta.unsqueeze(-1) * t.P.narrow(2, 1, c);
@@ -88,26 +106,15 @@ Tables tables(const Tensor& p, const Tensor& log_q, const Tensor& eta, int64_t c
   return t;
 }
 
-// H_0 = 0, H_m = qc H_{m−1} + S_{m−1}, per (d, b, n), in fp64. S: D×(B·M)×2N real; qc: D×N complex.
-// Returns H in S's layout and dtype.
+// H_0 = 0, H_m = qc H_{m−1} + S_{m−1}, per (d, b, n), in fp64 (core/cpu/ema_scan.h).
+// S: D×(B·M)×2N real; qc: D×N complex. Returns H in S's layout and dtype.
+cpu::cdouble* as_std(const Tensor& z) { return reinterpret_cast<cpu::cdouble*>(z.data_ptr<cdouble>()); }
+
 Tensor carried_states(const Tensor& S, const Tensor& qc, const Shape& s) {
   Tensor Sd = torch::view_as_complex(S.to(torch::kFloat64).reshape({s.D, s.B, s.M, s.N, 2}).contiguous());
   Tensor qd = qc.to(torch::kComplexDouble).contiguous();
   Tensor H = torch::empty_like(Sd);
-  const cdouble* sp = Sd.data_ptr<cdouble>();
-  const cdouble* qp = qd.data_ptr<cdouble>();
-  cdouble* hp = H.data_ptr<cdouble>();
-  const int64_t M = s.M, N = s.N, B = s.B;
-  at::parallel_for(0, s.D * B, 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t db = lo; db < hi; ++db) {
-      const cdouble* q = qp + (db / B) * N;
-      const cdouble* in = sp + db * M * N;
-      cdouble* h = hp + db * M * N;
-      for (int64_t n = 0; n < N; ++n) h[n] = cdouble(0, 0);
-      for (int64_t m = 1; m < M; ++m)
-        for (int64_t n = 0; n < N; ++n) h[m * N + n] = q[n] * h[(m - 1) * N + n] + in[(m - 1) * N + n];
-    }
-  });
+  cpu::ema_carry_scan(as_std(Sd), as_std(qd), as_std(H), s.D, s.B, s.M, s.N);
   return torch::view_as_real(H).reshape({s.D, s.B * s.M, 2 * s.N}).to(S.scalar_type());
 }
 
@@ -120,35 +127,26 @@ std::pair<Tensor, Tensor> carried_states_adjoint(const Tensor& gH, const Tensor&
   Tensor gHd = as_c(gH), Hd = as_c(H);
   Tensor qd = qc.to(torch::kComplexDouble).contiguous();
   Tensor gS = torch::empty_like(gHd);
-  Tensor gq = torch::zeros({s.D, s.B, s.N}, gHd.options());
-  const cdouble* g = gHd.data_ptr<cdouble>();
-  const cdouble* hp = Hd.data_ptr<cdouble>();
-  const cdouble* qp = qd.data_ptr<cdouble>();
-  cdouble* out = gS.data_ptr<cdouble>();
-  cdouble* gqp = gq.data_ptr<cdouble>();
-  const int64_t M = s.M, N = s.N, B = s.B;
-  at::parallel_for(0, s.D * B, 1, [&](int64_t lo, int64_t hi) {
-    std::vector<cdouble> G(N);
-    for (int64_t db = lo; db < hi; ++db) {
-      const cdouble* q = qp + (db / B) * N;
-      const cdouble* gh = g + db * M * N;
-      const cdouble* h = hp + db * M * N;
-      cdouble* o = out + db * M * N;
-      cdouble* acc = gqp + db * N;
-      for (int64_t n = 0; n < N; ++n) {
-        G[n] = cdouble(0, 0);
-        o[(M - 1) * N + n] = cdouble(0, 0);
-      }
-      for (int64_t m = M - 1; m >= 1; --m)
-        for (int64_t n = 0; n < N; ++n) {
-          G[n] = gh[m * N + n] + std::conj(q[n]) * G[n];
-          o[(m - 1) * N + n] = G[n];
-          acc[n] += std::conj(h[(m - 1) * N + n]) * G[n];
-        }
-    }
-  });
+  Tensor gq = torch::empty({s.D, s.B, s.N}, gHd.options());
+  cpu::ema_carry_scan_adjoint(as_std(gHd), as_std(Hd), as_std(qd), as_std(gS), as_std(gq), s.D, s.B, s.M, s.N);
   return {torch::view_as_real(gS).reshape({s.D, s.B * s.M, 2 * s.N}).to(gH.scalar_type()),
           gq.sum(1).to(qc.scalar_type())};
+}
+
+// bmm(a, b), or into += bmm(a, b): the EMA's products are D small GEMMs (e.g. 512×64 by 64×64 at 32K
+// tokens). fp32 CPU tensors go to the batched kernel (core/cpu/batched_gemm.h), with a contiguous or
+// the transpose of a contiguous tensor; anything else (fp64, other widths) to LibTorch's bmm.
+Tensor small_bmm(const Tensor& a, const Tensor& b, Tensor into = {}) {
+  const int64_t batch = a.size(0), m = a.size(1), k = a.size(2), n = b.size(2);
+  const bool kernel = a.is_cpu() && a.scalar_type() == torch::kFloat32 && b.scalar_type() == torch::kFloat32 &&
+                      (!into.defined() || into.is_contiguous()) && cpu::batched_gemm_takes(n);
+  if (!kernel) return into.defined() ? into.baddbmm_(a, b) : torch::bmm(a, b);
+  const bool a_t = !a.is_contiguous() && a.transpose(1, 2).is_contiguous();
+  const Tensor A = a_t ? a.transpose(1, 2) : a.contiguous(), Bm = b.contiguous();
+  Tensor C = into.defined() ? into : torch::empty({batch, m, n}, a.options());
+  cpu::batched_gemm(A.data_ptr<float>(), Bm.data_ptr<float>(), C.data_ptr<float>(), batch, m, n, k, a_t,
+                    into.defined(), m * k, k * n, m * n);
+  return C;
 }
 
 struct EmaChunked : public torch::autograd::Function<EmaChunked> {
@@ -159,8 +157,8 @@ struct EmaChunked : public torch::autograd::Function<EmaChunked> {
     const Shape s{x.size(0), x.size(1), p.size(1), L, c, (L + c - 1) / c};
     Tables t = tables(p, log_q, eta, c);
     Tensor X = to_chunks(x, s);
-    Tensor H = carried_states(torch::bmm(X, t.Vr), t.P.select(2, c), s);
-    Tensor Y = torch::bmm(X, t.Kt).baddbmm_(H, t.Wr);
+    Tensor H = carried_states(small_bmm(X, t.Vr), t.P.select(2, c), s);
+    Tensor Y = small_bmm(H, t.Wr, small_bmm(X, t.Kt));
     ctx->save_for_backward({x, p, log_q, eta});
     ctx->saved_data["c"] = c;
     return from_chunks(Y, s, x);
@@ -175,22 +173,21 @@ struct EmaChunked : public torch::autograd::Function<EmaChunked> {
     Tables t = tables(p, log_q, eta, c);
     Tensor X = to_chunks(x, s);
     Tensor qc = t.P.select(2, c);
-    Tensor H = carried_states(torch::bmm(X, t.Vr), qc, s);
+    Tensor H = carried_states(small_bmm(X, t.Vr), qc, s);
     Tensor gY = to_chunks(grads[0], s);
 
-    Tensor gH = torch::bmm(gY, t.Wr.transpose(1, 2));  // D×BM×2N
+    Tensor gH = small_bmm(gY, t.Wr.transpose(1, 2));  // D×BM×2N
     auto [gS, g_qc] = carried_states_adjoint(gH, H, qc, s);
     Tensor gx;
     if (ctx->needs_input_grad(0))
-      gx = from_chunks(torch::bmm(gY, t.Kt.transpose(1, 2)).baddbmm_(gS, t.Vr.transpose(1, 2)), s, x);
+      gx = from_chunks(small_bmm(gS, t.Vr.transpose(1, 2), small_bmm(gY, t.Kt.transpose(1, 2))), s, x);
     if (!(ctx->needs_input_grad(1) || ctx->needs_input_grad(2) || ctx->needs_input_grad(3))) return {gx, {}, {}, {}, {}};
 
     // Gradients of the tables.
     Tensor Xt = X.transpose(1, 2);                                                  // D×c×BM
-    Tensor gKt = torch::bmm(Xt, gY).view({D, c * c}) * t.mask.to(gY.scalar_type());  // D×c×c flattened
-    Tensor gk = torch::zeros({D, c}, gY.options()).index_add_(1, t.index, gKt);     // Σ along diagonals
-    Tensor gV = from_columns(torch::bmm(Xt, gS));                                   // D×N×c complex
-    Tensor gWr = torch::bmm(H.transpose(1, 2), gY).view({D, N, 2, c});              // ∂/∂Re W, ∂/∂(−Im W)
+    Tensor gk = diagonal_sums(small_bmm(Xt, gY));                                   // D×c: Σ along diagonals
+    Tensor gV = from_columns(small_bmm(Xt, gS));                                   // D×N×c complex
+    Tensor gWr = small_bmm(H.transpose(1, 2), gY).view({D, N, 2, c});              // ∂/∂Re W, ∂/∂(−Im W)
     Tensor gW = torch::complex(gWr.select(2, 0), -gWr.select(2, 1));                // D×N×c
 
     const auto cd = log_q.scalar_type();

@@ -1,6 +1,5 @@
 #include "core/ops/lm_loss.h"
 
-#include <ATen/Parallel.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 
 #include "core/cpu/softmax_rows.h"
@@ -37,16 +36,8 @@ void lse_and_nll(const Tensor& logits, const Tensor& tc, Tensor lse, Tensor nll,
     nll.copy_(lse - logits.gather(1, tc.unsqueeze(1)).squeeze(1));
     return;
   }
-  const int64_t n = logits.size(0), V = logits.size(1);
-  const float* x = logits.data_ptr<float>();
-  const int64_t* t = tc.data_ptr<int64_t>();
-  float *l = lse.data_ptr<float>(), *o = nll.data_ptr<float>();
-  at::parallel_for(0, n, 4, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      l[r] = cpu::logsumexp_row(x + r * V, V);
-      o[r] = l[r] - x[r * V + t[r]];
-    }
-  });
+  cpu::lse_and_nll_rows(logits.data_ptr<float>(), logits.size(0), logits.size(1), tc.data_ptr<int64_t>(),
+                        lse.data_ptr<float>(), nll.data_ptr<float>());
 }
 
 // logits ← g_r · (softmax(logits_r) − onehot(t_r)) = g_r · d nll_r / d logits_r, given lse.
@@ -56,16 +47,8 @@ void scaled_softmax_grad(Tensor& logits, const Tensor& lse, const Tensor& g, con
     logits.scatter_add_(1, tc.unsqueeze(1), -g.unsqueeze(1));
     return;
   }
-  const int64_t n = logits.size(0), V = logits.size(1);
-  float* x = logits.data_ptr<float>();
-  const int64_t* t = tc.data_ptr<int64_t>();
-  const float *l = lse.data_ptr<float>(), *gs = g.data_ptr<float>();
-  at::parallel_for(0, n, 4, [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      cpu::exp_shifted_row(x + r * V, V, l[r], gs[r]);
-      x[r * V + t[r]] -= gs[r];
-    }
-  });
+  cpu::softmax_grad_rows(logits.data_ptr<float>(), logits.size(0), logits.size(1), tc.data_ptr<int64_t>(),
+                         lse.data_ptr<float>(), g.data_ptr<float>());
 }
 
 // dh[r0:r0+n] = G·W and dw += Gᵀ·h[r0:r0+n] for one slice's G (n×V in the accumulation dtype).

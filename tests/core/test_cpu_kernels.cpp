@@ -1,13 +1,16 @@
 // The fused CPU kernels (core/cpu/) against their LibTorch expressions in fp64: the softmax rows of
 // the LM loss (log-sum-exp, scaled softmax), at lengths around the 16-lane width and with the
-// values that break naive kernels (huge, −inf, +inf, NaN); then the fp32 loss over slices that uses
-// them, gradients included, against the fp64 oracle.
+// values that break naive kernels (huge, −inf, +inf, NaN), and the fp32 loss over slices that uses
+// them, gradients included; the batched small GEMM against bmm in fp64, and the fp32 chunked EMA
+// that uses it, gradients included.
 #include <catch2/catch.hpp>
 
 #include <cmath>
 #include <limits>
 
+#include "core/cpu/batched_gemm.h"
 #include "core/cpu/softmax_rows.h"
+#include "core/ops/cema.h"
 #include "core/ops/lm_loss.h"
 #include "support/oracle.h"
 
@@ -134,4 +137,55 @@ TEST_CASE("the LM loss over slices: gradients for h alone, for W alone, and no w
   CHECK(mgl::test::max_abs(a, torch::nn::functional::cross_entropy(
                                   torch::mm(h0, w0.t()), t,
                                   torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone))) < 1e-5);
+}
+
+TEST_CASE("cpu::batched_gemm equals bmm in fp64: shapes, A transposed, accumulation, batch strides", "[cpu_kernels]") {
+  torch::manual_seed(2304);
+  for (int64_t m : {1, 3, 4, 5, 17})
+    for (int64_t n : {16, 48, 64, 80, 128})
+      for (int64_t k : {1, 7, 64})
+        for (bool a_t : {false, true})
+          for (bool acc : {false, true}) {
+            INFO("m " << m << " n " << n << " k " << k << " transposed " << a_t << " accumulate " << acc);
+            const int64_t batch = 3;
+            Tensor a = a_t ? torch::randn({batch, k, m}) : torch::randn({batch, m, k});
+            Tensor b = torch::randn({batch, k, n}), c0 = torch::randn({batch, m, n});
+            Tensor c = c0.clone();
+            mgl::cpu::batched_gemm(a.data_ptr<float>(), b.data_ptr<float>(), c.data_ptr<float>(), batch, m, n, k, a_t, acc,
+                                   m * k, k * n, m * n);
+            Tensor ad = a.to(torch::kFloat64);
+            Tensor want = torch::bmm(a_t ? ad.transpose(1, 2) : ad, b.to(torch::kFloat64));
+            if (acc) want += c0.to(torch::kFloat64);
+            CHECK(mgl::test::max_abs(c.to(torch::kFloat64), want) < 1e-5 * (k + 1) * (want.abs().max().item<double>() + 1));
+          }
+  CHECK(mgl::cpu::batched_gemm_takes(64));
+  CHECK_FALSE(mgl::cpu::batched_gemm_takes(40));
+}
+
+TEST_CASE("ema_chunked in fp32 (batched GEMM kernel) equals the fp64 path, gradients too", "[cpu_kernels][cema]") {
+  torch::manual_seed(2305);
+  for (int64_t L : {64, 200, 1000}) {
+    INFO("L " << L);
+    const int64_t B = 2, D = 5, N = 8;  // 2N = 16 and chunk 64: the kernel takes every product
+    Tensor p = torch::rand({D, N}, f64), lq = torch::complex(-torch::rand({D, N}, f64) * 0.2 - 0.01, torch::rand({D, N}, f64));
+    Tensor eta = torch::complex(torch::randn({D, N}, f64), torch::randn({D, N}, f64)) * 0.5;
+    Tensor x = torch::randn({B, L, D}, f64).transpose(1, 2), w = torch::randn({B, D, L}, f64);
+    auto run = [&](torch::Dtype real, torch::Dtype cplx) {
+      std::vector<Tensor> in{p.to(real).requires_grad_(), lq.to(cplx).requires_grad_(), eta.to(cplx).requires_grad_(),
+                             x.to(real).requires_grad_()};
+      mgl::ops::EmaCoeffs c{in[0], in[1], in[2]};
+      Tensor y = mgl::ops::ema_chunked(in[3], c, 64);
+      auto g = torch::autograd::grad({(y * w.to(real)).sum()}, in);
+      g.insert(g.begin(), y);
+      return g;
+    };
+    auto want = run(torch::kFloat64, torch::kComplexDouble), got = run(torch::kFloat32, torch::kComplexFloat);
+    const char* names[] = {"y", "p", "log q", "eta", "x"};
+    for (size_t i = 0; i < want.size(); ++i) {
+      INFO(names[i]);
+      Tensor g32 = got[i].is_complex() ? torch::view_as_real(got[i]) : got[i];
+      Tensor g64 = want[i].is_complex() ? torch::view_as_real(want[i]) : want[i];
+      CHECK(mgl::test::rel_err(g32.to(torch::kFloat64), g64) < 2e-5);
+    }
+  }
 }

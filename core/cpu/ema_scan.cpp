@@ -1,0 +1,82 @@
+#include "core/cpu/ema_scan.h"
+
+#include <ATen/Parallel.h>
+
+#include <vector>
+
+namespace mgl::cpu {
+
+void ema_carry_scan(const cdouble* S, const cdouble* q, cdouble* H, int64_t D, int64_t B, int64_t M, int64_t N) {
+  at::parallel_for(0, D * B, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t db = lo; db < hi; ++db) {
+      const cdouble* qd = q + (db / B) * N;
+      const cdouble* in = S + db * M * N;
+      cdouble* h = H + db * M * N;
+      for (int64_t n = 0; n < N; ++n) h[n] = cdouble(0, 0);
+      for (int64_t m = 1; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) h[m * N + n] = qd[n] * h[(m - 1) * N + n] + in[(m - 1) * N + n];
+    }
+  });
+}
+
+void ema_carry_scan_adjoint(const cdouble* gH, const cdouble* H, const cdouble* q, cdouble* gS, cdouble* gq, int64_t D,
+                            int64_t B, int64_t M, int64_t N) {
+  at::parallel_for(0, D * B, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<cdouble> G(N);
+    for (int64_t db = lo; db < hi; ++db) {
+      const cdouble* qd = q + (db / B) * N;
+      const cdouble* gh = gH + db * M * N;
+      const cdouble* h = H + db * M * N;
+      cdouble* o = gS + db * M * N;
+      cdouble* acc = gq + db * N;
+      for (int64_t n = 0; n < N; ++n) {
+        G[n] = cdouble(0, 0);
+        acc[n] = cdouble(0, 0);
+        o[(M - 1) * N + n] = cdouble(0, 0);
+      }
+      for (int64_t m = M - 1; m >= 1; --m)
+        for (int64_t n = 0; n < N; ++n) {
+          G[n] = gh[m * N + n] + std::conj(qd[n]) * G[n];
+          o[(m - 1) * N + n] = G[n];
+          acc[n] += std::conj(h[(m - 1) * N + n]) * G[n];
+        }
+    }
+  });
+}
+
+template <typename T>
+void toeplitz_upper(const T* k, T* Kt, int64_t D, int64_t c) {
+  at::parallel_for(0, D, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t d = lo; d < hi; ++d) {
+      const T* kd = k + d * c;
+      T* out = Kt + d * c * c;
+      for (int64_t s = 0; s < c; ++s) {
+        T* row = out + s * c;
+        for (int64_t t = 0; t < s; ++t) row[t] = T(0);
+        for (int64_t t = s; t < c; ++t) row[t] = kd[t - s];
+      }
+    }
+  });
+}
+
+template <typename T>
+void diagonal_sums(const T* G, T* gk, int64_t D, int64_t c) {
+  at::parallel_for(0, D, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t d = lo; d < hi; ++d) {
+      const T* g = G + d * c * c;
+      T* out = gk + d * c;
+      for (int64_t j = 0; j < c; ++j) out[j] = T(0);
+      for (int64_t s = 0; s < c; ++s) {
+        const T* row = g + s * c;
+        for (int64_t t = s; t < c; ++t) out[t - s] += row[t];
+      }
+    }
+  });
+}
+
+template void toeplitz_upper<float>(const float*, float*, int64_t, int64_t);
+template void toeplitz_upper<double>(const double*, double*, int64_t, int64_t);
+template void diagonal_sums<float>(const float*, float*, int64_t, int64_t);
+template void diagonal_sums<double>(const double*, double*, int64_t, int64_t);
+
+}  // namespace mgl::cpu

@@ -1,0 +1,29 @@
+// The chunked EMA's CPU loops (core/ops/ema_chunked.cpp): its scan across chunks in fp64, one
+// sequence of M chunk states per (d, b), those in parallel on the intra-op threads. Complex values
+// are (re, im) pairs, the layout of std::complex<double> and c10::complex<double>. Also its Toeplitz
+// tables, which LibTorch built by index_select and reduced by index_add_ over D×c² elements.
+#pragma once
+#include <complex>
+#include <cstdint>
+
+namespace mgl::cpu {
+
+using cdouble = std::complex<double>;
+
+// H_0 = 0, H_m = q_d H_{m−1} + S_{m−1} for every (d, b, n). S, H: D×B×M×N; q: D×N.
+void ema_carry_scan(const cdouble* S, const cdouble* q, cdouble* H, int64_t D, int64_t B, int64_t M, int64_t N);
+
+// Its adjoint: G_m = gH_m + conj(q) G_{m+1}, gS_{m−1} = G_m (gS_{M−1} = 0), and
+// gq[d, b] = Σ_{m≥1} conj(H_{m−1}) G_m. gH, H, gS: D×B×M×N; gq: D×B×N (overwritten).
+void ema_carry_scan_adjoint(const cdouble* gH, const cdouble* H, const cdouble* q, cdouble* gS, cdouble* gq, int64_t D,
+                            int64_t B, int64_t M, int64_t N);
+
+// The intra-chunk Toeplitz tables, per d < D of c×c row-major blocks (T = float or double):
+// toeplitz_upper:  Kt[d, s, t] = k[d, t − s] for t ≥ s, else 0   (k: D×c)
+// diagonal_sums:   gk[d, j] = Σ_s G[d, s, s + j]                   (its adjoint; G: D×c×c)
+template <typename T>
+void toeplitz_upper(const T* k, T* Kt, int64_t D, int64_t c);
+template <typename T>
+void diagonal_sums(const T* G, T* gk, int64_t D, int64_t c);
+
+}  // namespace mgl::cpu
