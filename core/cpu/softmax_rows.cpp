@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <limits>
 
@@ -87,6 +88,59 @@ MGL_CPU_CLONES void exp_shifted_row(float* x, int64_t n, float shift, float scal
     std::memcpy(x + i, &v, sizeof v);
   }
   for (; i < n; ++i) x[i] = scale * exp1(x[i] - shift);
+}
+
+MGL_CPU_CLONES void scaled_difference_row(const float* p, float* dp, int64_t n, float delta) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const vfloat v = load(p + i) * (load(dp + i) - delta);
+    std::memcpy(dp + i, &v, sizeof v);
+  }
+  for (; i < n; ++i) dp[i] = p[i] * (dp[i] - delta);
+}
+
+void tile_softmax(float* s, const TileRows& t, float* lse) {
+  at::parallel_for(0, t.batch * t.rows, 8, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const int64_t b = i / t.rows, r = i % t.rows, vis = t.visible(r);
+      float* row = s + i * t.n;
+      float& l = lse[b * t.lse_stride + r];
+      l = vis > 0 ? logsumexp_row(row, vis) : std::numeric_limits<float>::infinity();
+      if (std::isinf(l) && l > 0) {  // no visible key (or a +inf logit): the explicit path's 0 row
+        std::fill(row, row + t.n, 0.0f);
+        continue;
+      }
+      exp_shifted_row(row, vis, l, 1.0f);
+      std::fill(row + vis, row + t.n, 0.0f);
+    }
+  });
+}
+
+void tile_probabilities(float* s, const TileRows& t, const float* lse) {
+  at::parallel_for(0, t.batch * t.rows, 8, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const int64_t b = i / t.rows, r = i % t.rows;
+      const int64_t vis = t.visible(r);
+      const float l = lse[b * t.lse_stride + r];
+      float* row = s + i * t.n;
+      if (std::isinf(l) && l > 0) {
+        std::fill(row, row + t.n, 0.0f);
+        continue;
+      }
+      exp_shifted_row(row, vis, l, 1.0f);
+      std::fill(row + vis, row + t.n, 0.0f);
+    }
+  });
+}
+
+void tile_softmax_backward(const float* p, float* dp, const TileRows& t, const float* delta) {
+  at::parallel_for(0, t.batch * t.rows, 8, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      const int64_t b = i / t.rows, r = i % t.rows, vis = t.visible(r);
+      scaled_difference_row(p + i * t.n, dp + i * t.n, vis, delta[b * t.lse_stride + r]);
+      std::fill(dp + i * t.n + vis, dp + (i + 1) * t.n, 0.0f);
+    }
+  });
 }
 
 void lse_and_nll_rows(const float* x, int64_t rows, int64_t V, const int64_t* targets, float* lse, float* nll) {

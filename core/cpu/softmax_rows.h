@@ -23,4 +23,27 @@ void lse_and_nll_rows(const float* x, int64_t rows, int64_t V, const int64_t* ta
 // x[r] ← g_r · (softmax(x[r]) − onehot(t_r)), given lse_r: the gradient of g_r · nll_r.
 void softmax_grad_rows(float* x, int64_t rows, int64_t V, const int64_t* targets, const float* lse, const float* g);
 
+// An attention tile's rows: batch × rows × n logits (row-major), row r of every batch entry sees
+// its first visible(r) keys, visible(r) = causal ? clamp(first + r, 0, n) : n, the rest hidden.
+// lse and delta hold one value per row at lse[b·lse_stride + r].
+struct TileRows {
+  int64_t batch, rows, n;
+  bool causal;
+  int64_t first;  // keys visible to row 0 (causal)
+  int64_t lse_stride;
+  int64_t visible(int64_t r) const {
+    if (!causal) return n;
+    const int64_t v = first + r;
+    return v < 0 ? 0 : (v > n ? n : v);
+  }
+};
+// s ← softmax(s) over each row's visible keys (0 on hidden ones), lse ← its log-sum-exp; a row
+// with no visible key becomes 0 with lse = +inf.
+void tile_softmax(float* s, const TileRows& t, float* lse);
+// s ← exp(s − lse) on visible keys, 0 on hidden ones (and on rows whose lse is +inf): the forward's
+// probabilities, recomputed from the logits.
+void tile_probabilities(float* s, const TileRows& t, const float* lse);
+// dp ← p ⊙ (dp − delta_r): the softmax backward, delta_r = Σ_j p_j dp_j (= rowsum(dO ⊙ O)).
+void tile_softmax_backward(const float* p, float* dp, const TileRows& t, const float* delta);
+
 }  // namespace mgl::cpu

@@ -2,6 +2,8 @@
 
 #include <limits>
 
+#include "core/cpu/softmax_rows.h"
+
 namespace mgl::ops {
 namespace {
 
@@ -41,6 +43,16 @@ Tensor tile_logits(const Geometry& g, const Tensor& qb, const Tensor& kb, int64_
   return s;
 }
 
+// The fused CPU rows (core/cpu/softmax_rows.h) take a query block whose visible keys fit one tile:
+// fp32 on the CPU, no key padding. The MEGA layer's chunks always do (block_k = chunk).
+bool fused_tile(const Geometry& g, const Tensor& q, const Tensor& pad, int64_t kend) {
+  return q.is_cpu() && q.scalar_type() == torch::kFloat32 && !pad.defined() && kend > 0 && kend <= g.bk;
+}
+
+cpu::TileRows tile_rows(const Geometry& g, int64_t i0, int64_t nq, int64_t nk) {
+  return cpu::TileRows{g.N, nq, nk, g.causal, i0 + g.off + 1, g.Lq};
+}
+
 struct BlockedAttentionFunction : public torch::autograd::Function<BlockedAttentionFunction> {
   // q: N×Lq×d, k: N×Lk×d, v: N×Lk×dv (contiguous); pad: N×Lk bool or undefined.
   // (An optional, not a plain Tensor: a Function's tensor inputs must be defined.)
@@ -56,6 +68,13 @@ struct BlockedAttentionFunction : public torch::autograd::Function<BlockedAttent
     for (int64_t i0 = 0; i0 < g.Lq; i0 += g.bq) {
       const int64_t nq = std::min(g.bq, g.Lq - i0), kend = g.key_end(i0, nq);
       Tensor qb = qa.narrow(1, i0, nq);
+      if (fused_tile(g, qa, pad, kend)) {  // one tile: its exact softmax, in place, then P·V
+        Tensor p = torch::bmm(qb, ka.narrow(1, 0, kend).transpose(1, 2));
+        if (g.scale != 1.0) p.mul_(g.scale);
+        cpu::tile_softmax(p.data_ptr<float>(), tile_rows(g, i0, nq, kend), lse.data_ptr<float>() + i0);
+        out.narrow(1, i0, nq).copy_(torch::bmm(p, va.narrow(1, 0, kend)));
+        continue;
+      }
       Tensor m, m_safe, l, acc;  // running maximum (and 0 where still −inf), sum of exp(s − m), output sum
       if (kend == 0) {
         m_safe = torch::zeros({g.N, nq}, qa.options());
@@ -110,6 +129,20 @@ struct BlockedAttentionFunction : public torch::autograd::Function<BlockedAttent
       Tensor qb = qa.narrow(1, i0, nq), gob = go.narrow(1, i0, nq);
       Tensor lse_b = lse.narrow(1, i0, nq).unsqueeze(-1), delta_b = delta.narrow(1, i0, nq).unsqueeze(-1);
       Tensor dqb = dq.narrow(1, i0, nq);
+      if (fused_tile(g, qa, pad, kend)) {
+        Tensor kb = ka.narrow(1, 0, kend), vb = va.narrow(1, 0, kend);
+        Tensor p = torch::bmm(qb, kb.transpose(1, 2));
+        if (g.scale != 1.0) p.mul_(g.scale);
+        const cpu::TileRows rows = tile_rows(g, i0, nq, kend);
+        cpu::tile_probabilities(p.data_ptr<float>(), rows, lse.data_ptr<float>() + i0);
+        dv.narrow(1, 0, kend).baddbmm_(p.transpose(1, 2), gob);
+        Tensor ds = torch::bmm(gob, vb.transpose(1, 2));
+        cpu::tile_softmax_backward(p.data_ptr<float>(), ds.data_ptr<float>(), rows, delta.data_ptr<float>() + i0);
+        if (g.scale != 1.0) ds.mul_(g.scale);
+        dqb.baddbmm_(ds, kb);
+        dk.narrow(1, 0, kend).baddbmm_(ds.transpose(1, 2), qb);
+        continue;
+      }
       for (int64_t j0 = 0; j0 < kend; j0 += g.bk) {
         const int64_t nk = std::min(g.bk, kend - j0);
         Tensor kb = ka.narrow(1, j0, nk), vb = va.narrow(1, j0, nk);
