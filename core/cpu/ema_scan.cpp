@@ -44,6 +44,34 @@ void ema_carry_scan_adjoint(const cdouble* gH, const cdouble* H, const cdouble* 
   });
 }
 
+void ema_tables(const double* p, const cdouble* log_q, const cdouble* eta, int64_t D, int64_t N, int64_t c, cdouble* P,
+                double* k, cdouble* V, double* Vr, cdouble* W, double* Wr) {
+  at::parallel_for(0, D, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t d = lo; d < hi; ++d) {
+      double* kd = k + d * c;
+      for (int64_t j = 0; j < c; ++j) kd[j] = 0.0;
+      for (int64_t n = 0; n < N; ++n) {
+        const int64_t dn = d * N + n;
+        const cdouble lq = log_q[dn], e = eta[dn], q = std::exp(lq);
+        const double pv = p[dn];
+        cdouble* Pd = P + dn * (c + 1);
+        for (int64_t j = 0; j <= c; ++j) Pd[j] = j % 16 == 0 ? std::exp(lq * static_cast<double>(j)) : Pd[j - 1] * q;
+        const cdouble pe = pv * e;
+        for (int64_t j = 0; j < c; ++j) {
+          kd[j] += (pe * Pd[j]).real();
+          const cdouble v = pv * Pd[c - 1 - j], w = e * Pd[j + 1];
+          V[dn * c + j] = v;
+          W[dn * c + j] = w;
+          Vr[(d * c + j) * 2 * N + 2 * n] = v.real();
+          Vr[(d * c + j) * 2 * N + 2 * n + 1] = v.imag();
+          Wr[(d * 2 * N + 2 * n) * c + j] = w.real();
+          Wr[(d * 2 * N + 2 * n + 1) * c + j] = -w.imag();
+        }
+      }
+    }
+  });
+}
+
 template <typename T>
 void toeplitz_upper(const T* k, T* Kt, int64_t D, int64_t c) {
   at::parallel_for(0, D, 1, [&](int64_t lo, int64_t hi) {

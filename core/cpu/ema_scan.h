@@ -18,6 +18,15 @@ void ema_carry_scan(const cdouble* S, const cdouble* q, cdouble* H, int64_t D, i
 void ema_carry_scan_adjoint(const cdouble* gH, const cdouble* H, const cdouble* q, cdouble* gS, cdouble* gq, int64_t D,
                             int64_t B, int64_t M, int64_t N);
 
+// The chunk tables of the EMA with coefficients p (real), log q and η (complex), all D×N, chunk c, in
+// fp64, for every (d, n) (ema_chunked.cpp's Tables, one loop instead of a dozen LibTorch ops):
+//   P[d,n,j] = q^j (j = 0..c)          k[d,j] = Re Σ_n p η q^j (j < c)
+//   V[d,n,s] = p q^{c−1−s}              Vr[d,s,2n|2n+1] = Re|Im V[d,n,s]
+//   W[d,n,t] = η q^{t+1}                Wr[d,2n|2n+1,t] = Re W | −Im W
+// q^j is a running product, restarted from exp(j log q) every 16 steps (relative error ≲ 1e−14).
+void ema_tables(const double* p, const cdouble* log_q, const cdouble* eta, int64_t D, int64_t N, int64_t c, cdouble* P,
+                double* k, cdouble* V, double* Vr, cdouble* W, double* Wr);
+
 // The intra-chunk Toeplitz tables, per d < D of c×c row-major blocks (T = float or double):
 // toeplitz_upper:  Kt[d, s, t] = k[d, t − s] for t ≥ s, else 0   (k: D×c)
 // diagonal_sums:   gk[d, j] = Σ_s G[d, s, s + j]                   (its adjoint; G: D×c×c)

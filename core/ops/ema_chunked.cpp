@@ -81,6 +81,8 @@ Tensor diagonal_sums(const Tensor& gKt) {
   return gk;
 }
 
+cpu::cdouble* as_std(const Tensor& z) { return reinterpret_cast<cpu::cdouble*>(z.data_ptr<cdouble>()); }
+
 // The coefficient tables of one call (all recomputed by the backward).
 struct Tables {
   Tensor P;       // D×N×(c+1): q^j
@@ -95,6 +97,24 @@ struct Tables {
 Tables tables(const Tensor& p, const Tensor& log_q, const Tensor& eta, int64_t c) {
   Tables t;
   const int64_t D = p.size(0), N = p.size(1);
+  if (p.is_cpu()) {  // one fp64 loop (core/cpu/ema_scan.h), rounded to the coefficients' dtypes
+    auto f64 = p.options().dtype(torch::kFloat64), c128 = p.options().dtype(torch::kComplexDouble);
+    Tensor pd = p.to(torch::kFloat64).contiguous(), lq = log_q.to(torch::kComplexDouble).contiguous(),
+           ed = eta.to(torch::kComplexDouble).contiguous();
+    Tensor P = torch::empty({D, N, c + 1}, c128), k = torch::empty({D, c}, f64), V = torch::empty({D, N, c}, c128),
+           Vr = torch::empty({D, c, 2 * N}, f64), W = torch::empty({D, N, c}, c128), Wr = torch::empty({D, 2 * N, c}, f64);
+    cpu::ema_tables(pd.data_ptr<double>(), as_std(lq), as_std(ed), D, N, c, as_std(P), k.data_ptr<double>(), as_std(V),
+                    Vr.data_ptr<double>(), as_std(W), Wr.data_ptr<double>());
+    const auto cd = log_q.scalar_type(), rd = p.scalar_type();
+    t.P = P.to(cd);
+    t.k = k.to(rd);
+    t.Kt = toeplitz_upper(t.k);
+    t.V = V.to(cd);
+    t.Vr = Vr.to(rd);
+    t.W = W.to(cd);
+    t.Wr = Wr.to(rd);
+    return t;
+  }
   t.P = power_table(log_q, c);
   Tensor head = t.P.narrow(2, 0, c);
   t.k = torch::real((p * eta).unsqueeze(-1) * head).sum(1);  // D×c
@@ -108,8 +128,6 @@ Tables tables(const Tensor& p, const Tensor& log_q, const Tensor& eta, int64_t c
 
 // H_0 = 0, H_m = qc H_{m−1} + S_{m−1}, per (d, b, n), in fp64 (core/cpu/ema_scan.h).
 // S: D×(B·M)×2N real; qc: D×N complex. Returns H in S's layout and dtype.
-cpu::cdouble* as_std(const Tensor& z) { return reinterpret_cast<cpu::cdouble*>(z.data_ptr<cdouble>()); }
-
 Tensor carried_states(const Tensor& S, const Tensor& qc, const Shape& s) {
   Tensor Sd = torch::view_as_complex(S.to(torch::kFloat64).reshape({s.D, s.B, s.M, s.N, 2}).contiguous());
   Tensor qd = qc.to(torch::kComplexDouble).contiguous();
