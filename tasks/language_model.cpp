@@ -217,20 +217,19 @@ Batch LanguageModelTask::train_batch(size_t batch_size, uint64_t seed, int shard
     const int64_t at = start(rng);
     if (b >= B * shard / num_shards && b < B * (shard + 1) / num_shards) ats.push_back(at);
   }
-  // Inputs and targets are written in place from the token cache (read twice, one token apart):
-  // no per-window tensors to stack, half the memory traffic of building the batch.
+  // One read per window of L + 1 tokens, into a row of its own: inputs are its first L tokens and
+  // targets its last L, two views of one buffer (issue 22: half the memory and the writes of two
+  // tensors, and the prefetched batches of a loader thread then stay in its core's cache).
   Batch out;
   out.examples = static_cast<int64_t>(ats.size());
   out.tokens = out.examples * L;
-  out.inputs = torch::empty({out.examples, L}, torch::kInt64);
-  out.targets = torch::empty({out.examples, L}, torch::kInt64);
-  int64_t* x = out.inputs.data_ptr<int64_t>();
-  int64_t* y = out.targets.data_ptr<int64_t>();
-  for (int64_t b = 0; b < out.examples; ++b) {
-    train_.read(ats[b], L, x + b * L);
-    train_.read(ats[b] + 1, L, y + b * L);
-  }
+  torch::Tensor windows = torch::empty({out.examples, L + 1}, torch::kInt64);
+  int64_t* w = windows.data_ptr<int64_t>();
+  for (int64_t b = 0; b < out.examples; ++b) train_.read(ats[b], L + 1, w + b * (L + 1));
+  out.inputs = windows.narrow(1, 0, L);
+  out.targets = windows.narrow(1, 1, L);
   if (reset_documents_) {
+    out.targets = out.targets.contiguous();  // unscored targets are written: not through the inputs
     torch::Tensor starts = torch::zeros({out.examples, L}, torch::kBool);
     for (int64_t b = 0; b < out.examples; ++b) mark_documents(Split::train, ats[b], L, starts, out.targets, b);
     out.extra = {torch::tensor(double(out.tokens), torch::kFloat64), starts};

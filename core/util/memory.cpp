@@ -16,7 +16,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <unordered_map>
+#include <vector>
 
 namespace mgl {
 
@@ -52,23 +54,47 @@ namespace tensor_memory {
 namespace {
 
 std::atomic<int64_t> g_current{0}, g_peak{0};
+// The most tensor bytes ever alive at once (never reset), and the pool's cached bytes (a copy of
+// Pool::cached_bytes readable without its lock).
+std::atomic<int64_t> g_high{0}, g_cached{0};
 std::atomic<bool> g_cache{false};
 
-void add(int64_t n) {
-  const int64_t now = g_current.fetch_add(n) + n;
-  int64_t p = g_peak.load();
-  while (now > p && !g_peak.compare_exchange_weak(p, now)) {
+void trim_pool(int64_t allowed);
+
+void raise_max(std::atomic<int64_t>& m, int64_t now) {
+  int64_t p = m.load();
+  while (now > p && !m.compare_exchange_weak(p, now)) {
   }
 }
 
-// Blocks glibc would serve by mmap (above its largest mmap threshold, 32 MiB) are pooled; smaller
-// ones stay with malloc, whose heap already reuses them.
+// Counts an allocation. Cached large blocks are memory the process holds without tensors in it:
+// they may fill the room below the most tensor memory the process has needed (their reuse saves
+// page faults), never more. Checked at every allocation, not only at the pool's: blocks of 1–32 MiB
+// come from glibc's heap, and the pool alone, kept to its own high-water mark, held 288 MiB of cached
+// blocks at a 16K-token step's peak of RSS while the heap's blocks were at theirs (issue 22).
+void add(int64_t n) {
+  const int64_t now = g_current.fetch_add(n) + n;
+  raise_max(g_peak, now);
+  raise_max(g_high, now);
+  const int64_t cached = g_cached.load(std::memory_order_relaxed);
+  if (cached > 0 && now + cached > g_high.load(std::memory_order_relaxed)) trim_pool(g_high.load() - now);
+}
+
+// Blocks from 4 MiB up are pooled (mapped by the pool, cached for reuse); smaller ones stay with
+// malloc. Above 32 MiB glibc would map and unmap every block itself (its largest mmap threshold):
+// page faults at every step. From 4 to 32 MiB the pool replaced glibc's heap at stop 31: the heap
+// and the pool each kept their own high-water mark, at different moments of the step, and the
+// heap's never went back (16K tokens: 106 KiB/token of RSS against 74.7 of tensors; pooled: 75.0).
+// From 1 MiB, system time rose to 13 % of user time at 1K–16K tokens (unmapping interrupts the
+// other cores); from 4 MiB it stays at 4–9 %.
+constexpr size_t kPooled = size_t{4} << 20;
+// Threads with an Owner (loader threads) put a header on every block below this (see Header).
 constexpr size_t kLarge = size_t{32} << 20;
 constexpr size_t kHuge = size_t{2} << 20;  // advised for transparent huge pages
 
 // Size class of a large request: rounded up to 1/8 of its power of two (≤ 12.5 % slack).
 size_t size_class(size_t n) {
-  size_t p = kLarge;
+  size_t p = size_t{1} << 20;
   while (p < n) p <<= 1;
   const size_t step = std::max<size_t>(p / 8, 4096);
   return (n + step - 1) / step * step;
@@ -78,7 +104,7 @@ size_t size_class(size_t n) {
 struct Pool {
   std::mutex mu;
   std::multimap<size_t, void*> cached;  // class size → block
-  int64_t cached_bytes = 0, in_use = 0, peak_in_use = 0;
+  int64_t cached_bytes = 0, in_use = 0;
 
   void* map(size_t bytes) {
     void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -86,33 +112,25 @@ struct Pool {
     if (bytes >= kHuge && !std::getenv("MGL_NO_HUGE")) madvise(p, bytes, MADV_HUGEPAGE);
     return p;
   }
-  // A block of at least `bytes` (a size class); `bytes` becomes the block's size.
+  // A block of at least `bytes` (a size class); `bytes` becomes the block's size. A cached block
+  // of the class or up to 1/8 larger is reused as it is; else a new block is mapped. (Cutting a
+  // larger cached block down, or growing a smaller one with mremap, faulted fewer pages in but
+  // cost more system time: every unmapping interrupts the cores running this process's threads.)
+  // What stays cached is bounded in add().
   void* take(size_t& bytes) {
     std::unique_lock<std::mutex> lock(mu);
-    // The smallest cached block of this class or up to 1/8 larger (the caller records its size).
     auto it = cached.lower_bound(bytes);
+    void* p = nullptr;
     if (it != cached.end() && it->first <= bytes + bytes / 8) {
-      void* p = it->second;
+      p = it->second;
       bytes = it->first;
       cached.erase(it);
       cached_bytes -= static_cast<int64_t>(bytes);
-      in_use += static_cast<int64_t>(bytes);
-      peak_in_use = std::max(peak_in_use, in_use);
-      return p;
-    }
-    // Give cached blocks back (largest first) while mapping this one would exceed what the
-    // process has needed at most so far.
-    const int64_t budget = std::max(peak_in_use, in_use + static_cast<int64_t>(bytes));
-    while (!cached.empty() && in_use + cached_bytes + static_cast<int64_t>(bytes) > budget) {
-      auto last = std::prev(cached.end());
-      munmap(last->second, last->first);
-      cached_bytes -= static_cast<int64_t>(last->first);
-      cached.erase(last);
+      g_cached.store(cached_bytes);
     }
     in_use += static_cast<int64_t>(bytes);
-    peak_in_use = std::max(peak_in_use, in_use);
     lock.unlock();
-    void* p = map(bytes);
+    if (!p) p = map(bytes);
     if (!p) {
       std::lock_guard<std::mutex> relock(mu);
       in_use -= static_cast<int64_t>(bytes);
@@ -125,6 +143,7 @@ struct Pool {
     if (g_cache.load()) {
       cached.emplace(bytes, p);
       cached_bytes += static_cast<int64_t>(bytes);
+      g_cached.store(cached_bytes);
     } else {
       munmap(p, bytes);
     }
@@ -133,6 +152,19 @@ struct Pool {
 Pool& pool() {
   static Pool* p = new Pool;  // never destroyed: tensors may be freed during static destruction
   return *p;
+}
+
+// Gives cached blocks back, largest first, until at most `allowed` bytes stay cached.
+void trim_pool(int64_t allowed) {
+  Pool& pl = pool();
+  std::lock_guard<std::mutex> lock(pl.mu);
+  while (!pl.cached.empty() && pl.cached_bytes > allowed) {
+    auto last = std::prev(pl.cached.end());
+    munmap(last->second, last->first);
+    pl.cached_bytes -= static_cast<int64_t>(last->first);
+    pl.cached.erase(last);
+  }
+  g_cached.store(pl.cached_bytes);
 }
 
 // What a block needs at free time. LibTorch's raw_allocate requires a DataPtr whose context is its
@@ -149,14 +181,80 @@ constexpr size_t kSmall = size_t{1} << 20;
 // Threads that build batches for another thread (loader threads) put the header on every block
 // below the pool's size: their blocks are freed by the consumer, and the table's lock would be
 // shared by every loader thread and the consumer (speech, 2 MB batches, two loader threads: 1.8×
-// with the table, 2.0× with headers).
-thread_local bool t_header_blocks = false;
+// with the table, 2.0× with headers). Those threads are the ones with an `Owner` (below).
 constexpr size_t kAlign = 128, kHeader = 64;
+struct Owner;
 struct Header {
-  int64_t bytes;  // requested
-  void* base;     // what posix_memalign handed out
+  int64_t bytes;    // requested
+  size_t capacity;  // bytes after the header
+  void* base;       // what posix_memalign handed out
+  Owner* owner;     // the loader thread that allocated it (null: any other thread)
+  Header* next;     // in the owner's list of blocks freed by other threads
 };
 static_assert(sizeof(Header) <= kHeader, "the block header must fit its slot");
+
+// Blocks a loader thread allocates go back to it. glibc's free() takes the lock of the arena the
+// block came from, so a consumer freeing batches while their loader thread allocates the next ones
+// contends for that arena's lock (`perf`: a tenth of an LM bench in futex waits and wakes). Another
+// thread's free pushes the block on its owner's lock-free list instead, and the owner takes the
+// list at its next allocation: it reuses the most recently returned block of the size it needs
+// (still in its core's cache, as a block freed and allocated again by one thread would be) and
+// frees the rest, in its own arena, without contention.
+//  - The owner object lives while its thread runs or any block it allocated is alive (`refs`: one
+//    for the thread, one per block, one for a releaser between its push and its last look).
+//  - A block pushed after the thread has gone is freed by whoever pushed it: a releaser that pushes
+//    and then sees `alive` still set pushed before the owner's last drain, which frees it.
+struct Owner {
+  std::atomic<Header*> freed{nullptr};
+  std::atomic<int64_t> refs{1};
+  std::atomic<bool> alive{true};
+  std::vector<Header*> cache, scratch;  // the owner thread's: returned blocks, most recent last
+  size_t cache_bytes = 0;
+};
+// What a loader thread keeps for reuse: at most 16 blocks and 32 MiB (the oldest go first).
+constexpr size_t kOwnerCacheBlocks = 16, kOwnerCacheBytes = size_t{32} << 20;
+thread_local Owner* t_owner = nullptr;  // set while HeaderBlocksInThisThread lives
+
+void unref(Owner* o, int64_t n = 1) {
+  if (n > 0 && o->refs.fetch_sub(n, std::memory_order_acq_rel) == n) delete o;
+}
+// Frees every block on `o`'s list; returns how many (the caller drops their references).
+int64_t drain(Owner* o) {
+  int64_t n = 0;
+  for (Header* h = o->freed.exchange(nullptr); h; ++n) {
+    Header* next = h->next;
+    std::free(h->base);
+    h = next;
+  }
+  return n;
+}
+// In the owner thread: a returned block of `n` bytes (up to 1/8 more) to reuse, or null.
+Header* reuse(Owner* o, size_t n) {
+  if (o->freed.load(std::memory_order_relaxed)) {
+    o->scratch.clear();
+    for (Header* h = o->freed.exchange(nullptr); h; h = h->next) o->scratch.push_back(h);  // newest first
+    for (auto it = o->scratch.rbegin(); it != o->scratch.rend(); ++it) {
+      o->cache.push_back(*it);
+      o->cache_bytes += (*it)->capacity;
+    }
+    std::ptrdiff_t extra = 0;
+    while (o->cache.size() - static_cast<size_t>(extra) > kOwnerCacheBlocks || o->cache_bytes > kOwnerCacheBytes) {
+      o->cache_bytes -= o->cache[static_cast<size_t>(extra)]->capacity;
+      std::free(o->cache[static_cast<size_t>(extra++)]->base);
+    }
+    o->cache.erase(o->cache.begin(), o->cache.begin() + extra);
+    unref(o, extra);
+  }
+  for (auto it = o->cache.rbegin(); it != o->cache.rend(); ++it) {
+    Header* h = *it;
+    if (h->capacity >= n && h->capacity - n <= n / 8) {
+      o->cache.erase(std::next(it).base());
+      o->cache_bytes -= h->capacity;
+      return h;
+    }
+  }
+  return nullptr;
+}
 
 struct Large {
   int64_t bytes;        // requested
@@ -171,10 +269,19 @@ std::unordered_map<void*, Large>& large() {
 void release(void* ptr) {
   if (!ptr) return;  // a zero-byte allocation
   if (reinterpret_cast<uintptr_t>(ptr) % kAlign == kHeader) {
-    Header h;
-    std::memcpy(&h, static_cast<char*>(ptr) - kHeader, sizeof h);
-    g_current.fetch_sub(h.bytes);
-    std::free(h.base);
+    auto* h = reinterpret_cast<Header*>(static_cast<char*>(ptr) - kHeader);
+    g_current.fetch_sub(h->bytes);
+    Owner* o = h->owner;
+    if (!o || o == t_owner) {
+      std::free(h->base);
+      if (o) unref(o);
+      return;
+    }
+    o->refs.fetch_add(1, std::memory_order_relaxed);  // keeps `o` while this thread looks at it
+    Header* top = o->freed.load(std::memory_order_relaxed);
+    do h->next = top;
+    while (!o->freed.compare_exchange_weak(top, h));  // sequentially consistent with `alive`
+    unref(o, 1 + (o->alive.load() ? 0 : drain(o)));
     return;
   }
   Large l;
@@ -206,22 +313,29 @@ void* aligned(size_t bytes) {
 struct HarnessAllocator final : c10::Allocator {
   c10::DataPtr allocate(size_t n) MGL_ALLOC_CONST override {
     if (n == 0) return c10::DataPtr(nullptr, nullptr, &release, c10::Device(c10::kCPU));
-    add(static_cast<int64_t>(n));
-    if (n < kSmall || (t_header_blocks && n < kLarge)) {
-      void* base = aligned(n + kHeader);
-      const Header h{static_cast<int64_t>(n), base};
-      std::memcpy(base, &h, sizeof h);
-      void* p = static_cast<char*>(base) + kHeader;
+    Owner* o = t_owner;
+    if (n < kSmall || (o && n < kLarge)) {
+      Header* h = o ? reuse(o, n) : nullptr;
+      if (h) {
+        h->bytes = static_cast<int64_t>(n);
+      } else {
+        void* base = aligned(n + kHeader);
+        if (o) o->refs.fetch_add(1, std::memory_order_relaxed);
+        h = new (base) Header{static_cast<int64_t>(n), n, base, o, nullptr};
+      }
+      add(static_cast<int64_t>(n));
+      void* p = reinterpret_cast<char*>(h) + kHeader;
       return c10::DataPtr(p, p, &release, c10::Device(c10::kCPU));
     }
     void* p = nullptr;
     size_t mapped = 0;
-    if (n >= kLarge && g_cache.load()) {
+    if (n >= kPooled && g_cache.load()) {
       mapped = size_class(n);
       p = pool().take(mapped);
       if (!p) mapped = 0;
     }
     if (!p) p = aligned(n);
+    add(static_cast<int64_t>(n));  // after the pool's reuse: counting first could trim the block reused
     {
       std::lock_guard<std::mutex> lock(g_large_mu);
       large()[p] = Large{static_cast<int64_t>(n), mapped};
@@ -243,8 +357,17 @@ void install() {
     c10::SetCPUAllocator(&harness, /*priority=*/100);
   });
 }
-HeaderBlocksInThisThread::HeaderBlocksInThisThread() : old_(t_header_blocks) { t_header_blocks = true; }
-HeaderBlocksInThisThread::~HeaderBlocksInThisThread() { t_header_blocks = old_; }
+HeaderBlocksInThisThread::HeaderBlocksInThisThread() : old_(t_owner != nullptr) {
+  if (!t_owner) t_owner = new Owner;
+}
+HeaderBlocksInThisThread::~HeaderBlocksInThisThread() {
+  if (old_ || !t_owner) return;
+  Owner* o = t_owner;
+  t_owner = nullptr;
+  o->alive.store(false);
+  for (Header* h : o->cache) std::free(h->base);
+  unref(o, 1 + static_cast<int64_t>(o->cache.size()) + drain(o));
+}
 int64_t current_bytes() { return g_current.load(); }
 int64_t peak_bytes() { return g_peak.load(); }
 void reset_peak() { g_peak.store(g_current.load()); }
@@ -261,6 +384,7 @@ void release_cached() {
   for (auto& [bytes, p] : pool().cached) munmap(p, bytes);
   pool().cached.clear();
   pool().cached_bytes = 0;
+  g_cached.store(0);
 }
 
 }  // namespace tensor_memory

@@ -25,16 +25,19 @@ int64_t current_bytes();
 int64_t peak_bytes();
 void reset_peak();  // peak := current
 
-// Large CPU tensors (> 32 MiB) reuse freed blocks instead of going back to the kernel (issue 22).
+// CPU tensors of 4 MiB and more reuse freed blocks instead of going back to the kernel (issue 22).
 // glibc serves anything above 32 MiB by mmap/munmap, so every step of a long sequence page-faults
 // its big temporaries in again (kernel time, and the process-wide page-fault lock that loader
-// threads contend on). Cached blocks are kept by size class (1/8 of the next power of two; ≥ 2 MiB
-// ones advised for transparent huge pages) and given back largest first whenever mapping a new
-// block would take the process's large-block memory above the peak it has needed so far, so peak
-// RSS stays that of the tensors. Installs the allocator (as install()) on the first call.
+// threads contend on); from 4 to 32 MiB its heap keeps a high-water mark of its own, on top of the
+// pool's. Cached blocks are kept by size class (1/8 of the next power of two; ≥ 2 MiB ones advised
+// for transparent huge pages), and at most as many bytes stay cached as fit below the most tensor
+// memory the process has ever had alive (largest given back first), so peak RSS stays that of the
+// tensors. Installs the allocator (as install()) on the first call.
 void set_cache_large_blocks(bool on);
-// While alive, blocks below the pool's size allocated by this thread carry their bookkeeping in a
-// header (no shared lock at free). For threads whose tensors other threads free: the data loader's.
+// While alive, blocks below 32 MiB allocated by this thread carry their bookkeeping in a header,
+// and go back to this thread when another thread frees them: it reuses them (still in its core's
+// cache) or frees them itself, in its own malloc arena. For threads whose tensors other threads
+// free: the data loader's. Blocks that outlive the thread are freed by their last holder.
 class HeaderBlocksInThisThread {
  public:
   HeaderBlocksInThisThread();

@@ -3,7 +3,9 @@
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
+#include <deque>
 #include <limits>
 
 #include "core/util/memory.h"
@@ -45,7 +47,7 @@ std::vector<int64_t> DataLoader::indices_for(int64_t seq) {
   const LoaderPosition p = position_of(seq);
   std::shared_ptr<const std::vector<int64_t>> perm;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(perms_mu_);
     auto it = perms_.find(p.epoch);
     if (it != perms_.end()) perm = it->second;
   }
@@ -58,7 +60,7 @@ std::vector<int64_t> DataLoader::indices_for(int64_t seq) {
     } else {
       for (int64_t i = 0; i < n_; ++i) (*v)[i] = i;
     }
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(perms_mu_);
     perm = perms_.emplace(p.epoch, v).first->second;
     // Keep the permutations of the epochs still in flight only.
     while (perms_.size() > 2 && perms_.begin()->first < p.epoch) perms_.erase(perms_.begin());
@@ -122,40 +124,94 @@ void DataLoader::poll_for(int64_t seq, std::unique_lock<std::mutex>& lock) {
       __builtin_ia32_pause();
 #endif
     }
-    lock.lock();
+    acquire(lock);
     if (!changed) return;
   }
 }
 
+// The queue's lock is held for a few map operations at a time. A thread that finds it taken
+// spins briefly before it sleeps in the kernel: waking it would cost the holder a system call and
+// this thread's core a round trip through the hypervisor, several times the wait (issue 22: with
+// cheap LM batches, a loader thread sleeping on the lock the consumer held ran at 0.6 of the
+// calling thread's rate).
+void DataLoader::acquire(std::unique_lock<std::mutex>& lock) {
+  for (int i = 0; i < 256; ++i) {
+    if (lock.try_lock()) return;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  lock.lock();
+}
+
+namespace {
+
+constexpr int64_t kLendBytes = int64_t{8} << 20;
+
+// Whether `b`'s tensors are referenced from this Batch alone.
+bool only_here(const Batch& b) {
+  auto alone = [](const torch::Tensor& t) { return !t.defined() || t.use_count() == 1; };
+  return alone(b.inputs) && alone(b.mask) && alone(b.targets) && std::all_of(b.extra.begin(), b.extra.end(), alone);
+}
+
+int64_t batch_bytes(const Batch& b) {
+  auto bytes = [](const torch::Tensor& t) { return t.defined() ? static_cast<int64_t>(t.nbytes()) : int64_t{0}; };
+  int64_t n = bytes(b.inputs) + bytes(b.mask) + bytes(b.targets);
+  for (const auto& t : b.extra) n += bytes(t);
+  return n;
+}
+
+}  // namespace
+
 void DataLoader::worker_loop() {
   const ThreadIntraOpThreads one_core(o_.worker_intra_op_threads);
   const tensor_memory::HeaderBlocksInThisThread batches_freed_elsewhere;
+  // A built batch is handed over in the same critical section that claims the next one.
+  std::optional<std::pair<int64_t, std::variant<Batch, std::exception_ptr>>> built;
+  // Batches below 8 MiB stay referenced here too after the hand-over, and are destroyed here once
+  // the consumer has let go of them (checked before each build). A tensor's bookkeeping objects
+  // come from the malloc arena of the thread that made them, and glibc's free() takes that arena's
+  // lock: freed by the consumer, cheap batches (an LM batch takes 25 µs) made loader threads and
+  // consumer contend for it. At most 2·prefetch + 2 are kept; past that the oldest is let go (its
+  // last holder frees it, as before). Large batches are let go at once: keeping one would add a
+  // batch to the peak memory, and their build time dwarfs the frees.
+  std::deque<Batch> lent;
+  const size_t max_lent = 2 * static_cast<size_t>(o_.prefetch) + 2;
   for (;;) {
     int64_t seq;
+    bool wake = false;
     {
-      std::unique_lock<std::mutex> lock(mu_);
+      std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
+      acquire(lock);
+      if (built) {
+        ready_.emplace(built->first, std::move(built->second));
+        built.reset();
+        ready_events_.fetch_add(1, std::memory_order_release);
+        wake = consumer_waiting_ && consumer_may_go(consumed_);
+      }
       if (!stop_ && next_claim_ >= consumed_ + o_.prefetch) {
+        if (wake) cv_ready_.notify_one();
+        wake = false;
         ++workers_waiting_;
         cv_space_.wait(lock, [&] { return stop_ || next_claim_ + wake_ <= consumed_ + o_.prefetch; });
         --workers_waiting_;
       }
-      if (stop_ || (total_ >= 0 && next_claim_ >= total_)) return;
+      if (stop_ || (total_ >= 0 && next_claim_ >= total_)) {
+        if (wake) cv_ready_.notify_one();
+        return;
+      }
       seq = next_claim_++;
     }
-    std::variant<Batch, std::exception_ptr> result;
-    try {
-      result = build(seq);
-    } catch (...) {
-      result = std::current_exception();
-    }
-    bool wake = false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      ready_.emplace(seq, std::move(result));
-      ready_events_.fetch_add(1, std::memory_order_release);
-      wake = consumer_waiting_ && consumer_may_go(consumed_);
-    }
     if (wake) cv_ready_.notify_one();
+    lent.erase(std::remove_if(lent.begin(), lent.end(), only_here), lent.end());
+    while (lent.size() > max_lent) lent.pop_front();
+    try {
+      built.emplace(seq, build(seq));
+      const Batch& b = std::get<Batch>(built->second);
+      if (batch_bytes(b) <= kLendBytes) lent.push_back(b);
+    } catch (...) {
+      built.emplace(seq, std::current_exception());
+    }
   }
 }
 
@@ -174,7 +230,8 @@ std::optional<Batch> DataLoader::next() {
   } else {
     bool wake = false;
     {
-      std::unique_lock<std::mutex> lock(mu_);
+      std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
+      acquire(lock);
       if (!ready_.count(seq)) {
         const auto t0 = std::chrono::steady_clock::now();
         if (spin_) poll_for(seq, lock);

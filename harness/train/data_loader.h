@@ -79,6 +79,7 @@ class DataLoader {
   void worker_loop();
   bool consumer_may_go(int64_t seq) const;  // under mu_
   void poll_for(int64_t seq, std::unique_lock<std::mutex>& lock);
+  static void acquire(std::unique_lock<std::mutex>& lock);  // spins briefly, then sleeps
   Batch build(int64_t seq);
 
   const Task& task_;
@@ -101,6 +102,7 @@ class DataLoader {
   bool consumer_waiting_ = false;
   int workers_waiting_ = 0;
   std::map<int64_t, std::variant<Batch, std::exception_ptr>> ready_;
+  std::mutex perms_mu_;  // guards perms_ (loader threads only; not the queue's lock)
   std::map<int64_t, std::shared_ptr<const std::vector<int64_t>>> perms_;
   bool stop_ = false;
   std::vector<std::thread> threads_;

@@ -2,6 +2,10 @@
 // (ops::sliced_linear_nll) against log_softmax of the whole logits, and activation checkpointing
 // (`model.checkpoint_activations`) against the plain run, gradients included.
 #include <catch2/catch.hpp>
+#include <mutex>
+#include <atomic>
+#include <thread>
+#include <future>
 
 #include "core/models/factory.h"
 #include "core/models/megalodon.h"
@@ -332,9 +336,103 @@ TEST_CASE("the harness CPU allocator counts tensor bytes and reuses large blocks
     CHECK(again.data_ptr() == first);
     CHECK(again.abs().sum().item<double>() == 0.0);
   }
+  // Cached blocks fit below the most tensor memory ever alive (here 160 MiB, more than this test
+  // had before; torch::empty touches no page): a new 100 MiB tensor, of another class, takes the
+  // room of the cached 160 MiB block, and once freed stays cached beside a 40 MiB tensor.
+  tmem::release_cached();
+  torch::empty({40 << 20});  // 160 MiB, freed at once
+  CHECK(tmem::cached_bytes() == 160 << 20);
+  {
+    Tensor b = torch::empty({25 << 20});  // 100 MiB
+    CHECK(tmem::cached_bytes() == 0);
+    CHECK(tmem::current_bytes() - base == 100 << 20);
+  }
+  CHECK(tmem::cached_bytes() >= (100 << 20));
+  {
+    Tensor c = torch::empty({10 << 20});  // 40 MiB: 40 + 112 cached is below 160
+    CHECK(tmem::cached_bytes() >= (100 << 20));
+  }
   tmem::release_cached();
   CHECK(tmem::cached_bytes() == 0);
   tmem::set_cache_large_blocks(false);
+}
+
+TEST_CASE("blocks a loader thread allocates go back to it when another thread frees them", "[memory][loader]") {
+  namespace tmem = mgl::tensor_memory;
+  tmem::install();
+  const int64_t base = tmem::current_bytes();
+  // One loader thread hands a tensor over, the consumer frees it, and the loader's next block of
+  // that size is the returned one (reused while still in its core's cache).
+  {
+    std::promise<Tensor> first, third;
+    std::promise<void> freed;
+    std::promise<void*> second_ptr;
+    auto freed_f = freed.get_future();
+    std::thread loader([&] {
+      const tmem::HeaderBlocksInThisThread returned_here;
+      first.set_value(torch::full({32768}, 7, torch::kInt64));  // 256 KiB
+      freed_f.wait();
+      Tensor again = torch::empty({32768}, torch::kInt64);
+      second_ptr.set_value(again.data_ptr());
+      third.set_value(torch::full({1000}, 3.0f));  // still held when this thread ends
+    });
+    Tensor a = first.get_future().get();
+    void* p = a.data_ptr();
+    CHECK(a.sum().item<int64_t>() == 7 * 32768);
+    CHECK(tmem::current_bytes() - base >= 32768 * 8);
+    a = Tensor();
+    freed.set_value();
+    CHECK(second_ptr.get_future().get() == p);
+    Tensor kept = third.get_future().get();
+    loader.join();
+    CHECK(kept.sum().item<float>() == 3000.0f);  // the block outlives its thread
+  }
+  CHECK(tmem::current_bytes() == base);
+  // Many blocks of many sizes from three loader threads, freed by two other threads in any order
+  // while the loaders still allocate, and after they have ended: every byte is accounted for.
+  {
+    std::mutex mu;
+    std::vector<Tensor> handed;
+    std::atomic<int> loaders_done{0};
+    std::vector<std::thread> threads;
+    for (int l = 0; l < 3; ++l)
+      threads.emplace_back([&, l] {
+        const tmem::HeaderBlocksInThisThread returned_here;
+        for (int i = 0; i < 3000; ++i) {
+          Tensor t = torch::full({1 + (i * 7919 + l * 104729) % 70000}, static_cast<float>(i));
+          std::lock_guard<std::mutex> lock(mu);
+          handed.push_back(std::move(t));
+        }
+        ++loaders_done;
+      });
+    std::atomic<int64_t> bad{0};
+    for (int c = 0; c < 2; ++c)
+      threads.emplace_back([&] {
+        for (;;) {
+          Tensor t;
+          {
+            std::lock_guard<std::mutex> lock(mu);
+            if (!handed.empty()) {
+              t = std::move(handed.back());
+              handed.pop_back();
+            }
+          }
+          if (!t.defined()) {
+            if (loaders_done.load() == 3) {
+              std::lock_guard<std::mutex> lock(mu);
+              if (handed.empty()) return;
+            }
+            std::this_thread::yield();
+            continue;
+          }
+          const float v = t[0].item<float>();
+          if (t.max().item<float>() != v || t.min().item<float>() != v) ++bad;  // no block given out twice
+        }
+      });
+    for (auto& t : threads) t.join();
+    CHECK(bad.load() == 0);
+  }
+  CHECK(tmem::current_bytes() == base);
 }
 
 TEST_CASE("ema_chunked (chunked scan) equals the FFT convolution with ema_kernel, values and gradients (fp64)",

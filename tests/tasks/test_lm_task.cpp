@@ -452,6 +452,11 @@ TEST_CASE("LM task with document resets: flags at every document start, its firs
         REQUIRE(b.extra.size() == 2);
         const Tensor f = b.extra[1];
         REQUIRE(f.sizes() == b.inputs.sizes());
+        // Unscoring a target leaves the inputs alone; a scored target is the next input.
+        REQUIRE((b.inputs >= 0).all().item<bool>());
+        const Tensor scored = b.targets.narrow(1, 0, f.size(1) - 1) >= 0;
+        REQUIRE(b.targets.narrow(1, 0, f.size(1) - 1).masked_select(scored).equal(
+            b.inputs.narrow(1, 1, f.size(1) - 1).masked_select(scored)));
         for (int64_t r = 0; r < f.size(0); ++r) {
           // Find the window: the inputs are a slice of the stream; locate it by its flags' meaning.
           for (int64_t i = 1; i < f.size(1); ++i) {
