@@ -14,6 +14,8 @@
 #include "cli/bench/bench.h"
 #include "core/cuda/timestep_norm/timestep_norm_emulate.h"
 #include "core/ops/timestep_norm.h"
+#include "core/ops/timestep_norm_lowmem.h"
+#include "core/ops/timestep_norm_lowmem.h"
 #include "harness/util/files.h"
 #ifdef MEGALODON_WITH_CUDA_GLUE
 #include <c10/cuda/CUDAStream.h>
@@ -168,6 +170,29 @@ static int bench_timestep_norm_main(const std::vector<std::string>& args) {
     }
     std::fflush(stdout);
     rows.push_back(r);
+  }
+
+  // On the CPU, the module's path (ops::timestep_norm_lowmem): its loops against its LibTorch
+  // expressions, at the same shapes.
+  if (!cuda && !lengths.empty()) {
+    std::printf("\nthe module's CPU path (timestep_norm_lowmem), fwd+bwd ms: its LibTorch expressions against its loops "
+                "(core/cpu/timestep_norm)\n\n| L | LibTorch expressions | loops | speed-up |\n|---|---|---|---|\n");
+    for (int64_t L : lengths) {
+      torch::manual_seed(0);
+      Tensor x = (torch::randn({B, L, D}) + 3).to(dt), dy = torch::randn({B, L, D}).to(dt);
+      Tensor w = torch::ones({D}).requires_grad_(), b = torch::zeros({D}).requires_grad_();
+      ops::NormState st{torch::zeros({B}, torch::kInt64), torch::zeros({B, G}), torch::ones({B, G})};
+      auto fb = [&](bool loops) {
+        return time_ms([&] {
+          Tensor xx = x.detach().to(torch::kFloat32).requires_grad_();
+          auto o = ops::timestep_norm_lowmem(xx, G, w, b, st, {}, 1e-5, loops);
+          torch::autograd::grad({o.y}, {xx, w, b}, {dy.to(torch::kFloat32)});
+        });
+      };
+      const double plain = fb(false), loops = fb(true);
+      std::printf("| %lld | %.3f | %.3f | %.2fx |\n", static_cast<long long>(L), plain, loops, plain / loops);
+      std::fflush(stdout);
+    }
   }
 
   // Error growth: one column, g = 16 channels of N(10, 1) data; max |Δy| against the fp64 oracle.

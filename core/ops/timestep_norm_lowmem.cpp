@@ -1,5 +1,7 @@
 #include "core/ops/timestep_norm_lowmem.h"
 
+#include "core/cpu/timestep_norm.h"
+
 namespace mgl::ops {
 namespace {
 
@@ -41,22 +43,39 @@ struct TimestepNormFunction : public torch::autograd::Function<TimestepNormFunct
   // undefined. Returns {y, mean after the last step, var after the last step}.
   static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight, const Tensor& bias,
                                const Tensor& prev_mean, const Tensor& prev_var, const Tensor& count,
-                               const c10::optional<Tensor>& pad_opt, int64_t G, double eps) {
+                               const c10::optional<Tensor>& pad_opt, int64_t G, double eps, bool cpu_kernel) {
     const Tensor pad = pad_opt.has_value() ? *pad_opt : Tensor();  // a Function's Tensor inputs must be defined
     const int64_t B = x.size(0), L = x.size(1), D = x.size(2), g = D / G;
     const auto sd = x.scalar_type();
     const auto f64 = x.options().dtype(torch::kFloat64);
-    Tensor xg = x.view({B, L, G, g});
-    Tensor gm = xg.mean(-1);                                       // B×L×G
-    Tensor gv = (xg - gm.unsqueeze(-1)).square_().mean(-1);        // population variance per token
     Tensor valid = pad.defined() ? pad.logical_not().to(torch::kFloat64).unsqueeze(-1) : torch::ones({B, L, 1}, f64);
     Tensor n0 = count.to(torch::kFloat64).view({B, 1, 1});
     Tensor mu0 = prev_mean.to(torch::kFloat64).unsqueeze(1), var0 = prev_var.to(torch::kFloat64).unsqueeze(1);
-    Prefix p = prefix_statistics(gm, gv, valid, n0, mu0, var0);
-    Tensor rstd = p.raw.clamp_min(0.0).add_(eps).rsqrt_();
-    Tensor y = (xg - p.mean.to(sd).unsqueeze(-1)).mul_(rstd.to(sd).unsqueeze(-1)).view({B, L, D});
-    y.mul_(weight.to(sd)).add_(bias.to(sd));
-    if (pad.defined()) y.masked_fill_(pad.unsqueeze(-1), 0.0);
+    Prefix p;
+    Tensor y;
+    if (cpu_kernel) {
+      y = torch::empty_like(x);
+      p.mean = torch::empty({B, L, G}, f64);
+      p.raw = torch::empty({B, L, G}, f64);
+      const Tensor n0c = n0.contiguous(), mu0c = mu0.contiguous(), var0c = var0.contiguous();
+      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "timestep_norm_cpu", [&] {
+        const Tensor w = weight.to(sd).contiguous(), b = bias.to(sd).contiguous();
+        cpu::timestep_norm_forward<scalar_t>(x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(),
+                                             pad.defined() ? pad.data_ptr<bool>() : nullptr, n0c.data_ptr<double>(),
+                                             mu0c.data_ptr<double>(), var0c.data_ptr<double>(), {B, L, D, G}, eps,
+                                             y.data_ptr<scalar_t>(), p.mean.data_ptr<double>(),
+                                             p.raw.data_ptr<double>());
+      });
+    } else {
+      Tensor xg = x.view({B, L, G, g});
+      Tensor gm = xg.mean(-1);                                 // B×L×G
+      Tensor gv = (xg - gm.unsqueeze(-1)).square_().mean(-1);  // population variance per token
+      p = prefix_statistics(gm, gv, valid, n0, mu0, var0);
+      Tensor rstd = p.raw.clamp_min(0.0).add_(eps).rsqrt_();
+      y = (xg - p.mean.to(sd).unsqueeze(-1)).mul_(rstd.to(sd).unsqueeze(-1)).view({B, L, D});
+      y.mul_(weight.to(sd)).add_(bias.to(sd));
+      if (pad.defined()) y.masked_fill_(pad.unsqueeze(-1), 0.0);
+    }
     // A segment that was entirely padding (and had no prior weight) leaves the state as it was.
     Tensor seen = (n0.view({B, 1}) + valid.sum(1)) > 0;  // B×1
     Tensor mean_last = torch::where(seen, p.mean.select(1, L - 1), mu0.squeeze(1)).to(prev_mean.scalar_type());
@@ -65,6 +84,7 @@ struct TimestepNormFunction : public torch::autograd::Function<TimestepNormFunct
     ctx->save_for_backward({x, weight, prev_mean, prev_var, count, pad, p.mean, p.raw, seen});
     ctx->saved_data["G"] = G;
     ctx->saved_data["eps"] = eps;
+    ctx->saved_data["cpu_kernel"] = cpu_kernel;
     return {y, mean_last, var_last};
   }
 
@@ -77,6 +97,36 @@ struct TimestepNormFunction : public torch::autograd::Function<TimestepNormFunct
     const int64_t B = x.size(0), L = x.size(1), D = x.size(2), g = D / G;
     const auto sd = x.scalar_type();
     const auto f64 = x.options().dtype(torch::kFloat64);
+    if (ctx->saved_data["cpu_kernel"].toBool()) {
+      const Tensor n0 = count.to(torch::kFloat64).contiguous();
+      const Tensor mu0 = prev_mean.to(torch::kFloat64).contiguous();
+      const Tensor gy = grads[0].defined() ? grads[0].to(sd).contiguous() : Tensor();
+      const Tensor gml = grads[1].defined() ? grads[1].to(torch::kFloat64).contiguous() : Tensor();
+      const Tensor gvl = grads[2].defined() ? grads[2].to(torch::kFloat64).contiguous() : Tensor();
+      const Tensor seen_c = seen.contiguous();
+      Tensor dx = torch::empty_like(x), gw = torch::empty({D}, f64), gb = torch::empty({D}, f64);
+      Tensor gpm = torch::empty({B, G}, f64), gpv = torch::empty({B, G}, f64), work = torch::empty({2, B, L, G}, f64);
+      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "timestep_norm_cpu_backward", [&] {
+        const Tensor w = weight.to(sd).contiguous();
+        cpu::timestep_norm_backward<scalar_t>(
+            x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), pad.defined() ? pad.data_ptr<bool>() : nullptr,
+            n0.data_ptr<double>(), mu0.data_ptr<double>(), mean.data_ptr<double>(), raw.data_ptr<double>(),
+            gy.defined() ? gy.data_ptr<scalar_t>() : nullptr, gml.defined() ? gml.data_ptr<double>() : nullptr,
+            gvl.defined() ? gvl.data_ptr<double>() : nullptr, seen_c.data_ptr<bool>(), {B, L, D, G}, eps,
+            dx.data_ptr<scalar_t>(), gw.data_ptr<double>(), gb.data_ptr<double>(), gpm.data_ptr<double>(),
+            gpv.data_ptr<double>(), work.data_ptr<double>());
+      });
+      return {dx,
+              gw.to(weight.scalar_type()),
+              gb.to(weight.scalar_type()),
+              gpm.to(prev_mean.scalar_type()),
+              gpv.to(prev_var.scalar_type()),
+              Tensor(),
+              Tensor(),
+              Tensor(),
+              Tensor(),
+              Tensor()};
+    }
     Tensor valid = pad.defined() ? pad.logical_not().to(torch::kFloat64).unsqueeze(-1) : torch::ones({B, L, 1}, f64);
     Tensor n0 = count.to(torch::kFloat64).view({B, 1, 1});
     Tensor mu0 = prev_mean.to(torch::kFloat64).unsqueeze(1), var0 = prev_var.to(torch::kFloat64).unsqueeze(1);
@@ -126,6 +176,7 @@ struct TimestepNormFunction : public torch::autograd::Function<TimestepNormFunct
             Tensor(),
             Tensor(),
             Tensor(),
+            Tensor(),
             Tensor()};
   }
 };
@@ -133,7 +184,8 @@ struct TimestepNormFunction : public torch::autograd::Function<TimestepNormFunct
 }  // namespace
 
 TimestepNormOutput timestep_norm_lowmem(const Tensor& x_in, int64_t G, const Tensor& weight, const Tensor& bias,
-                                        const NormState& prev, const Tensor& padding_mask, double eps) {
+                                        const NormState& prev, const Tensor& padding_mask, double eps,
+                                        bool cpu_kernel) {
   TORCH_CHECK(x_in.dim() == 3, "timestep_norm: x must be B×L×D, got ", x_in.sizes());
   TORCH_CHECK(G >= 1 && x_in.size(2) % G == 0, "timestep_norm: num_groups=", G, " must divide D=", x_in.size(2));
   TORCH_CHECK(prev.defined(), "timestep_norm: a previous state (possibly the prior) is required");
@@ -151,7 +203,9 @@ TimestepNormOutput timestep_norm_lowmem(const Tensor& x_in, int64_t G, const Ten
   c10::optional<Tensor> pad_opt;
   if (pad.defined()) pad_opt = pad;
   Tensor count = prev.count.to(torch::kInt64);
-  auto out = TimestepNormFunction::apply(x, weight, bias, prev.mean.to(sd), prev.var.to(sd), count, pad_opt, G, eps);
+  cpu_kernel = cpu_kernel && x.device().is_cpu();
+  auto out = TimestepNormFunction::apply(x, weight, bias, prev.mean.to(sd), prev.var.to(sd), count, pad_opt, G, eps,
+                                         cpu_kernel);
   TimestepNormOutput r;
   r.y = out[0].to(x_in.scalar_type());
   r.state.count = prev.count + (pad.defined() ? pad.logical_not().sum(1) : torch::full_like(prev.count, L));

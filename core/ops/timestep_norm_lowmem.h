@@ -20,9 +20,11 @@ namespace mgl::ops {
 
 // Same contract as ops::timestep_norm (x: B×L×D in fp32 or fp64; weight = the effective scale;
 // padding_mask true = padded), including the differentiable output state (mean, var) and the
-// gradients of the previous state.
+// gradients of the previous state. On the CPU the forward and backward run as three loops each
+// (core/cpu/timestep_norm); cpu_kernel = false keeps the LibTorch expressions there too (what runs
+// on CUDA without the fused kernel), which the tests compare the loops with.
 TimestepNormOutput timestep_norm_lowmem(const torch::Tensor& x, int64_t num_groups, const torch::Tensor& weight,
                                         const torch::Tensor& bias, const NormState& prev,
-                                        const torch::Tensor& padding_mask, double eps);
+                                        const torch::Tensor& padding_mask, double eps, bool cpu_kernel = true);
 
 }  // namespace mgl::ops

@@ -54,13 +54,18 @@ TEST_CASE("timestep norm (hand-written backward) equals the autograd reference i
       if (variant == 3) in.pad[0].fill_(true);  // row 0: no valid step and no prior weight
     }
     Tensor wy = torch::randn({B, L, D}, f64), wm = torch::randn({B, G}, f64), wv = torch::randn({B, G}, f64);
-    auto a = run(ops::timestep_norm_lowmem, in, G, wy, wm, wv);
     auto r = run(ops::timestep_norm, in, G, wy, wm, wv);
-    const char* names[] = {"y", "mean", "var", "count", "dx", "dweight", "dbias", "dprev_mean", "dprev_var"};
-    for (size_t i = 0; i < a.size(); ++i) {
-      INFO("variant " << variant << ", " << names[i]);
-      REQUIRE(a[i].sizes() == r[i].sizes());
-      CHECK(max_abs(a[i], r[i]) < 1e-10);
+    for (bool cpu_kernel : {true, false}) {  // the CPU loops and the LibTorch expressions
+      auto a = run(
+          [&](const Tensor& x, int64_t g, const Tensor& w, const Tensor& b, const ops::NormState& prev,
+              const Tensor& pad, double eps) { return ops::timestep_norm_lowmem(x, g, w, b, prev, pad, eps, cpu_kernel); },
+          in, G, wy, wm, wv);
+      const char* names[] = {"y", "mean", "var", "count", "dx", "dweight", "dbias", "dprev_mean", "dprev_var"};
+      for (size_t i = 0; i < a.size(); ++i) {
+        INFO("variant " << variant << ", cpu_kernel " << cpu_kernel << ", " << names[i]);
+        REQUIRE(a[i].sizes() == r[i].sizes());
+        CHECK(max_abs(a[i], r[i]) < 1e-10);
+      }
     }
   }
 }
@@ -89,18 +94,48 @@ TEST_CASE("timestep norm (hand-written backward) in fp32 stays accurate on a lon
   Tensor x = torch::randn({1, L, D}) * (1 + torch::linspace(0, 3, L).view({1, L, 1})) + 30;
   Tensor w = torch::randn({D}), b = torch::randn({D});
   ops::NormState prev{torch::zeros({1}, torch::kInt64), torch::zeros({1, G}), torch::ones({1, G})};
-  auto fast = ops::timestep_norm_lowmem(x, G, w, b, prev, {}, 1e-5);
   ops::NormState prev64{prev.count, prev.mean.to(torch::kFloat64), prev.var.to(torch::kFloat64)};
   auto ref = ops::timestep_norm(x.to(torch::kFloat64), G, w.to(torch::kFloat64), b.to(torch::kFloat64), prev64, {}, 1e-5);
-  CHECK(fast.y.scalar_type() == torch::kFloat32);
-  CHECK(max_abs(fast.y, ref.y) < 1e-4);
-  CHECK(test::rel_err(fast.state.var, ref.state.var) < 1e-6);
-  // Gradients in fp32 against the fp64 reference's.
-  auto xf = x.clone().requires_grad_(), xd = x.to(torch::kFloat64).requires_grad_();
+  auto xd = x.to(torch::kFloat64).requires_grad_();
   Tensor gy = torch::randn({1, L, D});
-  ops::timestep_norm_lowmem(xf, G, w, b, prev, {}, 1e-5).y.backward(gy);
   ops::timestep_norm(xd, G, w.to(torch::kFloat64), b.to(torch::kFloat64), prev64, {}, 1e-5).y.backward(gy.to(torch::kFloat64));
-  CHECK(test::rel_err(xf.grad(), xd.grad()) < 1e-5);
+  for (bool cpu_kernel : {true, false}) {
+    INFO("cpu_kernel " << cpu_kernel);
+    auto fast = ops::timestep_norm_lowmem(x, G, w, b, prev, {}, 1e-5, cpu_kernel);
+    CHECK(fast.y.scalar_type() == torch::kFloat32);
+    CHECK(max_abs(fast.y, ref.y) < 1e-4);
+    CHECK(test::rel_err(fast.state.var, ref.state.var) < 1e-6);
+    // Gradients in fp32 against the fp64 reference's.
+    auto xf = x.clone().requires_grad_();
+    ops::timestep_norm_lowmem(xf, G, w, b, prev, {}, 1e-5, cpu_kernel).y.backward(gy);
+    CHECK(test::rel_err(xf.grad(), xd.grad()) < 1e-5);
+  }
+}
+
+TEST_CASE("timestep norm: the CPU loops equal the LibTorch expressions in fp32 (padding, prior, several rows)",
+          "[tsn][lowmem]") {
+  torch::manual_seed(2225);
+  // More tokens than one parallel task and groups split between the threads; rows with a prior.
+  const int64_t B = 3, L = 300, D = 48, G = 6;
+  Tensor x = torch::randn({B, L, D}) * 3 + 1, w = torch::randn({D}), b = torch::randn({D});
+  Tensor pad = torch::rand({B, L}) < 0.2;
+  Tensor count = torch::tensor({0, 7, 0}, torch::kInt64);
+  Tensor m0 = torch::randn({B, G}), v0 = torch::rand({B, G}) + 0.5;
+  Tensor gy = torch::randn({B, L, D}), wm = torch::randn({B, G}), wv = torch::randn({B, G});
+  std::vector<std::vector<Tensor>> got;
+  for (bool cpu_kernel : {true, false}) {
+    auto xx = x.clone().requires_grad_(), ww = w.clone().requires_grad_(), bb = b.clone().requires_grad_();
+    auto mm = m0.clone().requires_grad_(), vv = v0.clone().requires_grad_();
+    auto out = ops::timestep_norm_lowmem(xx, G, ww, bb, ops::NormState{count, mm, vv}, pad, 1e-5, cpu_kernel);
+    ((out.y * gy).sum() + (out.state.mean * wm).sum() + (out.state.var * wv).sum()).backward();
+    got.push_back({out.y, out.state.mean, out.state.var, xx.grad(), ww.grad(), bb.grad(), mm.grad(), vv.grad()});
+  }
+  const char* names[] = {"y", "mean", "var", "dx", "dweight", "dbias", "dprev_mean", "dprev_var"};
+  for (size_t i = 0; i < got[0].size(); ++i) {
+    INFO(names[i]);
+    CHECK(test::rel_err(got[0][i], got[1][i]) < 2e-5);
+  }
+  CHECK((got[0][0].masked_select(pad.unsqueeze(-1)) == 0).all().item<bool>());
 }
 
 TEST_CASE("SequenceNorm (timestep) runs the hand-written backward and streams like the reference", "[tsn][lowmem]") {
