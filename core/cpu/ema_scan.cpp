@@ -72,6 +72,42 @@ void ema_tables(const double* p, const cdouble* log_q, const cdouble* eta, int64
   });
 }
 
+void ema_table_gradients(const double* p, const cdouble* log_q, const cdouble* eta, int64_t D, int64_t N, int64_t c,
+                         const double* gk, const double* gVr, const double* gWr, const cdouble* g_qc, double* g_p,
+                         cdouble* g_lq, cdouble* g_eta) {
+  at::parallel_for(0, D * N, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<cdouble> P(static_cast<size_t>(c + 1));
+    for (int64_t dn = lo; dn < hi; ++dn) {
+      const int64_t d = dn / N, n = dn % N;
+      const cdouble lq = log_q[dn], e = eta[dn], q = std::exp(lq);
+      const double pv = p[dn];
+      for (int64_t j = 0; j <= c; ++j) P[j] = j % 16 == 0 ? std::exp(lq * static_cast<double>(j)) : P[j - 1] * q;
+      // k_j = Re Σ_n pe q^j:  g_pe = Σ_j gk_j conj(q^j),  g_lq = conj(pe) Σ_j j gk_j conj(q^j)
+      // V_s = p q^{c−1−s}:    g_p = Re Σ_s conj(q^{c−1−s}) gV_s,  g_lq += Σ_s (c−1−s) conj(V_s) gV_s
+      // W_t = η q^{t+1}:      g_eta = Σ_t conj(q^{t+1}) gW_t,  g_lq += Σ_t (t+1) conj(W_t) gW_t
+      cdouble g_pe(0, 0), jk(0, 0), gv_sum(0, 0), lq_v(0, 0), ge(0, 0), lq_w(0, 0);
+      for (int64_t j = 0; j < c; ++j) {
+        const double gkj = gk[d * c + j];
+        const cdouble cq = std::conj(P[j]);
+        g_pe += gkj * cq;
+        jk += (gkj * static_cast<double>(j)) * cq;
+        const cdouble gV(gVr[(d * c + j) * 2 * N + 2 * n], gVr[(d * c + j) * 2 * N + 2 * n + 1]);
+        const cdouble cqv = std::conj(P[c - 1 - j]);
+        gv_sum += cqv * gV;
+        lq_v += (static_cast<double>(c - 1 - j) * pv) * cqv * gV;
+        const cdouble gW(gWr[(d * 2 * N + 2 * n) * c + j], -gWr[(d * 2 * N + 2 * n + 1) * c + j]);
+        const cdouble cqw = std::conj(P[j + 1]);
+        ge += cqw * gW;
+        lq_w += static_cast<double>(j + 1) * std::conj(e) * cqw * gW;
+      }
+      const cdouble pe = pv * e;
+      g_lq[dn] = std::conj(pe) * jk + lq_v + lq_w + std::conj(P[c] * static_cast<double>(c)) * g_qc[dn];
+      g_p[dn] = gv_sum.real() + (std::conj(e) * g_pe).real();
+      g_eta[dn] = ge + pv * g_pe;
+    }
+  });
+}
+
 template <typename T>
 void toeplitz_upper(const T* k, T* Kt, int64_t D, int64_t c) {
   at::parallel_for(0, D, 1, [&](int64_t lo, int64_t hi) {

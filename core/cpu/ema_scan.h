@@ -27,6 +27,16 @@ void ema_carry_scan_adjoint(const cdouble* gH, const cdouble* H, const cdouble* 
 void ema_tables(const double* p, const cdouble* log_q, const cdouble* eta, int64_t D, int64_t N, int64_t c, cdouble* P,
                 double* k, cdouble* V, double* Vr, cdouble* W, double* Wr);
 
+// The gradients of the coefficients from those of the tables (ema_chunked's backward), in fp64,
+// with q^j recomputed as in ema_tables:
+//   gk: D×c (∂/∂k_j);  gVr: D×c×2N (∂/∂ the columns of Vr);  gWr: D×2N×c (∂/∂ the rows of Wr);
+//   g_qc: D×N (∂/∂q^c). Writes g_p (D×N real), g_lq and g_eta (D×N complex), with LibTorch's
+//   convention for complex gradients (the conjugate Wirtinger derivative), as the autograd
+//   expressions they replace.
+void ema_table_gradients(const double* p, const cdouble* log_q, const cdouble* eta, int64_t D, int64_t N, int64_t c,
+                         const double* gk, const double* gVr, const double* gWr, const cdouble* g_qc, double* g_p,
+                         cdouble* g_lq, cdouble* g_eta);
+
 // The intra-chunk Toeplitz tables, per d < D of c×c row-major blocks (T = float or double):
 // toeplitz_upper:  Kt[d, s, t] = k[d, t − s] for t ≥ s, else 0   (k: D×c)
 // diagonal_sums:   gk[d, j] = Σ_s G[d, s, s + j]                   (its adjoint; G: D×c×c)

@@ -204,6 +204,20 @@ struct EmaChunked : public torch::autograd::Function<EmaChunked> {
     // Gradients of the tables.
     Tensor Xt = X.transpose(1, 2);                                                  // D×c×BM
     Tensor gk = diagonal_sums(small_bmm(Xt, gY));                                   // D×c: Σ along diagonals
+    if (p.is_cpu()) {  // the coefficients' gradients in one fp64 loop (core/cpu/ema_scan.h)
+      auto f64 = p.options().dtype(torch::kFloat64), c128 = p.options().dtype(torch::kComplexDouble);
+      Tensor pd = p.to(torch::kFloat64).contiguous(), lq = log_q.to(torch::kComplexDouble).contiguous(),
+             ed = eta.to(torch::kComplexDouble).contiguous();
+      Tensor gkd = gk.to(torch::kFloat64).contiguous();
+      Tensor gVr = small_bmm(Xt, gS).to(torch::kFloat64).contiguous();                 // D×c×2N
+      Tensor gWr = small_bmm(H.transpose(1, 2), gY).to(torch::kFloat64).contiguous();  // D×2N×c
+      Tensor gq = g_qc.to(torch::kComplexDouble).contiguous();
+      Tensor g_p = torch::empty({D, N}, f64), g_lq = torch::empty({D, N}, c128), g_eta = torch::empty({D, N}, c128);
+      cpu::ema_table_gradients(pd.data_ptr<double>(), as_std(lq), as_std(ed), D, N, c, gkd.data_ptr<double>(),
+                               gVr.data_ptr<double>(), gWr.data_ptr<double>(), as_std(gq), g_p.data_ptr<double>(),
+                               as_std(g_lq), as_std(g_eta));
+      return {gx, g_p.to(p.scalar_type()), g_lq.to(log_q.scalar_type()), g_eta.to(eta.scalar_type()), {}};
+    }
     Tensor gV = from_columns(small_bmm(Xt, gS));                                   // D×N×c complex
     Tensor gWr = small_bmm(H.transpose(1, 2), gY).view({D, N, 2, c});              // ∂/∂Re W, ∂/∂(−Im W)
     Tensor gW = torch::complex(gWr.select(2, 0), -gWr.select(2, 1));                // D×N×c
