@@ -29,10 +29,10 @@ void reset_peak();  // peak := current
 // glibc serves anything above 32 MiB by mmap/munmap, so every step of a long sequence page-faults
 // its big temporaries in again (kernel time, and the process-wide page-fault lock that loader
 // threads contend on); from 4 to 32 MiB its heap keeps a high-water mark of its own, on top of the
-// pool's. Cached blocks are kept by size class (1/8 of the next power of two; ≥ 2 MiB ones advised
-// for transparent huge pages), and at most as many bytes stay cached as fit below the most tensor
-// memory the process has ever had alive (largest given back first), so peak RSS stays that of the
-// tensors. Installs the allocator (as install()) on the first call.
+// pool's. Cached blocks are kept by size class (1/8 of the next power of two), and at most as many
+// bytes stay cached as fit below the most tensor memory the process has ever had alive (largest
+// given back first), so peak RSS stays that of the tensors. Installs the allocator (as install())
+// on the first call.
 void set_cache_large_blocks(bool on);
 // While alive, blocks below 32 MiB allocated by this thread carry their bookkeeping in a header,
 // and go back to this thread when another thread frees them: it reuses them (still in its core's
