@@ -86,7 +86,10 @@ void add(int64_t n) {
 // and the pool each kept their own high-water mark, at different moments of the step, and the
 // heap's never went back (16K tokens: 106 KiB/token of RSS against 74.7 of tensors; pooled: 75.0).
 // From 1 MiB, system time rose to 13 % of user time at 1K–16K tokens (unmapping interrupts the
-// other cores); from 4 MiB it stays at 4–9 %.
+// other cores); from 4 MiB it stays at 4–9 % from 4K, 10–18 % at 1K (12–16 % in glibc's heap:
+// cached blocks trimmed below the peak are mapped again in the next step). From 8 MiB, 4K tokens
+// took 90 KiB/token against the Transformer's 73. Letting cached blocks exceed the all-time tensor
+// peak by 1/8 halved the page faults but took 4K to 1.02× the Transformer's memory.
 constexpr size_t kPooled = size_t{4} << 20;
 // Threads with an Owner (loader threads) put a header on every block below this (see Header).
 constexpr size_t kLarge = size_t{32} << 20;
