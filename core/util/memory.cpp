@@ -69,9 +69,9 @@ void raise_max(std::atomic<int64_t>& m, int64_t now) {
 
 // Counts an allocation. Cached large blocks are memory the process holds without tensors in it:
 // they may fill the room below the most tensor memory the process has needed (their reuse saves
-// page faults), never more. Checked at every allocation, not only at the pool's: blocks of 1–32 MiB
-// come from glibc's heap, and the pool alone, kept to its own high-water mark, held 288 MiB of cached
-// blocks at a 16K-token step's peak of RSS while the heap's blocks were at theirs (issue 22).
+// page faults), never more. Checked at every allocation, not only at the pool's: at stop 30 the
+// pool, kept to its own high-water mark, held 288 MiB of cached blocks at a 16K-token step's peak
+// of RSS while glibc's heap (blocks of 1–32 MiB then) was at its own (issue 22).
 void add(int64_t n) {
   const int64_t now = g_current.fetch_add(n) + n;
   raise_max(g_peak, now);
@@ -86,10 +86,10 @@ void add(int64_t n) {
 // and the pool each kept their own high-water mark, at different moments of the step, and the
 // heap's never went back (16K tokens: 106 KiB/token of RSS against 74.7 of tensors; pooled: 75.0).
 // From 1 MiB, system time rose to 13 % of user time at 1K–16K tokens (unmapping interrupts the
-// other cores); from 4 MiB it stays at 4–9 % from 4K, 10–18 % at 1K (12–16 % in glibc's heap:
-// cached blocks trimmed below the peak are mapped again in the next step). From 8 MiB, 4K tokens
-// took 90 KiB/token against the Transformer's 73. Letting cached blocks exceed the all-time tensor
-// peak by 1/8 halved the page faults but took 4K to 1.02× the Transformer's memory.
+// other cores). From 4 MiB it is 3–9 % from 4K tokens but 10–18 % at 1K, against about 10 % with
+// the heap: cached blocks trimmed below the peak are mapped again in the next step. From 8 MiB, 4K
+// tokens took 90 KiB/token against the Transformer's 73. Letting cached blocks exceed the all-time
+// tensor peak by 1/8 halved the page faults but took 4K to 1.02× the Transformer's memory.
 constexpr size_t kPooled = size_t{4} << 20;
 // Threads with an Owner (loader threads) put a header on every block below this (see Header).
 constexpr size_t kLarge = size_t{32} << 20;

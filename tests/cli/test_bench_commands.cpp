@@ -79,6 +79,16 @@ TEST_CASE("megalodon bench lm-loss: reference and fused rows side by side, equal
   CHECK(contains(bad.err, "--tokens expects positive integers"));
 }
 
+TEST_CASE("megalodon bench timestep-norm on the CPU: the reference path, and the module's loops against its expressions",
+          "[cli][bench]") {
+  const Run r = megalodon("bench timestep-norm --device cpu --lengths 64,96 --dim 16 --groups 4 --error-lengths 0 "
+                          "--repeats 1 --warmup 0");
+  REQUIRE(r.status == 0);
+  CHECK(contains(r.out, "| 64 | "));
+  CHECK(contains(r.out, "LibTorch expressions | loops | speed-up"));
+  CHECK(contains(r.out, "| 96 | "));
+}
+
 TEST_CASE("megalodon bench: the old spellings run the new op after a one-line notice", "[cli][bench]") {
   struct Alias {
     std::string old_args, new_args, spelling;
