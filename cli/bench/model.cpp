@@ -375,9 +375,11 @@ int run_cell(const BenchOptions& o, const std::string& model, int64_t L, const s
       step();
       const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - p0).count();
       std::printf("PROFILED %.6g\n", ms);
+      // 15 rows; 60 when the rows are split by caller (MEGALODON_OP_PROFILE_CALLERS, core/util/op_profile.h).
+      const int rows = std::getenv("MEGALODON_OP_PROFILE_CALLERS") ? 60 : 15;
       int shown = 0;
       for (const auto& r : prof.rows()) {
-        if (shown++ == 15) break;
+        if (shown++ == rows) break;
         std::printf("PROF %ld %.6g %s\n", r.calls, r.self_ms, r.name.c_str());
       }
     }

@@ -6,43 +6,63 @@
 
 namespace mgl::cpu {
 
-void ema_carry_scan(const cdouble* S, const cdouble* q, cdouble* H, int64_t D, int64_t B, int64_t M, int64_t N) {
+template <typename T>
+void ema_carry_scan(const std::complex<T>* S, const cdouble* q, std::complex<T>* H, int64_t D, int64_t B, int64_t M,
+                    int64_t N) {
   at::parallel_for(0, D * B, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<cdouble> h(static_cast<size_t>(N));  // the running state, in fp64 whatever H's precision
     for (int64_t db = lo; db < hi; ++db) {
       const cdouble* qd = q + (db / B) * N;
-      const cdouble* in = S + db * M * N;
-      cdouble* h = H + db * M * N;
-      for (int64_t n = 0; n < N; ++n) h[n] = cdouble(0, 0);
-      for (int64_t m = 1; m < M; ++m)
-        for (int64_t n = 0; n < N; ++n) h[m * N + n] = qd[n] * h[(m - 1) * N + n] + in[(m - 1) * N + n];
-    }
-  });
-}
-
-void ema_carry_scan_adjoint(const cdouble* gH, const cdouble* H, const cdouble* q, cdouble* gS, cdouble* gq, int64_t D,
-                            int64_t B, int64_t M, int64_t N) {
-  at::parallel_for(0, D * B, 1, [&](int64_t lo, int64_t hi) {
-    std::vector<cdouble> G(N);
-    for (int64_t db = lo; db < hi; ++db) {
-      const cdouble* qd = q + (db / B) * N;
-      const cdouble* gh = gH + db * M * N;
-      const cdouble* h = H + db * M * N;
-      cdouble* o = gS + db * M * N;
-      cdouble* acc = gq + db * N;
+      const std::complex<T>* in = S + db * M * N;
+      std::complex<T>* out = H + db * M * N;
       for (int64_t n = 0; n < N; ++n) {
-        G[n] = cdouble(0, 0);
-        acc[n] = cdouble(0, 0);
-        o[(M - 1) * N + n] = cdouble(0, 0);
+        h[n] = cdouble(0, 0);
+        out[n] = std::complex<T>(0, 0);
       }
-      for (int64_t m = M - 1; m >= 1; --m)
+      for (int64_t m = 1; m < M; ++m)
         for (int64_t n = 0; n < N; ++n) {
-          G[n] = gh[m * N + n] + std::conj(qd[n]) * G[n];
-          o[(m - 1) * N + n] = G[n];
-          acc[n] += std::conj(h[(m - 1) * N + n]) * G[n];
+          const std::complex<T> s = in[(m - 1) * N + n];
+          h[n] = qd[n] * h[n] + cdouble(s.real(), s.imag());
+          out[m * N + n] = std::complex<T>(static_cast<T>(h[n].real()), static_cast<T>(h[n].imag()));
         }
     }
   });
 }
+
+template <typename T>
+void ema_carry_scan_adjoint(const std::complex<T>* gH, const std::complex<T>* H, const cdouble* q,
+                            std::complex<T>* gS, cdouble* gq, int64_t D, int64_t B, int64_t M, int64_t N) {
+  auto wide = [](const std::complex<T>& z) { return cdouble(z.real(), z.imag()); };
+  at::parallel_for(0, D * B, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<cdouble> G(static_cast<size_t>(N));
+    for (int64_t db = lo; db < hi; ++db) {
+      const cdouble* qd = q + (db / B) * N;
+      const std::complex<T>* gh = gH + db * M * N;
+      const std::complex<T>* h = H + db * M * N;
+      std::complex<T>* o = gS + db * M * N;
+      cdouble* acc = gq + db * N;
+      for (int64_t n = 0; n < N; ++n) {
+        G[n] = cdouble(0, 0);
+        acc[n] = cdouble(0, 0);
+        o[(M - 1) * N + n] = std::complex<T>(0, 0);
+      }
+      for (int64_t m = M - 1; m >= 1; --m)
+        for (int64_t n = 0; n < N; ++n) {
+          G[n] = wide(gh[m * N + n]) + std::conj(qd[n]) * G[n];
+          o[(m - 1) * N + n] = std::complex<T>(static_cast<T>(G[n].real()), static_cast<T>(G[n].imag()));
+          acc[n] += std::conj(wide(h[(m - 1) * N + n])) * G[n];
+        }
+    }
+  });
+}
+
+template void ema_carry_scan<float>(const std::complex<float>*, const cdouble*, std::complex<float>*, int64_t,
+                                    int64_t, int64_t, int64_t);
+template void ema_carry_scan<double>(const cdouble*, const cdouble*, cdouble*, int64_t, int64_t, int64_t, int64_t);
+template void ema_carry_scan_adjoint<float>(const std::complex<float>*, const std::complex<float>*, const cdouble*,
+                                            std::complex<float>*, cdouble*, int64_t, int64_t, int64_t, int64_t);
+template void ema_carry_scan_adjoint<double>(const cdouble*, const cdouble*, const cdouble*, cdouble*, cdouble*,
+                                             int64_t, int64_t, int64_t, int64_t);
 
 void ema_tables(const double* p, const cdouble* log_q, const cdouble* eta, int64_t D, int64_t N, int64_t c, cdouble* P,
                 double* k, cdouble* V, double* Vr, cdouble* W, double* Wr) {

@@ -10,13 +10,18 @@ namespace mgl::cpu {
 
 using cdouble = std::complex<double>;
 
-// H_0 = 0, H_m = q_d H_{m−1} + S_{m−1} for every (d, b, n). S, H: D×B×M×N; q: D×N.
-void ema_carry_scan(const cdouble* S, const cdouble* q, cdouble* H, int64_t D, int64_t B, int64_t M, int64_t N);
+// H_0 = 0, H_m = q_d H_{m−1} + S_{m−1} for every (d, b, n). S, H: D×B×M×N; q: D×N. The recurrence
+// runs in fp64 whatever the storage T (float or double): an fp32 S is read and H written in fp32,
+// with the values of converting them to fp64 and back around an fp64 scan, without the copies.
+template <typename T>
+void ema_carry_scan(const std::complex<T>* S, const cdouble* q, std::complex<T>* H, int64_t D, int64_t B, int64_t M,
+                    int64_t N);
 
 // Its adjoint: G_m = gH_m + conj(q) G_{m+1}, gS_{m−1} = G_m (gS_{M−1} = 0), and
-// gq[d, b] = Σ_{m≥1} conj(H_{m−1}) G_m. gH, H, gS: D×B×M×N; gq: D×B×N (overwritten).
-void ema_carry_scan_adjoint(const cdouble* gH, const cdouble* H, const cdouble* q, cdouble* gS, cdouble* gq, int64_t D,
-                            int64_t B, int64_t M, int64_t N);
+// gq[d, b] = Σ_{m≥1} conj(H_{m−1}) G_m. gH, H, gS: D×B×M×N in T; gq: D×B×N in fp64 (overwritten).
+template <typename T>
+void ema_carry_scan_adjoint(const std::complex<T>* gH, const std::complex<T>* H, const cdouble* q,
+                            std::complex<T>* gS, cdouble* gq, int64_t D, int64_t B, int64_t M, int64_t N);
 
 // The chunk tables of the EMA with coefficients p (real), log q and η (complex), all D×N, chunk c, in
 // fp64, for every (d, n) (ema_chunked.cpp's Tables, one loop instead of a dozen LibTorch ops):

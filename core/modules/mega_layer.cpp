@@ -107,8 +107,8 @@ void MovingAverageGatedAttentionImpl::reset_parameters() {
     gamma.zero_();
 }
 
-Tensor MovingAverageGatedAttentionImpl::attend(const Tensor& q, const Tensor& k, const Tensor& v,
-                                               MegaLayerState* state, const Tensor& padding_mask) {
+Tensor MovingAverageGatedAttentionImpl::attend(const Tensor& q, const Tensor& k, const Tensor& v_in,
+                                               MegaLayerState* state, const Tensor& padding_mask, bool silu_v) {
   const int64_t L = q.size(1), C = cfg.chunk_size;
   const int64_t c = state ? state->cache_length() : 0;
   const double scale = cfg.attention == AttentionKind::normalized ? 1.0 : 1.0 / std::sqrt(double(cfg.z_head_dim()));
@@ -120,10 +120,13 @@ Tensor MovingAverageGatedAttentionImpl::attend(const Tensor& q, const Tensor& k,
   Tensor qr = ops::apply_rope(q, rot);
   Tensor kr = ops::apply_rope(k, rot);
   const bool fused = kernels::use_fused(cfg.kernel_attention, q, "model.kernel_attention");
+  // Only the reference chunked attention of a whole sequence takes the pre-activation itself.
+  const bool pre = silu_v && !fused && !state;
+  const Tensor v = silu_v && !pre ? torch::silu(v_in) : v_in;
   auto chunked = [&](const Tensor& a, const Tensor& b, const Tensor& c, bool causal, const Tensor& kpm) {
     Tensor o = fused ? fused_chunked_attention(cfg.kernel_attention, a, b, c, C, causal, scale, p, is_training(), kpm)
                      : Tensor();
-    return o.defined() ? o : ops::chunked_attention(a, b, c, C, causal, scale, p, is_training(), kpm);
+    return o.defined() ? o : ops::chunked_attention(a, b, c, C, causal, scale, p, is_training(), kpm, pre);
   };
   if (!state) return chunked(qr, kr, v, cfg.causal, cfg.causal ? Tensor() : padding_mask);
 
@@ -227,11 +230,14 @@ Tensor MovingAverageGatedAttentionImpl::forward(const Tensor& x, MegaLayerState*
     q = z * (gamma[0] + one) + beta[0];
     k = z * (gamma[1] + one) + beta[1];
   }
-  Tensor v = torch::silu(wv(xt));  // from the norm output, not the EMA output (§3.5)
+  // v = silu(W_v xt), from the norm output, not the EMA output (§3.5). Without document resets the
+  // attention applies the silu itself and keeps only W_v xt for the backward (issue 22).
+  Tensor vp = wv(xt);
   Tensor ra = wr(mx);  // r = silu(ra)
-  Tensor o = (documents ? attend_documents(q.view({B, L, H, dz}), k.view({B, L, H, dz}), v.view({B, L, H, dv}), state,
-                                           *documents)
-                        : attend(q.view({B, L, H, dz}), k.view({B, L, H, dz}), v.view({B, L, H, dv}), state, padding_mask))
+  Tensor o = (documents ? attend_documents(q.view({B, L, H, dz}), k.view({B, L, H, dz}),
+                                           torch::silu(vp).view({B, L, H, dv}), state, *documents)
+                        : attend(q.view({B, L, H, dz}), k.view({B, L, H, dz}), vp.view({B, L, H, dv}), state,
+                                 padding_mask, /*silu_v=*/true))
                  .reshape({B, L, H * dv});
 
   // wh2(O ⊙ r) as one op that keeps O and ra only (issue 22); the plain form where dropout sits

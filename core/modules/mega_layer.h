@@ -29,9 +29,11 @@ class MovingAverageGatedAttentionImpl : public torch::nn::Module {
                         SequenceExchange* exchange = nullptr);
 
   // The attention part alone on already projected inputs, exposed for tests: q, k B×L×H×d_z
-  // (before RoPE), v B×L×H×d_v; handles RoPE positions, the cache and chunking.
+  // (before RoPE), v B×L×H×d_v; handles RoPE positions, the cache and chunking. silu_v: v is the
+  // pre-activation and the values are silu(v); the reference chunked attention then keeps only v
+  // for the backward (ops::BlockedAttentionOptions::silu_v), the other paths apply silu first.
   torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                       MegaLayerState* state, const torch::Tensor& padding_mask);
+                       MegaLayerState* state, const torch::Tensor& padding_mask, bool silu_v = false);
   // The same with document resets: attention within the plan's segments, RoPE at its positions,
   // the cache kept per its keep / keep_valid.
   torch::Tensor attend_documents(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,

@@ -75,7 +75,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
 }
 
 Tensor chunked_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t chunk, bool causal,
-                         double scale, double dropout, bool training, const Tensor& key_padding_mask) {
+                         double scale, double dropout, bool training, const Tensor& key_padding_mask, bool silu_v) {
   TORCH_CHECK(q.dim() == 4 && k.sizes() == q.sizes() && v.dim() == 4 && v.size(1) == q.size(1),
               "chunked_attention: q, k must be B×L×H×d and v B×L×H×dv, got ", q.sizes(), k.sizes(), v.sizes());
   TORCH_CHECK(chunk >= 1, "chunked_attention: chunk must be >= 1");
@@ -102,7 +102,7 @@ Tensor chunked_attention(const Tensor& q, const Tensor& k, const Tensor& v, int6
     Tensor mask;
     if (causal) mask = torch::ones({C, C}, bool_opts).triu(1);
     if (km.defined()) mask = mask.defined() ? torch::logical_or(mask, km.unsqueeze(3)) : km.unsqueeze(3);
-    out = attention(to_chunks(q), to_chunks(k), to_chunks(v), mask, scale, dropout, training);
+    out = attention(to_chunks(q), to_chunks(k), to_chunks(silu_v ? torch::silu(v) : v), mask, scale, dropout, training);
   } else {
     // Memory-efficient (issue 22): per chunk, blocks of 256 queries against every key they can see
     // (one tile: no online rescaling), and a backward that recomputes the tiles, so no C×C
@@ -113,6 +113,7 @@ Tensor chunked_attention(const Tensor& q, const Tensor& k, const Tensor& v, int6
     bo.scale = scale;
     bo.block_q = 256;
     bo.block_k = C;
+    bo.silu_v = silu_v;
     out = blocked_attention(to_chunks(q), to_chunks(k), to_chunks(v), bo, km);
   }
   out = out.permute({0, 1, 3, 2, 4}).reshape({B, nc * C, H, v.size(3)});

@@ -24,10 +24,12 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
 // Block-diagonal chunked attention (§3.4): tokens attend only inside their chunk of `chunk`
 // tokens (chunk m = [mC, (m+1)C)), causally or not. q, k: B×L×H×d, v: B×L×H×dv; L need not be
 // a multiple of C (the last chunk is partial). key_padding_mask: B×L bool (true = padded key) or
-// undefined. Returns B×L×H×dv.
+// undefined. Returns B×L×H×dv. silu_v: v is a pre-activation and the values are silu(v); without
+// attention dropout only v is kept for the backward (BlockedAttentionOptions::silu_v), and the
+// gradient returned for v is the pre-activation's.
 torch::Tensor chunked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                 int64_t chunk, bool causal, double scale, double dropout, bool training,
-                                const torch::Tensor& key_padding_mask = {});
+                                const torch::Tensor& key_padding_mask = {}, bool silu_v = false);
 
 // Causal attention of Lq new queries on Lk ≥ Lq keys of which the last Lq are the new tokens
 // (a KV cache in front): row i sees keys j ≤ i + (Lk − Lq) (bottom-right aligned). B×L×H×d.

@@ -57,12 +57,13 @@ struct BlockedAttentionFunction : public torch::autograd::Function<BlockedAttent
   // q: N×Lq×d, k: N×Lk×d, v: N×Lk×dv (contiguous); pad: N×Lk bool or undefined.
   // (An optional, not a plain Tensor: a Function's tensor inputs must be defined.)
   static Tensor forward(AutogradContext* ctx, const Tensor& q, const Tensor& k, const Tensor& v,
-                        const c10::optional<Tensor>& pad_opt, bool causal, double scale, int64_t bq, int64_t bk) {
+                        const c10::optional<Tensor>& pad_opt, bool causal, double scale, int64_t bq, int64_t bk,
+                        bool silu_v) {
     const Tensor pad = pad_opt.has_value() ? *pad_opt : Tensor();
     const Geometry g{q.size(0), q.size(1), k.size(1), q.size(2), v.size(2), k.size(1) - q.size(1),
                      causal, scale, bq, bk};
     const auto ad = blocked_acc_dtype(q);
-    Tensor qa = q.to(ad), ka = k.to(ad), va = v.to(ad);
+    Tensor qa = q.to(ad), ka = k.to(ad), va = silu_v ? torch::silu(v.to(ad)) : v.to(ad);
     Tensor out = torch::empty({g.N, g.Lq, g.dv}, qa.options());
     Tensor lse = torch::empty({g.N, g.Lq}, qa.options());
     for (int64_t i0 = 0; i0 < g.Lq; i0 += g.bq) {
@@ -109,6 +110,7 @@ struct BlockedAttentionFunction : public torch::autograd::Function<BlockedAttent
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["bq"] = bq;
     ctx->saved_data["bk"] = bk;
+    ctx->saved_data["silu_v"] = silu_v;
     return result;
   }
 
@@ -119,7 +121,8 @@ struct BlockedAttentionFunction : public torch::autograd::Function<BlockedAttent
                      ctx->saved_data["causal"].toBool(), ctx->saved_data["scale"].toDouble(),
                      ctx->saved_data["bq"].toInt(), ctx->saved_data["bk"].toInt()};
     const auto ad = blocked_acc_dtype(q);
-    Tensor qa = q.to(ad), ka = k.to(ad), va = v.to(ad);
+    const bool silu_v = ctx->saved_data["silu_v"].toBool();
+    Tensor qa = q.to(ad), ka = k.to(ad), va = silu_v ? torch::silu(v.to(ad)) : v.to(ad);
     Tensor go = grads[0].to(ad).contiguous();
     // dsoftmax: ds = p ⊙ (dp − Σ_j p_j dp_j) with Σ_j p_j dp_j = rowsum(dO ⊙ O).
     Tensor delta = (go * out.to(ad)).sum(-1);  // N×Lq
@@ -154,8 +157,12 @@ struct BlockedAttentionFunction : public torch::autograd::Function<BlockedAttent
         dk.narrow(1, j0, nk).baddbmm_(ds.transpose(1, 2), qb);
       }
     }
+    if (silu_v) {
+      va = Tensor();
+      dv = torch::silu_backward(dv, v.to(ad));
+    }
     return {dq.to(q.scalar_type()), dk.to(k.scalar_type()), dv.to(v.scalar_type()), Tensor(), Tensor(), Tensor(),
-            Tensor(), Tensor()};
+            Tensor(), Tensor(), Tensor()};
   }
 };
 
@@ -193,7 +200,7 @@ Tensor blocked_attention(const Tensor& q, const Tensor& k, const Tensor& v, cons
   if (pad.defined()) pad_opt = pad;
   Tensor out = BlockedAttentionFunction::apply(flat(q), flat(k), flat(v), pad_opt, o.causal, o.scale,
                                                std::min(o.block_q, std::max<int64_t>(1, Lq)),
-                                               std::min(o.block_k, std::max<int64_t>(1, Lk)));
+                                               std::min(o.block_k, std::max<int64_t>(1, Lk)), o.silu_v);
   std::vector<int64_t> shape = lead;
   shape.push_back(Lq);
   shape.push_back(v.size(-1));

@@ -23,6 +23,11 @@ struct BlockedAttentionOptions {
   // temporaries (block_q × block_k per batch row).
   int64_t block_q = 256;
   int64_t block_k = 1024;
+  // v is a pre-activation: attend over silu(v). The forward keeps v alone and the backward
+  // recomputes silu(v), so the activated values are never stored (the MEGA layer's value path,
+  // v = silu(W_v x): one E-wide tensor per token less per layer). The gradient returned for v is
+  // then the pre-activation's.
+  bool silu_v = false;
 };
 
 // softmax(scale·q kᵀ, masked) v over the last two dims. q: …×Lq×d, k: …×Lk×d, v: …×Lk×dv with the

@@ -11,6 +11,7 @@
 // coefficient gradients follow from the gradients of K, V = p q^{c−1−s}, W = η q^{t+1} and q^c.
 #include "core/cpu/batched_gemm.h"
 #include "core/cpu/ema_scan.h"
+#include "core/cpu/transpose.h"
 #include "core/ops/cema.h"
 
 namespace mgl::ops {
@@ -40,13 +41,45 @@ struct Shape {
 
 // B×D×L → D×(B·M)×c, zero padded at the end, contiguous (one transposing copy when x is stored
 // B×L×D: the GEMMs need unit-stride rows, else LibTorch copies every batch matrix itself).
+// The tokens-major layout on the CPU: x is the B×D×L transpose of a contiguous B×L×D tensor.
+bool tokens_major(const Tensor& x, const Shape& s) {
+  return x.is_cpu() && (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kFloat64) && s.D > 1 &&
+         x.stride(1) == 1 && x.stride(2) == s.D && (s.B == 1 || x.stride(0) == s.L * s.D);
+}
+
+// dst (B×L×D, or D×(B·Mc) rows) from src by the blocked transpose, per batch row b.
+template <typename T>
+void transpose_batches(const Tensor& src, Tensor& dst, int64_t B, int64_t rows, int64_t cols, int64_t src_ld,
+                       int64_t dst_ld, int64_t src_batch, int64_t dst_batch) {
+  cpu::transpose(src.data_ptr<T>(), dst.data_ptr<T>(), B, rows, cols, src_ld, dst_ld, src_batch, dst_batch);
+}
+
 Tensor to_chunks(const Tensor& x, const Shape& s) {
+  const int64_t Mc = s.M * s.c;
+  if (tokens_major(x, s)) {  // per b, the L×D matrix into D rows of B·Mc (cpu::transpose), padding zeroed
+    Tensor out = torch::empty({s.D, s.B * s.M, s.c}, x.options());
+    if (x.scalar_type() == torch::kFloat32)
+      transpose_batches<float>(x, out, s.B, s.L, s.D, s.D, s.B * Mc, s.L * s.D, Mc);
+    else
+      transpose_batches<double>(x, out, s.B, s.L, s.D, s.D, s.B * Mc, s.L * s.D, Mc);
+    if (Mc > s.L) out.view({s.D, s.B, Mc}).narrow(2, s.L, Mc - s.L).zero_();
+    return out;
+  }
   Tensor xp = s.M * s.c > s.L ? torch::constant_pad_nd(x, {0, s.M * s.c - s.L}) : x;
   return xp.reshape({s.B, s.D, s.M, s.c}).transpose(0, 1).reshape({s.D, s.B * s.M, s.c}).contiguous();
 }
 // D×(B·M)×c → B×D×L, stored like `like`: when `like` is the transposed view of a B×L×D tensor
 // (the MEGA layer's layout), the result is too, so that the ops after the EMA read rows of D.
 Tensor from_chunks(const Tensor& y, const Shape& s, const Tensor& like) {
+  if (tokens_major(like, s) && y.is_contiguous() && y.scalar_type() == like.scalar_type()) {
+    const int64_t Mc = s.M * s.c;
+    Tensor out = torch::empty({s.B, s.L, s.D}, y.options());
+    if (y.scalar_type() == torch::kFloat32)
+      transpose_batches<float>(y, out, s.B, s.D, s.L, s.B * Mc, s.D, Mc, s.L * s.D);
+    else
+      transpose_batches<double>(y, out, s.B, s.D, s.L, s.B * Mc, s.D, Mc, s.L * s.D);
+    return out.transpose(1, 2);
+  }
   Tensor t = y.reshape({s.D, s.B, s.M * s.c});
   if (s.M * s.c > s.L) t = t.narrow(2, 0, s.L);
   if (like.stride(1) == 1 && s.D > 1) return t.permute({1, 2, 0}).contiguous().transpose(1, 2);  // B×L×D memory
@@ -126,29 +159,43 @@ Tables tables(const Tensor& p, const Tensor& log_q, const Tensor& eta, int64_t c
   return t;
 }
 
-// H_0 = 0, H_m = qc H_{m−1} + S_{m−1}, per (d, b, n), in fp64 (core/cpu/ema_scan.h).
-// S: D×(B·M)×2N real; qc: D×N complex. Returns H in S's layout and dtype.
+// H_0 = 0, H_m = qc H_{m−1} + S_{m−1}, per (d, b, n), in fp64 (core/cpu/ema_scan.h), read and written
+// in S's precision. S: D×(B·M)×2N real, contiguous; qc: D×N complex. Returns H in S's layout and dtype.
 Tensor carried_states(const Tensor& S, const Tensor& qc, const Shape& s) {
-  Tensor Sd = torch::view_as_complex(S.to(torch::kFloat64).reshape({s.D, s.B, s.M, s.N, 2}).contiguous());
   Tensor qd = qc.to(torch::kComplexDouble).contiguous();
-  Tensor H = torch::empty_like(Sd);
-  cpu::ema_carry_scan(as_std(Sd), as_std(qd), as_std(H), s.D, s.B, s.M, s.N);
-  return torch::view_as_real(H).reshape({s.D, s.B * s.M, 2 * s.N}).to(S.scalar_type());
+  Tensor Sc = S.contiguous();
+  Tensor H = torch::empty_like(Sc);
+  if (Sc.scalar_type() == torch::kFloat32) {
+    cpu::ema_carry_scan(reinterpret_cast<const std::complex<float>*>(Sc.data_ptr<float>()), as_std(qd),
+                        reinterpret_cast<std::complex<float>*>(H.data_ptr<float>()), s.D, s.B, s.M, s.N);
+  } else {
+    Tensor Sd = Sc.to(torch::kFloat64), Hd = H.scalar_type() == torch::kFloat64 ? H : torch::empty_like(Sd);
+    cpu::ema_carry_scan(reinterpret_cast<const cpu::cdouble*>(Sd.data_ptr<double>()), as_std(qd),
+                        reinterpret_cast<cpu::cdouble*>(Hd.data_ptr<double>()), s.D, s.B, s.M, s.N);
+    if (!Hd.is_same(H)) H.copy_(Hd);
+  }
+  return H;
 }
 
 // The adjoint of carried_states: G_m = gH_m + conj(qc) G_{m+1}, gS_{m−1} = G_m (gS_{M−1} = 0),
 // g_qc = Σ_{b, m≥1} conj(H_{m−1}) G_m. gH, H: D×(B·M)×2N real. Returns {gS (gH's layout), g_qc D×N}.
 std::pair<Tensor, Tensor> carried_states_adjoint(const Tensor& gH, const Tensor& H, const Tensor& qc, const Shape& s) {
-  auto as_c = [&](const Tensor& r) {
-    return torch::view_as_complex(r.to(torch::kFloat64).reshape({s.D, s.B, s.M, s.N, 2}).contiguous());
-  };
-  Tensor gHd = as_c(gH), Hd = as_c(H);
   Tensor qd = qc.to(torch::kComplexDouble).contiguous();
-  Tensor gS = torch::empty_like(gHd);
-  Tensor gq = torch::empty({s.D, s.B, s.N}, gHd.options());
-  cpu::ema_carry_scan_adjoint(as_std(gHd), as_std(Hd), as_std(qd), as_std(gS), as_std(gq), s.D, s.B, s.M, s.N);
-  return {torch::view_as_real(gS).reshape({s.D, s.B * s.M, 2 * s.N}).to(gH.scalar_type()),
-          gq.sum(1).to(qc.scalar_type())};
+  const bool f32 = gH.scalar_type() == torch::kFloat32 && H.scalar_type() == torch::kFloat32;
+  const auto st = f32 ? torch::kFloat32 : torch::kFloat64;
+  Tensor gHc = gH.to(st).contiguous(), Hc = H.to(st).contiguous();
+  Tensor gS = torch::empty_like(gHc);
+  Tensor gq = torch::empty({s.D, s.B, s.N}, qd.options());
+  if (f32)
+    cpu::ema_carry_scan_adjoint(reinterpret_cast<const std::complex<float>*>(gHc.data_ptr<float>()),
+                                reinterpret_cast<const std::complex<float>*>(Hc.data_ptr<float>()), as_std(qd),
+                                reinterpret_cast<std::complex<float>*>(gS.data_ptr<float>()), as_std(gq), s.D, s.B,
+                                s.M, s.N);
+  else
+    cpu::ema_carry_scan_adjoint(reinterpret_cast<const cpu::cdouble*>(gHc.data_ptr<double>()),
+                                reinterpret_cast<const cpu::cdouble*>(Hc.data_ptr<double>()), as_std(qd),
+                                reinterpret_cast<cpu::cdouble*>(gS.data_ptr<double>()), as_std(gq), s.D, s.B, s.M, s.N);
+  return {gS.to(gH.scalar_type()), gq.sum(1).to(qc.scalar_type())};
 }
 
 // bmm(a, b), or into += bmm(a, b): the EMA's products are D small GEMMs (e.g. 512×64 by 64×64 at 32K

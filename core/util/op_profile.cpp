@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 
@@ -23,6 +24,7 @@ struct Frame {
 std::mutex g_mu;
 std::map<std::string, OpProfile::Row> g_rows;
 std::atomic<bool> g_active{false};
+int g_callers = 0;  // MEGALODON_OP_PROFILE_CALLERS, read when a profile starts
 thread_local std::vector<Frame> t_stack;
 
 std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
@@ -38,8 +40,11 @@ void on_end(const at::RecordFunction& fn, at::ObserverContext*) {
   const double ms = std::chrono::duration<double, std::milli>(Clock::now() - f.start).count();
   if (!t_stack.empty()) t_stack.back().child_ms += ms;
   std::lock_guard<std::mutex> lock(g_mu);
-  auto& r = g_rows[f.name];
-  r.name = f.name;
+  std::string key = f.name;
+  for (int i = 0; i < g_callers && i < static_cast<int>(t_stack.size()); ++i)
+    key += " < " + t_stack[t_stack.size() - 1 - i].name;
+  auto& r = g_rows[key];
+  r.name = key;
   r.calls += 1;
   r.total_ms += ms;
   r.self_ms += ms - f.child_ms;
@@ -50,6 +55,8 @@ void on_end(const at::RecordFunction& fn, at::ObserverContext*) {
 OpProfile::OpProfile() {
   TORCH_CHECK(!g_active.exchange(true), "OpProfile: one profile at a time");
   clear();
+  const char* callers = std::getenv("MEGALODON_OP_PROFILE_CALLERS");
+  g_callers = callers ? std::max(0, std::atoi(callers)) : 0;
   handle_ = at::addGlobalCallback(at::RecordFunctionCallback(&on_start, &on_end)
                                       .scopes({at::RecordScope::FUNCTION, at::RecordScope::BACKWARD_FUNCTION}));
 }

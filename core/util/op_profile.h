@@ -2,6 +2,8 @@
 // lives, every ATen operator and autograd backward node run through LibTorch's RecordFunction is
 // timed; each name gets its calls, its total time and its self time (total minus the operators it
 // called itself), so the self times of one step add up to the step's time spent inside operators.
+// With MEGALODON_OP_PROFILE_CALLERS=N in the environment, a row is an operator under its N innermost
+// callers ("aten::copy_ < aten::to < aten::contiguous"): which call sites a hot operator comes from.
 #pragma once
 #include <cstdint>
 #include <string>

@@ -255,3 +255,83 @@ TEST_CASE("blocked attention in fp32, one key tile per query block (fused CPU ro
     }
   }
 }
+
+TEST_CASE("blocked attention over silu(v) from the pre-activation (silu_v) equals attention on silu(v): fp64 "
+          "oracle, finite differences, fp32 against the unfused pair", "[attn][blocked][grad]") {
+  torch::manual_seed(2207);
+  // Blocks of 5×3 (the online softmax, several key tiles) and one tile per query block (the fused
+  // CPU rows in fp32); causal with a cache in front, and non-causal with key padding.
+  for (bool causal : {true, false})
+    for (int64_t bk : {3, 40}) {
+      INFO("causal " << causal << ", block_k " << bk);
+      ops::BlockedAttentionOptions o;
+      o.causal = causal;
+      o.scale = 0.6;
+      o.block_q = 5;
+      o.block_k = bk;
+      Tensor pad = causal ? Tensor() : torch::zeros({2, 1, 17}, torch::kBool);
+      if (pad.defined()) pad[1][0].narrow(0, 12, 5).fill_(true);
+      Tensor q0 = torch::randn({2, 2, 13, 4}, f64), k0 = torch::randn({2, 2, 17, 4}, f64),
+             v0 = 2 * torch::randn({2, 2, 17, 6}, f64);
+      Tensor w = torch::randn({2, 2, 13, 6}, f64);
+      auto run = [&](bool pre, torch::Dtype dt) {
+        auto q = q0.to(dt).requires_grad_(), k = k0.to(dt).requires_grad_(), v = v0.to(dt).requires_grad_();
+        ops::BlockedAttentionOptions oo = o;
+        oo.silu_v = pre;
+        Tensor out = pre ? ops::blocked_attention(q, k, v, oo, pad) : ops::blocked_attention(q, k, torch::silu(v), oo, pad);
+        auto g = torch::autograd::grad({(out * w.to(dt)).sum()}, {q, k, v});
+        g.insert(g.begin(), out);
+        return g;
+      };
+      // The fp64 oracle: the explicit softmax on silu(v), through autograd.
+      auto q = q0.clone().requires_grad_(), k = k0.clone().requires_grad_(), v = v0.clone().requires_grad_();
+      Tensor ref = explicit_attention(q, k, torch::silu(v), causal, o.scale, pad);
+      auto gref = torch::autograd::grad({(ref * w).sum()}, {q, k, v});
+      gref.insert(gref.begin(), ref);
+      auto got = run(true, torch::kFloat64);
+      for (size_t i = 0; i < got.size(); ++i) {
+        INFO("output/gradient " << i);
+        CHECK(max_abs(got[i], gref[i]) < 1e-12);
+      }
+      // fp32: the same arithmetic as silu applied outside, up to the order of the silu backward.
+      auto a = run(true, torch::kFloat32), b = run(false, torch::kFloat32);
+      for (size_t i = 0; i < a.size(); ++i) {
+        INFO("fp32 output/gradient " << i);
+        CHECK(test::rel_err(a[i], b[i]) < 1e-6);
+      }
+      auto fn = [&](const std::vector<Tensor>& in) {
+        ops::BlockedAttentionOptions oo = o;
+        oo.silu_v = true;
+        return ops::blocked_attention(in[0], in[1], in[2], oo, pad);
+      };
+      auto r = test::gradcheck(fn, {q0.narrow(2, 0, 7).contiguous(), k0.narrow(2, 0, causal ? 9 : 17).contiguous(),
+                                    v0.narrow(2, 0, causal ? 9 : 17).contiguous()});
+      INFO(r.where);
+      CHECK(r.ok);
+    }
+}
+
+TEST_CASE("chunked attention with silu_v equals chunked attention on silu(v), both paths, fp64", "[attn][blocked]") {
+  torch::manual_seed(2208);
+  for (bool causal : {true, false})
+    for (double p : {0.0, 1e-300}) {  // p = 1e-300 in training: the explicit (dropout) path, dropping nothing
+      INFO("causal " << causal << ", dropout path " << (p > 0));
+      Tensor q0 = torch::randn({2, 21, 2, 4}, f64), k0 = torch::randn({2, 21, 2, 4}, f64),
+             v0 = torch::randn({2, 21, 2, 3}, f64);
+      Tensor kpm = causal ? Tensor() : torch::zeros({2, 21}, torch::kBool);
+      if (kpm.defined()) kpm[0].narrow(0, 15, 6).fill_(true);
+      Tensor w = torch::randn({2, 21, 2, 3}, f64);
+      auto run = [&](bool pre) {
+        auto q = q0.clone().requires_grad_(), k = k0.clone().requires_grad_(), v = v0.clone().requires_grad_();
+        Tensor out = ops::chunked_attention(q, k, pre ? v : torch::silu(v), 8, causal, 0.8, p, true, kpm, pre);
+        auto g = torch::autograd::grad({(out * w).sum()}, {q, k, v});
+        g.insert(g.begin(), out);
+        return g;
+      };
+      auto a = run(true), b = run(false);
+      for (size_t i = 0; i < a.size(); ++i) {
+        INFO("output/gradient " << i);
+        CHECK(max_abs(a[i], b[i]) < 1e-12);
+      }
+    }
+}

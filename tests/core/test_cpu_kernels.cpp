@@ -9,7 +9,9 @@
 #include <limits>
 
 #include "core/cpu/batched_gemm.h"
+#include "core/cpu/ema_scan.h"
 #include "core/cpu/softmax_rows.h"
+#include "core/cpu/transpose.h"
 #include "core/ops/cema.h"
 #include "core/ops/lm_loss.h"
 #include "support/oracle.h"
@@ -188,4 +190,59 @@ TEST_CASE("ema_chunked in fp32 (batched GEMM kernel) equals the fp64 path, gradi
       CHECK(mgl::test::rel_err(g32.to(torch::kFloat64), g64) < 2e-5);
     }
   }
+}
+
+TEST_CASE("cpu::transpose equals LibTorch's transposing copy: partial tiles, leading dims, batch strides",
+          "[cpu_kernels]") {
+  torch::manual_seed(2306);
+  struct Case {
+    int64_t batch, rows, cols;
+  };
+  // Sizes below, at and across the 32-element tile, and enough tiles to split over the threads.
+  for (const Case& c : {Case{1, 1, 1}, Case{2, 31, 33}, Case{3, 64, 32}, Case{2, 257, 70}, Case{1, 5, 1000}}) {
+    INFO("batch " << c.batch << " rows " << c.rows << " cols " << c.cols);
+    // The source: rows of a wider matrix (leading dim cols + 3) in batches 7 elements apart.
+    const int64_t src_ld = c.cols + 3, src_batch = c.rows * src_ld + 7;
+    const int64_t dst_ld = c.rows + 5, dst_batch = c.cols * dst_ld + 2;
+    for (auto dt : {torch::kFloat32, torch::kFloat64}) {
+      Tensor src = torch::randn({c.batch * src_batch}, torch::TensorOptions().dtype(dt));
+      Tensor dst = torch::full({c.batch * dst_batch}, -7.0, torch::TensorOptions().dtype(dt));
+      if (dt == torch::kFloat32)
+        mgl::cpu::transpose(src.data_ptr<float>(), dst.data_ptr<float>(), c.batch, c.rows, c.cols, src_ld, dst_ld,
+                            src_batch, dst_batch);
+      else
+        mgl::cpu::transpose(src.data_ptr<double>(), dst.data_ptr<double>(), c.batch, c.rows, c.cols, src_ld, dst_ld,
+                            src_batch, dst_batch);
+      Tensor s = src.as_strided({c.batch, c.rows, c.cols}, {src_batch, src_ld, 1});
+      Tensor d = dst.as_strided({c.batch, c.cols, c.rows}, {dst_batch, dst_ld, 1});
+      CHECK(torch::equal(d, s.transpose(1, 2)));
+      // Nothing outside the destination's matrices is written.
+      Tensor touched = torch::zeros({c.batch * dst_batch}, torch::kBool);
+      touched.as_strided({c.batch, c.cols, c.rows}, {dst_batch, dst_ld, 1}).fill_(true);
+      CHECK((dst.masked_select(touched.logical_not()) == -7.0).all().item<bool>());
+    }
+  }
+}
+
+TEST_CASE("cpu::ema_carry_scan and its adjoint on fp32 storage equal the fp64 scan rounded to fp32", "[cpu_kernels][cema]") {
+  torch::manual_seed(2307);
+  const int64_t D = 3, B = 2, M = 9, N = 5;
+  auto c128 = torch::TensorOptions().dtype(torch::kComplexDouble);
+  Tensor q = torch::polar(torch::rand({D, N}, f64) * 0.5 + 0.45, torch::rand({D, N}, f64) * 3);
+  // fp32 inputs, so that both runs see the same values.
+  Tensor S = torch::randn({D, B, M, N}, torch::kComplexFloat), gH = torch::randn({D, B, M, N}, torch::kComplexFloat);
+  auto cf = [](const Tensor& t) { return reinterpret_cast<std::complex<float>*>(t.data_ptr<c10::complex<float>>()); };
+  auto cd = [](const Tensor& t) { return reinterpret_cast<std::complex<double>*>(t.data_ptr<c10::complex<double>>()); };
+  Tensor H32 = torch::empty_like(S), Sd = S.to(torch::kComplexDouble), H64 = torch::empty_like(Sd);
+  mgl::cpu::ema_carry_scan(cf(S), cd(q), cf(H32), D, B, M, N);
+  mgl::cpu::ema_carry_scan(cd(Sd), cd(q), cd(H64), D, B, M, N);
+  CHECK(torch::equal(H32, H64.to(torch::kComplexFloat)));
+  CHECK(H64.abs().max().item<double>() > 0.5);  // the recurrence did run
+  Tensor gS32 = torch::empty_like(S), gq32 = torch::empty({D, B, N}, c128);
+  Tensor gS64 = torch::empty_like(Sd), gq64 = torch::empty({D, B, N}, c128);
+  mgl::cpu::ema_carry_scan_adjoint(cf(gH), cf(H32), cd(q), cf(gS32), cd(gq32), D, B, M, N);
+  mgl::cpu::ema_carry_scan_adjoint(cd(gH.to(torch::kComplexDouble)), cd(H32.to(torch::kComplexDouble)), cd(q), cd(gS64),
+                                   cd(gq64), D, B, M, N);
+  CHECK(torch::equal(gS32, gS64.to(torch::kComplexFloat)));
+  CHECK(torch::equal(gq32, gq64));
 }
