@@ -64,33 +64,42 @@ template void ema_carry_scan_adjoint<float>(const std::complex<float>*, const st
 template void ema_carry_scan_adjoint<double>(const cdouble*, const cdouble*, const cdouble*, cdouble*, cdouble*,
                                              int64_t, int64_t, int64_t, int64_t);
 
-void ema_tables(const double* p, const cdouble* log_q, const cdouble* eta, int64_t D, int64_t N, int64_t c, cdouble* P,
-                double* k, cdouble* V, double* Vr, cdouble* W, double* Wr) {
+template <typename T>
+void ema_tables(const double* p, const cdouble* log_q, const cdouble* eta, int64_t D, int64_t N, int64_t c, T* k, T* Vr,
+                T* Wr, cdouble* qc, cdouble* P, cdouble* V, cdouble* W) {
   at::parallel_for(0, D, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<cdouble> own(P ? 0 : static_cast<size_t>(c + 1));  // q^j when P is not wanted
+    std::vector<double> kacc(static_cast<size_t>(c));
     for (int64_t d = lo; d < hi; ++d) {
-      double* kd = k + d * c;
-      for (int64_t j = 0; j < c; ++j) kd[j] = 0.0;
+      for (int64_t j = 0; j < c; ++j) kacc[j] = 0.0;
       for (int64_t n = 0; n < N; ++n) {
         const int64_t dn = d * N + n;
         const cdouble lq = log_q[dn], e = eta[dn], q = std::exp(lq);
         const double pv = p[dn];
-        cdouble* Pd = P + dn * (c + 1);
+        cdouble* Pd = P ? P + dn * (c + 1) : own.data();
         for (int64_t j = 0; j <= c; ++j) Pd[j] = j % 16 == 0 ? std::exp(lq * static_cast<double>(j)) : Pd[j - 1] * q;
+        if (qc) qc[dn] = Pd[c];
         const cdouble pe = pv * e;
         for (int64_t j = 0; j < c; ++j) {
-          kd[j] += (pe * Pd[j]).real();
+          kacc[j] += (pe * Pd[j]).real();
           const cdouble v = pv * Pd[c - 1 - j], w = e * Pd[j + 1];
-          V[dn * c + j] = v;
-          W[dn * c + j] = w;
-          Vr[(d * c + j) * 2 * N + 2 * n] = v.real();
-          Vr[(d * c + j) * 2 * N + 2 * n + 1] = v.imag();
-          Wr[(d * 2 * N + 2 * n) * c + j] = w.real();
-          Wr[(d * 2 * N + 2 * n + 1) * c + j] = -w.imag();
+          if (V) V[dn * c + j] = v;
+          if (W) W[dn * c + j] = w;
+          Vr[(d * c + j) * 2 * N + 2 * n] = static_cast<T>(v.real());
+          Vr[(d * c + j) * 2 * N + 2 * n + 1] = static_cast<T>(v.imag());
+          Wr[(d * 2 * N + 2 * n) * c + j] = static_cast<T>(w.real());
+          Wr[(d * 2 * N + 2 * n + 1) * c + j] = static_cast<T>(-w.imag());
         }
       }
+      for (int64_t j = 0; j < c; ++j) k[d * c + j] = static_cast<T>(kacc[j]);
     }
   });
 }
+
+template void ema_tables<float>(const double*, const cdouble*, const cdouble*, int64_t, int64_t, int64_t, float*,
+                                float*, float*, cdouble*, cdouble*, cdouble*, cdouble*);
+template void ema_tables<double>(const double*, const cdouble*, const cdouble*, int64_t, int64_t, int64_t, double*,
+                                 double*, double*, cdouble*, cdouble*, cdouble*, cdouble*);
 
 void ema_table_gradients(const double* p, const cdouble* log_q, const cdouble* eta, int64_t D, int64_t N, int64_t c,
                          const double* gk, const double* gVr, const double* gWr, const cdouble* g_qc, double* g_p,

@@ -23,14 +23,17 @@ template <typename T>
 void ema_carry_scan_adjoint(const std::complex<T>* gH, const std::complex<T>* H, const cdouble* q,
                             std::complex<T>* gS, cdouble* gq, int64_t D, int64_t B, int64_t M, int64_t N);
 
-// The chunk tables of the EMA with coefficients p (real), log q and η (complex), all D×N, chunk c, in
-// fp64, for every (d, n) (ema_chunked.cpp's Tables, one loop instead of a dozen LibTorch ops):
-//   P[d,n,j] = q^j (j = 0..c)          k[d,j] = Re Σ_n p η q^j (j < c)
-//   V[d,n,s] = p q^{c−1−s}              Vr[d,s,2n|2n+1] = Re|Im V[d,n,s]
-//   W[d,n,t] = η q^{t+1}                Wr[d,2n|2n+1,t] = Re W | −Im W
+// The chunk tables of the EMA with coefficients p (real), log q and η (complex), all D×N, chunk c,
+// computed in fp64 for every (d, n) (ema_chunked.cpp's Tables, one loop instead of a dozen LibTorch
+// ops), the real ones stored in T (float or double: rounded once, as converting would):
+//   k[d,j] = Re Σ_n p η q^j (j < c)      Vr[d,s,2n|2n+1] = Re|Im V[d,n,s]    Wr[d,2n|2n+1,t] = Re W | −Im W
+// and, where the pointer is not null, in fp64:
+//   qc[d,n] = q^c                         P[d,n,j] = q^j (j = 0..c)
+//   V[d,n,s] = p q^{c−1−s}                W[d,n,t] = η q^{t+1}
 // q^j is a running product, restarted from exp(j log q) every 16 steps (relative error ≲ 1e−14).
-void ema_tables(const double* p, const cdouble* log_q, const cdouble* eta, int64_t D, int64_t N, int64_t c, cdouble* P,
-                double* k, cdouble* V, double* Vr, cdouble* W, double* Wr);
+template <typename T>
+void ema_tables(const double* p, const cdouble* log_q, const cdouble* eta, int64_t D, int64_t N, int64_t c, T* k, T* Vr,
+                T* Wr, cdouble* qc, cdouble* P = nullptr, cdouble* V = nullptr, cdouble* W = nullptr);
 
 // The gradients of the coefficients from those of the tables (ema_chunked's backward), in fp64,
 // with q^j recomputed as in ema_tables:

@@ -118,33 +118,37 @@ cpu::cdouble* as_std(const Tensor& z) { return reinterpret_cast<cpu::cdouble*>(z
 
 // The coefficient tables of one call (all recomputed by the backward).
 struct Tables {
-  Tensor P;       // D×N×(c+1): q^j
+  Tensor qc;      // D×N: q^c
   Tensor k;       // D×c: k_j
   Tensor Kt;      // D×c×c: Kᵀ[s, t] = k_{t−s}, t ≥ s
-  Tensor V;       // D×N×c complex: p q^{c−1−s}
-  Tensor Vr;      // D×c×2N
-  Tensor W;       // D×N×c complex: η q^{t+1}
-  Tensor Wr;      // D×2N×c: rows Re W and −Im W, so that Re(H W) = [Re H, Im H] · Wr
+  Tensor Vr;      // D×c×2N: Re and Im of V = p q^{c−1−s} (D×N×c complex)
+  Tensor Wr;      // D×2N×c: rows Re W and −Im W of W = η q^{t+1}, so that Re(H W) = [Re H, Im H] · Wr
+  // Off the CPU only (the autograd expressions of the coefficients' gradients use them):
+  Tensor P;       // D×N×(c+1): q^j
+  Tensor V, W;    // D×N×c complex
 };
 
 Tables tables(const Tensor& p, const Tensor& log_q, const Tensor& eta, int64_t c) {
   Tables t;
   const int64_t D = p.size(0), N = p.size(1);
-  if (p.is_cpu()) {  // one fp64 loop (core/cpu/ema_scan.h), rounded to the coefficients' dtypes
-    auto f64 = p.options().dtype(torch::kFloat64), c128 = p.options().dtype(torch::kComplexDouble);
+  const auto cd = log_q.scalar_type(), rd = p.scalar_type();
+  if (p.is_cpu()) {  // one fp64 loop (core/cpu/ema_scan.h), the real tables written in p's dtype
     Tensor pd = p.to(torch::kFloat64).contiguous(), lq = log_q.to(torch::kComplexDouble).contiguous(),
            ed = eta.to(torch::kComplexDouble).contiguous();
-    Tensor P = torch::empty({D, N, c + 1}, c128), k = torch::empty({D, c}, f64), V = torch::empty({D, N, c}, c128),
-           Vr = torch::empty({D, c, 2 * N}, f64), W = torch::empty({D, N, c}, c128), Wr = torch::empty({D, 2 * N, c}, f64);
-    cpu::ema_tables(pd.data_ptr<double>(), as_std(lq), as_std(ed), D, N, c, as_std(P), k.data_ptr<double>(), as_std(V),
-                    Vr.data_ptr<double>(), as_std(W), Wr.data_ptr<double>());
-    const auto cd = log_q.scalar_type(), rd = p.scalar_type();
-    t.P = P.to(cd);
+    const auto st = rd == torch::kFloat32 ? torch::kFloat32 : torch::kFloat64;
+    auto o = p.options().dtype(st);
+    Tensor k = torch::empty({D, c}, o), Vr = torch::empty({D, c, 2 * N}, o), Wr = torch::empty({D, 2 * N, c}, o);
+    Tensor qc = torch::empty({D, N}, p.options().dtype(torch::kComplexDouble));
+    if (st == torch::kFloat32)
+      cpu::ema_tables(pd.data_ptr<double>(), as_std(lq), as_std(ed), D, N, c, k.data_ptr<float>(),
+                      Vr.data_ptr<float>(), Wr.data_ptr<float>(), as_std(qc));
+    else
+      cpu::ema_tables(pd.data_ptr<double>(), as_std(lq), as_std(ed), D, N, c, k.data_ptr<double>(),
+                      Vr.data_ptr<double>(), Wr.data_ptr<double>(), as_std(qc));
+    t.qc = qc.to(cd);  // rounded to the coefficients' precision, as the table of powers was
     t.k = k.to(rd);
     t.Kt = toeplitz_upper(t.k);
-    t.V = V.to(cd);
     t.Vr = Vr.to(rd);
-    t.W = W.to(cd);
     t.Wr = Wr.to(rd);
     return t;
   }
@@ -156,6 +160,7 @@ Tables tables(const Tensor& p, const Tensor& log_q, const Tensor& eta, int64_t c
   t.Vr = as_columns(t.V);
   t.W = eta.unsqueeze(-1) * t.P.narrow(2, 1, c);
   t.Wr = torch::stack({torch::real(t.W), -torch::imag(t.W)}, 2).reshape({D, 2 * N, c});
+  t.qc = t.P.select(2, c);
   return t;
 }
 
@@ -222,7 +227,7 @@ struct EmaChunked : public torch::autograd::Function<EmaChunked> {
     const Shape s{x.size(0), x.size(1), p.size(1), L, c, (L + c - 1) / c};
     Tables t = tables(p, log_q, eta, c);
     Tensor X = to_chunks(x, s);
-    Tensor H = carried_states(small_bmm(X, t.Vr), t.P.select(2, c), s);
+    Tensor H = carried_states(small_bmm(X, t.Vr), t.qc, s);
     Tensor Y = small_bmm(H, t.Wr, small_bmm(X, t.Kt));
     ctx->save_for_backward({x, p, log_q, eta});
     ctx->saved_data["c"] = c;
@@ -237,7 +242,7 @@ struct EmaChunked : public torch::autograd::Function<EmaChunked> {
     const int64_t D = s.D, N = s.N;
     Tables t = tables(p, log_q, eta, c);
     Tensor X = to_chunks(x, s);
-    Tensor qc = t.P.select(2, c);
+    const Tensor& qc = t.qc;
     Tensor H = carried_states(small_bmm(X, t.Vr), qc, s);
     Tensor gY = to_chunks(grads[0], s);
 

@@ -19,18 +19,14 @@ struct SiluGatedLinear : public torch::autograd::Function<SiluGatedLinear> {
     const Tensor &o = s[0], &a = s[1], &w = s[2];
     const int64_t E = o.size(-1), D = w.size(0);
     Tensor gy = grads[0].reshape({-1, D});
-    Tensor sig = torch::sigmoid(a);
-    Tensor r = a * sig;  // silu(a)
+    Tensor r = torch::silu(a);
     Tensor gw;
     if (ctx->needs_input_grad(2)) gw = torch::mm(gy.t(), (o * r).reshape({-1, E}));
     Tensor gu = torch::mm(gy, w).view(o.sizes());
     Tensor go = ctx->needs_input_grad(0) ? gu * r : Tensor();
     Tensor ga;
-    if (ctx->needs_input_grad(1)) {
-      // σ (1 + a (1 − σ)), formed in place on the sigmoid.
-      Tensor dsilu = (1.0 - sig).mul_(a).add_(1.0).mul_(sig);
-      ga = gu.mul_(o).mul_(dsilu);
-    }
+    // ⊙ silu'(a) by LibTorch's fused silu_backward (one pass; issue 22).
+    if (ctx->needs_input_grad(1)) ga = torch::silu_backward(gu.mul_(o), a);
     return {go, ga, gw};
   }
 };
