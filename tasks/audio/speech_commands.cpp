@@ -15,6 +15,7 @@
 // `_background_noise_`, applied to the raw waveform before the standardisation.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "datasets/audio/speech_commands.h"
@@ -110,20 +111,54 @@ class SpeechCommandsTask final : public ClassificationTask {
 
   int64_t size(Split s) const override { return static_cast<int64_t>(clips(int(s)).size()); }
 
+  // One pass per row (issue 22: loader threads): the clip is read, shifted, mixed with noise,
+  // clipped and standardised straight into the batch, instead of a chain of LibTorch ops over the
+  // whole 2 MB batch (each pass cold in the loader thread's cache). The random draws are draw()'s,
+  // row by row.
   harness::Batch make_batch(Split s, const std::vector<int64_t>& indices, uint64_t seed) const override {
     const int si = int(s);
-    const int64_t B = static_cast<int64_t>(indices.size());
-    torch::Tensor x = torch::empty({B, length_}, torch::kFloat32);
+    const int64_t B = static_cast<int64_t>(indices.size()), T = length_;
+    torch::Tensor x = torch::empty({B, T}, torch::kFloat32);
     std::vector<int64_t> y;
     y.reserve(B);
+    const bool aug = s == Split::train && (shift_ > 0 || noise_prob_ > 0);
+    c10::optional<at::Generator> gen;
+    if (aug) gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    const float mean = static_cast<float>(mean_), sd = static_cast<float>(std_ + 1e-5);
+    std::vector<float> decoded;
     for (int64_t b = 0; b < B; ++b) {
       const int64_t i = indices[b];
-      x[b].copy_(preload_ ? audio_[si][i].to(torch::kFloat32).div_(32768.0) : decode(clips(si).at(i)));
       y.push_back(clips(si).at(i).label);
+      const int16_t* pcm = nullptr;  // the preloaded int16 row, or the decoded floats
+      if (preload_) {
+        pcm = audio_[si].data_ptr<int16_t>() + i * T;
+      } else {
+        torch::Tensor wave = decode(clips(si).at(i));
+        decoded.assign(wave.data_ptr<float>(), wave.data_ptr<float>() + T);
+      }
+      Draw d = aug ? draw(*gen) : Draw{};
+      const float* noise = d.noise ? d.noise->data_ptr<float>() + d.start : nullptr;
+      const float gain = static_cast<float>(d.gain);
+      float* row = x.data_ptr<float>() + b * T;
+      // Samples [lo, hi) of the row come from the clip (t − shift); the rest are the shift's zeros.
+      const int64_t lo = std::min<int64_t>(T, std::max<int64_t>(0, d.shift));
+      const int64_t hi = std::max<int64_t>(lo, std::min<int64_t>(T, T + d.shift));
+      auto fill = [&](auto&& sample) {
+        auto put = [&](int64_t t, float v) {
+          if (noise) v = std::min(1.0f, std::max(-1.0f, v + gain * noise[t]));
+          row[t] = (v - mean) / sd;
+        };
+        for (int64_t t = 0; t < lo; ++t) put(t, 0.0f);
+        for (int64_t t = lo; t < hi; ++t) put(t, sample(t - d.shift));
+        for (int64_t t = hi; t < T; ++t) put(t, 0.0f);
+      };
+      if (pcm)
+        fill([&](int64_t t) { return static_cast<float>(pcm[t]) / 32768.0f; });
+      else
+        fill([&](int64_t t) { return decoded[static_cast<size_t>(t)]; });
     }
-    if (s == Split::train && (shift_ > 0 || noise_prob_ > 0)) augment(x, seed);
     harness::Batch out;
-    out.inputs = x.sub_(mean_).div_(std_ + 1e-5);
+    out.inputs = x;
     out.targets = torch::tensor(y, torch::kInt64);
     out.examples = B;
     out.tokens = out.inputs.numel();
@@ -198,29 +233,24 @@ class SpeechCommandsTask final : public ClassificationTask {
     std_ = n > 1 ? std::sqrt(std::max(0.0, (sq - n * mean_ * mean_) / (n - 1))) : 1.0;
   }
 
-  // Random shift in [−shift, shift] samples (zero fill), then with probability noise_prob a random
-  // window of a random noise recording scaled by U(0, noise_volume) is added; clipped to [−1, 1].
-  void augment(torch::Tensor& x, uint64_t seed) const {
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-    const int64_t B = x.size(0);
-    for (int64_t b = 0; b < B; ++b) {
-      torch::Tensor row = x[b];
-      if (shift_ > 0) {
-        const int64_t k = torch::randint(-shift_, shift_ + 1, {1}, gen, torch::kInt64).item<int64_t>();
-        if (k != 0) {
-          torch::Tensor shifted = torch::zeros_like(row);
-          if (k > 0) shifted.narrow(0, k, length_ - k).copy_(row.narrow(0, 0, length_ - k));
-          else shifted.narrow(0, 0, length_ + k).copy_(row.narrow(0, -k, length_ + k));
-          row.copy_(shifted);
-        }
-      }
-      if (noise_prob_ > 0 && torch::rand({1}, gen).item<double>() < noise_prob_) {
-        const auto& n = noise_[torch::randint(0, static_cast<int64_t>(noise_.size()), {1}, gen, torch::kInt64).item<int64_t>()];
-        const int64_t start = torch::randint(0, n.size(0) - length_ + 1, {1}, gen, torch::kInt64).item<int64_t>();
-        const double gain = torch::rand({1}, gen).item<double>() * noise_volume_;
-        row.add_(n.narrow(0, start, length_), gain).clamp_(-1.0, 1.0);
-      }
+  // One training row's augmentation: a random shift in [−shift, shift] samples (zero fill), then
+  // with probability noise_prob a random window of a random noise recording scaled by
+  // U(0, noise_volume) is added; the sum is clipped to [−1, 1].
+  struct Draw {
+    int64_t shift = 0;
+    const torch::Tensor* noise = nullptr;
+    int64_t start = 0;
+    double gain = 0;
+  };
+  Draw draw(at::Generator& gen) const {
+    Draw d;
+    if (shift_ > 0) d.shift = torch::randint(-shift_, shift_ + 1, {1}, gen, torch::kInt64).item<int64_t>();
+    if (noise_prob_ > 0 && torch::rand({1}, gen).item<double>() < noise_prob_) {
+      d.noise = &noise_[torch::randint(0, static_cast<int64_t>(noise_.size()), {1}, gen, torch::kInt64).item<int64_t>()];
+      d.start = torch::randint(0, d.noise->size(0) - length_ + 1, {1}, gen, torch::kInt64).item<int64_t>();
+      d.gain = torch::rand({1}, gen).item<double>() * noise_volume_;
     }
+    return d;
   }
 
   int64_t length_;

@@ -171,6 +171,17 @@ TEST_CASE("Speech Commands augmentations: off by default, seeded, a shift is a s
     CHECK(found);
   }
 
+  // A shift beyond the clip's length (up to ±3 s of a 1 s clip) leaves a row of the shift's zeros
+  // (one standardised value), not an error; every such row holds the same value.
+  auto far_task = make_task("speech/sc10.toml", [&] { auto v = o; v.push_back("task.time_shift_ms=3000"); return v; }());
+  auto far = far_task->make_batch(Split::train, {0, 1, 2, 3, 4, 5, 6, 7}, 7).inputs;
+  REQUIRE(torch::isfinite(far).all().item<bool>());
+  std::vector<double> constant_rows;
+  for (int64_t r = 0; r < far.size(0); ++r)
+    if (far[r].max().item<double>() == far[r].min().item<double>()) constant_rows.push_back(far[r][0].item<double>());
+  REQUIRE(constant_rows.size() >= 2);
+  for (double v : constant_rows) CHECK(v == constant_rows[0]);
+
   auto noisy_task = make_task("speech/sc10.toml", [&] {
     auto v = o;
     v.push_back("task.noise_prob=1");
