@@ -285,7 +285,8 @@ std::vector<OpTime> breakdown(const BenchOptions& o, const torch::Device& dev, c
     add("CEMA", time_module(o, dev, x, bf16, [&](const torch::Tensor& t) {
           return std::get<0>(mega->cema(t.transpose(1, 2), torch::Tensor(), false));
         }));
-    // RoPE + chunked attention on already projected q, k (normalised, as in the layer) and v.
+    // RoPE + chunked attention on already projected q, k (normalised, as in the layer) and W_v x̂:
+    // the attention applies the silu of the values itself, as in the layer (silu_v).
     torch::Tensor qk = torch::nn::functional::normalize(torch::randn({B, L, H, 2 * dz}, opts),
                                                         torch::nn::functional::NormalizeFuncOptions().dim(-1));
     torch::Tensor v = torch::randn({B, L, H, dv}, opts);
@@ -293,7 +294,7 @@ std::vector<OpTime> breakdown(const BenchOptions& o, const torch::Device& dev, c
     add("RoPE + chunked attention", time_module(o, dev, qkv, bf16, [&](const torch::Tensor& t) {
           auto parts = t.split_with_sizes({dz, dz, dv}, -1);
           torch::Tensor vv = bf16 ? parts[2].to(torch::kBFloat16) : parts[2];
-          return mega->attend(parts[0], parts[1], vv, nullptr, torch::Tensor());
+          return mega->attend(parts[0], parts[1], vv, nullptr, torch::Tensor(), /*silu_v=*/true);
         }));
     add("MEGA layer (all)", time_module(o, dev, x, bf16, [&](const torch::Tensor& t) { return mega(t); }));
     add("NFFN", time_module(o, dev, x, bf16, [&](const torch::Tensor& t) { return block->nffn(t, t); }));

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -123,4 +124,23 @@ TEST_CASE("megalodon bench: the old spellings run the new op after a one-line no
     CHECK(std::count(notice.begin(), notice.end(), '\n') == 1);
     CHECK(notice.back() == '\n');
   }
+}
+
+TEST_CASE("megalodon bench model --breakdown on the CPU: the sub-modules, the operator rows, and the rows by caller",
+          "[cli][bench]") {
+  const std::string args =
+      "bench model --threads 1 --lengths 128 --dim 32 --layers 1 --vocab 64 --chunk 32 --models megalodon "
+      "--repeats 1 --warmup 0 --breakdown --gemm-gflops 10";
+  const Run plain = megalodon(args);
+  REQUIRE(plain.status == 0);
+  for (const char* row : {"| timestep norm |", "| CEMA |", "| RoPE + chunked attention |", "| MEGA layer (all) |",
+                          "| NFFN |", "| block (all) |", "| aten::mm |"})
+    CHECK(contains(plain.out, row));
+  CHECK_FALSE(contains(plain.out, " < aten::"));
+  // Split by caller: the matmuls of the backward appear under their autograd node.
+  setenv("MEGALODON_OP_PROFILE_CALLERS", "1", 1);
+  const Run split = megalodon(args);
+  unsetenv("MEGALODON_OP_PROFILE_CALLERS");
+  REQUIRE(split.status == 0);
+  CHECK(contains(split.out, "aten::mm < "));
 }
